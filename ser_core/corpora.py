@@ -1,0 +1,185 @@
+"""Finding the corpora and reading labels from their file names."""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import soundfile
+
+log = logging.getLogger(__name__)
+
+RAVDESS_KAGGLE = "uwrfkaggler/ravdess-emotional-speech-audio"
+CREMA_KAGGLE = "ejlok1/cremad"
+
+# RAVDESS codes for the shared emotions; 02 calm and 08 surprised have no CREMA-D counterpart.
+RAVDESS_EMOTIONS = {"01": "neutral", "03": "happy", "04": "sad", "05": "angry", "06": "fear", "07": "disgust"}
+RAVDESS_OTHER_EMOTIONS = {"02", "08"}
+CREMA_EMOTIONS = {"ANG": "angry", "DIS": "disgust", "FEA": "fear", "HAP": "happy", "NEU": "neutral", "SAD": "sad"}
+
+AUDIO_SUFFIXES = frozenset(
+    {f".{ext.lower()}" for ext in soundfile.available_formats()} | {".wav", ".flac", ".ogg", ".mp3"}
+)
+
+
+class DataUnavailableError(RuntimeError):
+    """A corpus could not be found or downloaded; the message says what to do instead."""
+
+
+@dataclass(frozen=True)
+class Clip:
+    path: str
+    corpus: str  # "ravdess" or "crema"
+    speaker: str  # unique across corpora, e.g. "ravdess_12", "crema_1001"
+    gender: str | None  # "male", "female", or None when unknown
+    emotion: str
+
+
+@dataclass
+class ScanReport:
+    corpus: str
+    kept: int = 0
+    other_emotions: int = 0  # parsed, but an emotion outside the six
+    unparsed: list[str] = field(default_factory=list)
+    duplicates: int = 0
+
+    def summary(self) -> str:
+        return (
+            f"{self.corpus}: kept {self.kept} clips, skipped {self.other_emotions} of other emotions, "
+            f"{len(self.unparsed)} unparsable names, {self.duplicates} duplicate copies dropped"
+        )
+
+
+def parse_ravdess_name(name: str) -> tuple[str | None, int] | None:
+    """``03-01-05-01-02-02-12.wav`` -> ``("angry", 12)``; ``(None, actor)`` for calm/surprised/song.
+
+    Returns None when the name is not a RAVDESS name.
+    """
+    parts = Path(name).stem.split("-")
+    if len(parts) != 7 or not all(len(part) == 2 and part.isdigit() for part in parts):
+        return None
+    modality, channel, emotion, _intensity, _statement, _repetition, actor = parts
+    if emotion not in RAVDESS_EMOTIONS and emotion not in RAVDESS_OTHER_EMOTIONS:
+        return None
+    if modality != "03" or channel != "01":  # audio-only speech; song and video are not used
+        return None, int(actor)
+    return RAVDESS_EMOTIONS.get(emotion), int(actor)
+
+
+def parse_crema_name(name: str) -> tuple[str, int] | None:
+    """``1001_DFA_ANG_XX.wav`` -> ``("angry", 1001)``; None when not a CREMA-D name."""
+    parts = Path(name).stem.split("_")
+    if len(parts) != 4 or not (parts[0].isdigit() and len(parts[0]) == 4):
+        return None
+    emotion = CREMA_EMOTIONS.get(parts[2])
+    return (emotion, int(parts[0])) if emotion else None
+
+
+def _audio_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+
+
+def _drop_duplicates(paths: list[Path], report: ScanReport) -> list[Path]:
+    """Keep one file per recording name: the Kaggle RAVDESS copy holds every file twice."""
+    seen: set[str] = set()
+    unique = []
+    for path in sorted(paths, key=lambda p: (len(p.parts), str(p))):
+        if path.stem in seen:
+            report.duplicates += 1
+            continue
+        seen.add(path.stem)
+        unique.append(path)
+    return unique
+
+
+def scan_ravdess(root: str | Path) -> tuple[list[Clip], ScanReport]:
+    root = Path(root)
+    report = ScanReport("ravdess")
+    clips = []
+    for path in _drop_duplicates(_audio_files(root), report):
+        parsed = parse_ravdess_name(path.name)
+        if parsed is None:
+            report.unparsed.append(str(path))
+            continue
+        emotion, actor = parsed
+        if emotion is None:
+            report.other_emotions += 1
+            continue
+        gender = "male" if actor % 2 else "female"
+        clips.append(Clip(str(path), "ravdess", f"ravdess_{actor:02d}", gender, emotion))
+    report.kept = len(clips)
+    return sorted(clips, key=lambda clip: clip.path), report
+
+
+def _crema_genders(root: Path) -> dict[int, str]:
+    """Read ``VideoDemographics.csv`` when the copy has it (the Kaggle audio-only copy does not)."""
+    genders: dict[int, str] = {}
+    for table in root.rglob("VideoDemographics.csv"):
+        with open(table, newline="") as handle:
+            for row in csv.DictReader(handle):
+                sex = (row.get("Sex") or "").strip().lower()
+                if row.get("ActorID", "").isdigit() and sex in ("male", "female"):
+                    genders[int(row["ActorID"])] = sex
+    return genders
+
+
+def scan_crema(root: str | Path) -> tuple[list[Clip], ScanReport]:
+    root = Path(root)
+    report = ScanReport("crema")
+    genders = _crema_genders(root)
+    clips = []
+    for path in _drop_duplicates(_audio_files(root), report):
+        parsed = parse_crema_name(path.name)
+        if parsed is None:
+            if len(Path(path).stem.split("_")) == 4 and path.stem[:4].isdigit():
+                report.other_emotions += 1
+            else:
+                report.unparsed.append(str(path))
+            continue
+        emotion, actor = parsed
+        clips.append(Clip(str(path), "crema", f"crema_{actor}", genders.get(actor), emotion))
+    report.kept = len(clips)
+    return sorted(clips, key=lambda clip: clip.path), report
+
+
+def download(handle: str) -> Path:
+    """Download a Kaggle dataset with kagglehub; a clear error when offline or unauthorised."""
+    try:
+        import kagglehub
+
+        return Path(kagglehub.dataset_download(handle))
+    except Exception as error:  # network, auth and API errors all mean the same to the user
+        raise DataUnavailableError(
+            f"Could not download the Kaggle dataset '{handle}' ({type(error).__name__}: {error}).\n"
+            "Use local copies instead: python train.py --ravdess-dir PATH/TO/RAVDESS "
+            "--crema-dir PATH/TO/CREMA-D (either or both), or set up Kaggle access."
+        ) from error
+
+
+def gather(ravdess_dir: str | None, crema_dir: str | None) -> tuple[list[Clip], list[ScanReport]]:
+    """Clips of the six emotions from local folders, or from Kaggle when no folder is given."""
+    if ravdess_dir is None and crema_dir is None:
+        ravdess_dir, crema_dir = str(download(RAVDESS_KAGGLE)), str(download(CREMA_KAGGLE))
+    clips: list[Clip] = []
+    reports = []
+    for directory, scan in ((ravdess_dir, scan_ravdess), (crema_dir, scan_crema)):
+        if directory is None:
+            continue
+        if not Path(directory).is_dir():
+            raise DataUnavailableError(f"{directory} is not a directory.")
+        found, report = scan(directory)
+        if not found:
+            raise DataUnavailableError(f"No usable audio files found under {directory}.")
+        clips += found
+        reports.append(report)
+        log.info(report.summary())
+        for name in report.unparsed[:20]:
+            log.warning("unparsable file name skipped: %s", name)
+    return clips, reports
+
+
+def class_counts(clips: list[Clip]) -> dict[str, int]:
+    return dict(sorted(Counter(clip.emotion for clip in clips).items()))
