@@ -41,16 +41,15 @@ def is_silent(wave: np.ndarray) -> bool:
     return wave.size == 0 or float(np.max(np.abs(wave))) < SILENCE_PEAK
 
 
-def trim_silence(wave: np.ndarray, params: FeatureParams) -> np.ndarray:
-    """Drop leading and trailing audio whose frame RMS is ``params.trim_db`` below the loudest frame."""
+def trim_bounds(wave: np.ndarray, params: FeatureParams) -> tuple[int, int]:
+    """Sample range left after dropping leading and trailing audio whose frame RMS lies more than
+    ``params.trim_db`` below the loudest frame."""
     if is_silent(wave) or wave.size < params.win_length:
-        return wave
+        return 0, wave.size
     frames = np.lib.stride_tricks.sliding_window_view(wave, params.win_length)[:: params.hop_length]
     rms_db = 10.0 * np.log10(np.maximum(np.mean(frames**2, axis=-1), 1e-20))
     loud = np.flatnonzero(rms_db > rms_db.max() - params.trim_db)
-    start = loud[0] * params.hop_length
-    end = loud[-1] * params.hop_length + params.win_length
-    return wave[start:end]
+    return int(loud[0] * params.hop_length), int(loud[-1] * params.hop_length + params.win_length)
 
 
 def split_windows(wave: np.ndarray, params: FeatureParams) -> tuple[np.ndarray, np.ndarray]:
@@ -95,7 +94,9 @@ def log_mel(windows: np.ndarray, params: FeatureParams) -> np.ndarray:
 def clip_features(wave: np.ndarray, params: FeatureParams) -> tuple[np.ndarray, np.ndarray]:
     """Trim, window and transform a mono waveform at ``params.sample_rate``.
 
-    Returns ``(features [n_windows, n_mels, n_frames], start_seconds [n_windows])``.
+    Returns ``(features [n_windows, n_mels, n_frames], start_seconds [n_windows])``, the starts
+    measured from the beginning of ``wave``.
     """
-    windows, starts = split_windows(trim_silence(wave, params), params)
-    return log_mel(windows, params), starts
+    start, end = trim_bounds(wave, params)
+    windows, starts = split_windows(wave[start:end], params)
+    return log_mel(windows, params), starts + start / params.sample_rate

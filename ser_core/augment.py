@@ -1,0 +1,161 @@
+"""On-the-fly augmentation of log-mel batches, inside the tf.data pipeline.
+
+The features are dB relative to each window's maximum, so they convert back to mel power exactly
+(down to the -top_db floor). Noise, reverberation and band-limiting are applied there, in the
+power domain, where they add and multiply as they do in the air; the result is mapped back to dB
+exactly as :func:`ser_core.features.log_mel` does. Time shift, speed/pitch-like warping,
+SpecAugment masks and mixup act on the dB image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from ser_core.features import mel_frequencies
+from ser_core.params import FeatureParams
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    shift_fraction: float = 0.15  # random circular time shift, fraction of the window
+    warp: float = 0.12  # time stretch and mel-axis warp factors drawn from [1 - warp, 1 + warp]
+    noise_probability: float = 0.6
+    snr_db: tuple[float, float] = (0.0, 30.0)
+    reverb_probability: float = 0.4
+    rt60_s: tuple[float, float] = (0.15, 0.9)
+    band_limit_probability: float = 0.3
+    freq_masks: int = 2
+    freq_mask_bins: int = 8
+    time_masks: int = 2
+    time_mask_frames: int = 25
+    mixup_probability: float = 0.5
+    mixup_alpha: float = 0.4
+
+
+def _uniform(batch: tf.Tensor, low: float, high: float) -> tf.Tensor:
+    return tf.random.uniform([batch], low, high)
+
+
+def _chosen(batch: tf.Tensor, probability: float) -> tf.Tensor:
+    return tf.cast(tf.random.uniform([batch]) < probability, tf.float32)
+
+
+def _expand(values: tf.Tensor) -> tf.Tensor:
+    return values[:, None, None]
+
+
+def time_shift(x: tf.Tensor, max_fraction: float) -> tf.Tensor:
+    """Circularly shift each example by its own random number of frames."""
+    batch, frames = tf.shape(x)[0], tf.shape(x)[2]
+    limit = tf.cast(tf.cast(frames, tf.float32) * max_fraction, tf.int32) + 1
+    shifts = tf.random.uniform([batch, 1], -limit, limit, dtype=tf.int32)
+    index = tf.math.floormod(tf.range(frames)[None, :] - shifts, frames)
+    return tf.gather(x, index, axis=2, batch_dims=1)
+
+
+def warp(x: tf.Tensor, amount: float, floor: float) -> tf.Tensor:
+    """Stretch time and mel axes by random factors (one per batch), like speed and pitch changes."""
+    mels, frames = x.shape[1], x.shape[2]
+    time_factor, mel_factor = tf.unstack(tf.random.uniform([2], 1.0 - amount, 1.0 + amount))
+    new_frames = tf.cast(tf.round(frames * time_factor), tf.int32)
+    new_mels = tf.cast(tf.round(mels * mel_factor), tf.int32)
+    resized = tf.image.resize(x[..., None] - floor, [new_mels, new_frames])[..., 0] + floor
+    resized = tf.image.resize_with_crop_or_pad(resized[..., None] - floor, mels, frames)[..., 0] + floor
+    return tf.ensure_shape(resized, [None, mels, frames])
+
+
+def reverberate(power: tf.Tensor, hop_seconds: float, rt60_range: tuple[float, float],
+                chosen: tf.Tensor) -> tf.Tensor:
+    """Add an exponentially decaying tail per mel band (late reverberation in the power domain)."""
+    batch, frames = tf.shape(power)[0], power.shape[2]
+    rt60 = _uniform(batch, *rt60_range)
+    tail_gain = _uniform(batch, 0.05, 0.6) * chosen
+    decay_per_frame = tf.pow(10.0, -6.0 * hop_seconds / rt60)
+    lags = tf.cast(tf.range(frames), tf.float32)[None, :]
+    kernel = tf.pow(decay_per_frame[:, None], lags) * tail_gain[:, None]
+    kernel = tf.concat([tf.ones([batch, 1]), kernel[:, 1:]], axis=1)
+    size = 2 * frames
+    spectrum = tf.signal.rfft(power, [size]) * tf.signal.rfft(kernel, [size])[:, None, :]
+    return tf.nn.relu(tf.signal.irfft(spectrum, [size])[:, :, :frames])
+
+
+def add_noise(power: tf.Tensor, mel_hz: tf.Tensor, snr_range: tuple[float, float],
+              chosen: tf.Tensor) -> tf.Tensor:
+    """Add coloured, fluctuating noise at a random SNR (measured over the window's frames)."""
+    batch, frames = tf.shape(power)[0], power.shape[2]
+    slope = _uniform(batch, -0.5, 2.0)  # 0 = white, 1 = pink, 2 = brown
+    shape = tf.pow(mel_hz[None, :] / 1000.0, -slope[:, None])  # [batch, mels]
+    fluctuation = tf.exp(tf.random.normal([batch, mel_hz.shape[0], frames], stddev=0.4))
+    noise = shape[:, :, None] * fluctuation
+    snr = _uniform(batch, *snr_range)
+    signal_power = tf.reduce_mean(power, axis=[1, 2])
+    scale = signal_power / (tf.reduce_mean(noise, axis=[1, 2]) * tf.pow(10.0, snr / 10.0))
+    return power + _expand(scale * chosen) * noise
+
+
+def band_limit(power: tf.Tensor, mel_hz: tf.Tensor, chosen: tf.Tensor) -> tf.Tensor:
+    """Attenuate below a random low cut and above a random high cut, as phones and codecs do."""
+    batch = tf.shape(power)[0]
+    low = _uniform(batch, 50.0, 400.0)
+    high = _uniform(batch, 3_000.0, 8_000.0)
+    outside = tf.cast((mel_hz[None, :] < low[:, None]) | (mel_hz[None, :] > high[:, None]), tf.float32)
+    gain = 1.0 - outside * chosen[:, None] * (1.0 - 1e-4)
+    return power * gain[:, :, None]
+
+
+def to_db(power: tf.Tensor, top_db: float) -> tf.Tensor:
+    """The same mapping as features.log_mel: dB re the window maximum, floored at -top_db."""
+    db = 10.0 * tf.math.log(tf.maximum(power, 1e-10)) / tf.math.log(10.0)
+    db -= tf.reduce_max(db, axis=[1, 2], keepdims=True)
+    return tf.maximum(db, -top_db)
+
+
+def mask(x: tf.Tensor, axis: int, count: int, max_width: int) -> tf.Tensor:
+    """SpecAugment: ``count`` random bands of up to ``max_width`` along ``axis`` set to the mean."""
+    batch, size = tf.shape(x)[0], x.shape[axis]
+    positions = tf.range(size)[None, :]
+    keep = tf.ones([batch, size])
+    for _ in range(count):
+        width = tf.random.uniform([batch, 1], 0, max_width + 1, dtype=tf.int32)
+        start = tf.random.uniform([batch, 1], 0, size, dtype=tf.int32)
+        keep *= 1.0 - tf.cast((positions >= start) & (positions < start + width), tf.float32)
+    keep = keep[:, :, None] if axis == 1 else keep[:, None, :]
+    mean = tf.reduce_mean(x, axis=[1, 2], keepdims=True)
+    return x * keep + mean * (1.0 - keep)
+
+
+def mixup(x: tf.Tensor, y: tf.Tensor, alpha: float, probability: float) -> tuple[tf.Tensor, tf.Tensor]:
+    batch = tf.shape(x)[0]
+    first = tf.random.gamma([batch], alpha)
+    second = tf.random.gamma([batch], alpha)
+    weight = tf.maximum(first / (first + second), 1.0 - first / (first + second))
+    weight = tf.where(tf.random.uniform([batch]) < probability, weight, tf.ones([batch]))
+    order = tf.random.shuffle(tf.range(batch))
+    x = _expand(weight) * x + _expand(1.0 - weight) * tf.gather(x, order)
+    y = weight[:, None] * y + (1.0 - weight[:, None]) * tf.gather(y, order)
+    return x, y
+
+
+def make_augmenter(params: FeatureParams, config: AugmentConfig = AugmentConfig()):
+    """A tf.data map function ``(x [batch, mels, frames], y one-hot) -> augmented (x, y)``."""
+    mel_hz = tf.constant(mel_frequencies(params), tf.float32)
+    hop_seconds = params.hop_length / params.sample_rate
+    floor = -params.top_db
+
+    def augment(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        batch = tf.shape(x)[0]
+        x = time_shift(x, config.shift_fraction)
+        x = warp(x, config.warp, floor)
+        power = tf.pow(10.0, x / 10.0) * tf.cast(x > floor, tf.float32)
+        power = reverberate(power, hop_seconds, config.rt60_s, _chosen(batch, config.reverb_probability))
+        power = add_noise(power, mel_hz, config.snr_db, _chosen(batch, config.noise_probability))
+        power = band_limit(power, mel_hz, _chosen(batch, config.band_limit_probability))
+        x = to_db(power, params.top_db)
+        x = mask(x, 1, config.freq_masks, config.freq_mask_bins)
+        x = mask(x, 2, config.time_masks, config.time_mask_frames)
+        return mixup(x, y, config.mixup_alpha, config.mixup_probability)
+
+    return augment

@@ -1,0 +1,135 @@
+"""Feature extraction for whole corpora: parallel, with an on-disk cache, and the tf.data pipelines."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ser_core.audio import AudioError, load_audio
+from ser_core.corpora import Clip
+from ser_core.features import clip_features, is_silent
+from ser_core.params import EMOTIONS, FeatureParams
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CACHE_DIR = Path(".cache/features")
+
+
+def cache_key(path: str, params: FeatureParams) -> str:
+    """Changes when the file (size, modification time) or any feature parameter changes."""
+    stat = os.stat(path)
+    identity = [os.path.abspath(path), stat.st_size, stat.st_mtime_ns, params.to_dict()]
+    return hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+def _extract_one(job: tuple[str, FeatureParams, str]) -> tuple[np.ndarray | None, str | None]:
+    path, params, cache_dir = job
+    try:
+        cached = Path(cache_dir) / f"{cache_key(path, params)}.npy"
+        if cached.is_file():
+            return np.load(cached, allow_pickle=False), None
+        wave = load_audio(path, params.sample_rate)
+        if is_silent(wave):
+            raise AudioError("silent")
+        features, _ = clip_features(wave, params)
+        temporary = cached.with_suffix(f".{os.getpid()}.tmp.npy")
+        np.save(temporary, features, allow_pickle=False)
+        os.replace(temporary, cached)
+        return features, None
+    except Exception as error:  # every failure is reported by the caller, never silently dropped
+        return None, f"{type(error).__name__}: {error}"
+
+
+def extract_features(
+    clips: list[Clip], params: FeatureParams, cache_dir: Path = DEFAULT_CACHE_DIR, workers: int | None = None
+) -> tuple[list[np.ndarray | None], list[tuple[str, str]]]:
+    """Log-mel windows for every clip (None where it failed) and the list of ``(path, reason)`` failures."""
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    jobs = [(clip.path, params, str(cache_dir)) for clip in clips]
+    workers = workers or min(8, os.cpu_count() or 1)
+    if workers > 1 and len(jobs) > 50:
+        with ProcessPoolExecutor(workers) as pool:
+            results = list(tqdm(pool.map(_extract_one, jobs, chunksize=16), total=len(jobs),
+                                desc="features", unit="clip"))
+    else:
+        results = [_extract_one(job) for job in tqdm(jobs, desc="features", unit="clip")]
+    failures = [(clip.path, error) for clip, (_, error) in zip(clips, results) if error]
+    for path, error in failures:
+        log.warning("skipped unreadable clip %s (%s)", path, error)
+    return [features for features, _ in results], failures
+
+
+@dataclass
+class WindowSet:
+    """Windows of a set of clips: ``x [n, mels, frames]``, ``labels [n]``, ``clip_index [n]``."""
+
+    x: np.ndarray
+    labels: np.ndarray
+    clip_index: np.ndarray
+    clips: list[Clip]
+
+    @property
+    def clip_labels(self) -> np.ndarray:
+        return np.array([EMOTIONS.index(clip.emotion) for clip in self.clips])
+
+
+def window_set(clips: list[Clip], features: list[np.ndarray]) -> WindowSet:
+    x = np.concatenate(features).astype(np.float32)
+    counts = [len(f) for f in features]
+    clip_index = np.repeat(np.arange(len(clips)), counts)
+    labels = np.array([EMOTIONS.index(clip.emotion) for clip in clips])[clip_index]
+    return WindowSet(x, labels, clip_index, clips)
+
+
+def balanced_order(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Indices with every class repeated up to the largest class's count, shuffled."""
+    indices = []
+    largest = np.bincount(labels).max()
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        repeats = int(np.ceil(largest / len(members)))
+        indices.append(np.tile(members, repeats)[:largest])
+    order = np.concatenate(indices)
+    rng.shuffle(order)
+    return order
+
+
+def training_dataset(windows: WindowSet, batch_size: int, augment, seed: int):
+    """An endless, class-balanced, and shuffled tf.data pipeline with ``augment`` applied."""
+    import tensorflow as tf
+
+    n_classes = len(EMOTIONS)
+    rng = np.random.default_rng(seed)
+
+    def epoch_order():  # called again on every repetition: a fresh balanced order each epoch
+        yield balanced_order(windows.labels, rng)
+
+    size = len(balanced_order(windows.labels, np.random.default_rng(0)))
+    x = tf.constant(windows.x)
+    y = tf.one_hot(windows.labels, n_classes)
+    dataset = (
+        tf.data.Dataset.from_generator(epoch_order, output_signature=tf.TensorSpec([size], tf.int64))
+        .repeat()
+        .unbatch()
+    )
+    dataset = dataset.batch(batch_size, drop_remainder=True)
+    dataset = dataset.map(lambda index: (tf.gather(x, index), tf.gather(y, index)))
+    if augment is not None:
+        dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.map(lambda xb, yb: (xb[..., None], yb))
+    return dataset.prefetch(tf.data.AUTOTUNE), size // batch_size  # (dataset, steps per epoch)
+
+
+def evaluation_dataset(windows: WindowSet, batch_size: int):
+    import tensorflow as tf
+
+    y = tf.one_hot(windows.labels, len(EMOTIONS))
+    return tf.data.Dataset.from_tensor_slices((windows.x[..., None], y)).batch(batch_size)

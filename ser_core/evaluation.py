@@ -1,0 +1,84 @@
+"""Metrics, clip-level aggregation and temperature calibration."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+)
+
+from ser_core.params import EMOTIONS
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    scaled = np.asarray(logits, dtype=np.float64) / temperature
+    scaled -= scaled.max(axis=-1, keepdims=True)
+    exp = np.exp(scaled)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def clip_probabilities(window_logits: np.ndarray, clip_index: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Average the calibrated window probabilities of each clip (as the predictor does)."""
+    probabilities = softmax(window_logits, temperature)
+    n_clips = int(clip_index.max()) + 1
+    sums = np.zeros((n_clips, probabilities.shape[1]))
+    np.add.at(sums, clip_index, probabilities)
+    return sums / np.bincount(clip_index, minlength=n_clips)[:, None]
+
+
+def classification_report(labels: np.ndarray, predicted: np.ndarray,
+                          emotions: tuple[str, ...] = EMOTIONS) -> dict[str, Any]:
+    """Accuracy, UAR (balanced accuracy), macro-F1, per-class figures and the confusion matrix."""
+    classes = list(range(len(emotions)))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        labels, predicted, labels=classes, zero_division=0
+    )
+    return {
+        "n": int(len(labels)),
+        "accuracy": float(accuracy_score(labels, predicted)),
+        "uar": float(balanced_accuracy_score(labels, predicted)),
+        "macro_f1": float(f1_score(labels, predicted, labels=classes, average="macro", zero_division=0)),
+        "labels": list(emotions),
+        "confusion_matrix": confusion_matrix(labels, predicted, labels=classes).tolist(),
+        "per_class": {
+            emotion: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+            for emotion, p, r, f, s in zip(emotions, precision, recall, f1, support)
+        },
+    }
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The temperature that minimises the negative log-likelihood of ``labels``."""
+
+    def nll(log_temperature: float) -> float:
+        probabilities = softmax(logits, float(np.exp(log_temperature)))
+        return float(-np.mean(np.log(probabilities[np.arange(len(labels)), labels] + 1e-12)))
+
+    result = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
+    return float(np.exp(result.x))
+
+
+def reliability(probabilities: np.ndarray, labels: np.ndarray, n_bins: int = 10) -> dict[str, Any]:
+    """Expected calibration error and the reliability-diagram bins of top-1 confidence."""
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == labels
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    bins = np.clip(np.digitize(confidence, edges[1:-1]), 0, n_bins - 1)
+    count = np.bincount(bins, minlength=n_bins)
+    accuracy = np.bincount(bins, weights=correct, minlength=n_bins) / np.maximum(count, 1)
+    mean_confidence = np.bincount(bins, weights=confidence, minlength=n_bins) / np.maximum(count, 1)
+    ece = float(np.sum(count * np.abs(accuracy - mean_confidence)) / max(len(labels), 1))
+    return {
+        "ece": ece,
+        "bin_edges": edges.tolist(),
+        "accuracy": accuracy.tolist(),
+        "confidence": mean_confidence.tolist(),
+        "count": count.tolist(),
+    }

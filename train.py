@@ -1,0 +1,337 @@
+"""Train the speech emotion model and write everything the app needs into artifacts/.
+
+    python train.py                                     # download RAVDESS + CREMA-D with kagglehub
+    python train.py --ravdess-dir ../shared/data/ravdess  # local copies (either or both)
+    python train.py --ravdess-dir ../shared/data/ravdess --cv 5   # speaker-independent cross-validation
+
+Reads top to bottom: data -> speaker split -> features (cached) -> train -> calibrate -> evaluate -> artifacts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+
+from ser_core import artifacts
+from ser_core.corpora import Clip, DataUnavailableError, class_counts, gather
+from ser_core.dataset import DEFAULT_CACHE_DIR, WindowSet, extract_features, window_set
+from ser_core.evaluation import classification_report, clip_probabilities, fit_temperature, reliability
+from ser_core.models import DEFAULT_ARCH, LEARNING_RATES, ARCHITECTURES
+from ser_core.params import EMOTIONS, FeatureParams
+from ser_core.split import cross_validation_folds, fold_assignment, speaker_split, write_split_csv
+
+log = logging.getLogger("train")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ravdess-dir", help="local RAVDESS folder (Actor_NN/03-01-...); skips the download")
+    parser.add_argument("--crema-dir", help="local CREMA-D folder (AudioWAV/1001_DFA_ANG_XX.wav); skips the download")
+    parser.add_argument("--arch", default=DEFAULT_ARCH, choices=sorted(ARCHITECTURES))
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--learning-rate", type=float, help="default: per architecture")
+    parser.add_argument("--patience", type=int, default=15, help="epochs without validation gain before stopping")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-augment", action="store_true", help="train without on-the-fly augmentation")
+    parser.add_argument("--cv", type=int, metavar="K", help="run K-fold speaker-independent cross-validation instead")
+    parser.add_argument("--folds", type=int, nargs="+", metavar="I", help="with --cv: only these folds (0-based)")
+    parser.add_argument("--artifacts", type=Path, default=artifacts.ARTIFACTS_DIR, help="output folder")
+    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR, help="feature cache")
+    parser.add_argument("--run-dir", type=Path, default=Path("runs/latest"),
+                        help="checkpoints and logs; an interrupted run resumes from here when started again")
+    parser.add_argument("--fresh", action="store_true", help="ignore (delete) any interrupted run in --run-dir")
+    parser.add_argument("--workers", type=int, help="feature-extraction processes (default: CPU count)")
+    parser.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2), help="Keras progress output")
+    return parser.parse_args(argv)
+
+
+def setup_logging(run_dir: Path) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=[logging.StreamHandler(sys.stdout), logging.FileHandler(run_dir / "train.log")],
+    )
+
+
+def configure_device() -> str:
+    """Use the GPU with mixed precision when TensorFlow sees one; otherwise the CPU."""
+    import keras
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:
+        tf.config.experimental.set_memory_growth(gpu, True)
+    if gpus:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+        return f"GPU ({len(gpus)}x, mixed precision)"
+    return f"CPU ({os.cpu_count()} cores)"
+
+
+def load_windows(clips: list[Clip], params: FeatureParams, args) -> tuple[list[Clip], list[np.ndarray]]:
+    """Features for every clip; unreadable clips are logged (with the reason) and dropped."""
+    features, failures = extract_features(clips, params, args.cache_dir, args.workers)
+    if failures:
+        log.warning("%d unreadable clips skipped (listed above in this log)", len(failures))
+    kept = [(clip, f) for clip, f in zip(clips, features) if f is not None]
+    return [clip for clip, _ in kept], [f for _, f in kept]
+
+
+def subset(clips: list[Clip], features: list[np.ndarray], assignment: dict[str, str], split: str) -> WindowSet:
+    chosen = [i for i, clip in enumerate(clips) if assignment[clip.speaker] == split]
+    return window_set([clips[i] for i in chosen], [features[i] for i in chosen])
+
+
+def train_model(train: WindowSet, validation: WindowSet, params: FeatureParams, args, run_dir: Path):
+    """Fit with early stopping, best checkpoint, learning-rate reduction and resumable backups."""
+    import keras
+
+    from ser_core.augment import make_augmenter
+    from ser_core.dataset import evaluation_dataset, training_dataset
+    from ser_core.models import build_model
+
+    keras.utils.set_random_seed(args.seed)
+    augment = None if args.no_augment else make_augmenter(params)
+    train_data, steps = training_dataset(train, args.batch_size, augment, args.seed)
+    validation_data = evaluation_dataset(validation, 64)
+
+    model = build_model(args.arch, params.input_shape, len(EMOTIONS))
+    learning_rate = args.learning_rate or LEARNING_RATES[args.arch]
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+    )
+    checkpoint = run_dir / "best.keras"
+    history_csv = run_dir / "history.csv"
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+        keras.callbacks.ModelCheckpoint(str(checkpoint), monitor="val_accuracy", save_best_only=True),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=5, min_lr=1e-5),
+        keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=args.patience),
+        keras.callbacks.CSVLogger(str(history_csv), append=True),
+    ]
+    log.info("%s: %d parameters, %d training windows (%d steps/epoch), %d validation windows",
+             model.name, model.count_params(), len(train.x), steps, len(validation.x))
+    started = time.perf_counter()
+    model.fit(train_data, steps_per_epoch=steps, epochs=args.epochs, validation_data=validation_data,
+              callbacks=callbacks, verbose=args.verbose)
+    seconds = time.perf_counter() - started
+    log.info("training took %.0f s", seconds)
+    best = artifacts.load_model(checkpoint)
+    return best, read_history(history_csv), seconds
+
+
+def read_history(path: Path) -> dict[str, list]:
+    """Per-epoch history from the CSV log (which survives resumed runs), best epoch by val accuracy."""
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    history: dict[str, list] = {"epoch": [int(row["epoch"]) + 1 for row in rows]}
+    for key in ("accuracy", "val_accuracy", "loss", "val_loss", "learning_rate"):
+        history[key] = [float(row[key]) for row in rows if key in row]
+    history["best_epoch"] = int(history["epoch"][int(np.argmax(history["val_accuracy"]))])
+    return history
+
+
+def window_logits(model, windows: WindowSet) -> np.ndarray:
+    return np.asarray(model.predict(windows.x[..., None], batch_size=128, verbose=0), dtype=np.float64)
+
+
+def evaluate(model, windows: WindowSet, temperature: float) -> tuple[dict, np.ndarray]:
+    probabilities = clip_probabilities(window_logits(model, windows), windows.clip_index, temperature)
+    return classification_report(windows.clip_labels, probabilities.argmax(axis=1)), probabilities
+
+
+def calibrate(model, validation: WindowSet) -> tuple[float, dict]:
+    """Temperature scaling fitted on the validation speakers; reliability before and after."""
+    logits = window_logits(model, validation)
+    temperature = fit_temperature(logits, validation.labels)
+    labels = validation.clip_labels
+    before = reliability(clip_probabilities(logits, validation.clip_index, 1.0), labels)
+    after = reliability(clip_probabilities(logits, validation.clip_index, temperature), labels)
+    return temperature, {"temperature": temperature, "fitted_on": "validation",
+                         "ece_before": before["ece"], "ece_after": after["ece"],
+                         "reliability": {"before": before, "after": after}}
+
+
+def prepare_run_dir(run_dir: Path, fresh: bool) -> None:
+    if fresh and run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not (run_dir / "backup").exists():  # not resuming: start the history anew
+        (run_dir / "history.csv").unlink(missing_ok=True)
+
+
+def split_summary(clips: list[Clip], assignment: dict[str, str]) -> dict:
+    summary = {}
+    for split in ("train", "validation", "test"):
+        members = [clip for clip in clips if assignment[clip.speaker] == split]
+        summary[split] = {"clips": len(members), "speakers": sorted({c.speaker for c in members}),
+                          "class_counts": class_counts(members)}
+    return summary
+
+
+def run_single(args, clips: list[Clip], features: list[np.ndarray], params: FeatureParams, data_info: dict) -> None:
+    assignment = speaker_split(clips, seed=args.seed)
+    train, validation, test = (subset(clips, features, assignment, s) for s in ("train", "validation", "test"))
+    prepare_run_dir(args.run_dir, args.fresh)
+    model, history, seconds = train_model(train, validation, params, args, args.run_dir)
+    temperature, calibration = calibrate(model, validation)
+    test_report, test_probabilities = evaluate(model, test, temperature)
+    validation_report, _ = evaluate(model, validation, temperature)
+    calibration["test"] = {
+        "ece_before": reliability(evaluate(model, test, 1.0)[1], test.clip_labels)["ece"],
+        "ece_after": reliability(test_probabilities, test.clip_labels)["ece"],
+    }
+    log.info("test speakers: accuracy %.3f, UAR %.3f, macro-F1 %.3f (n=%d); temperature %.2f",
+             test_report["accuracy"], test_report["uar"], test_report["macro_f1"], test_report["n"], temperature)
+
+    out = args.artifacts
+    out.mkdir(parents=True, exist_ok=True)
+    config = {
+        "model_name": f"{args.arch} ({', '.join(sorted({c.corpus for c in clips}))})",
+        "arch": args.arch,
+        "parameters": int(model.count_params()),
+        "emotions": list(EMOTIONS),
+        "feature_params": params.to_dict(),
+        "temperature": temperature,
+        "threshold": 0.55,
+        "trained_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "training_seconds": round(seconds, 1),
+        "seed": args.seed,
+        "data": data_info,
+    }
+    metrics = {"test": test_report, "validation": validation_report, "calibration": calibration,
+               "split": split_summary(clips, assignment)}
+    artifacts.save_model(model, out / artifacts.MODEL_FILE)
+    artifacts.write_json(out / artifacts.CONFIG_FILE, config)
+    artifacts.write_json(out / artifacts.METRICS_FILE, metrics)
+    artifacts.write_json(out / artifacts.HISTORY_FILE, history)
+    split_csv = args.run_dir / "split.csv"
+    write_split_csv(clips, assignment, split_csv)
+    artifacts.write_text(out / artifacts.SPLIT_FILE, split_csv.read_text())
+    log.info("artifacts written to %s", out)
+
+
+def robustness(model, clips: list[Clip], params: FeatureParams, temperature: float, seed: int) -> dict:
+    """Accuracy and UAR of ``clips`` clean, with white noise at 20/10/5 dB SNR, and reverberated."""
+    from ser_core.audio import load_audio
+    from ser_core.corrupt import add_noise, reverberate
+    from ser_core.features import clip_features
+
+    conditions = {
+        "snr_20db": lambda w, rng: add_noise(w, 20, rng),
+        "snr_10db": lambda w, rng: add_noise(w, 10, rng),
+        "snr_5db": lambda w, rng: add_noise(w, 5, rng),
+        "reverb_rt60_0.6s": lambda w, rng: reverberate(w, 0.6, params.sample_rate, rng),
+    }
+    waves = [load_audio(clip.path, params.sample_rate) for clip in clips]
+    results = {}
+    for name, corrupt in conditions.items():
+        rng = np.random.default_rng(seed)
+        features = [clip_features(corrupt(wave, rng), params)[0] for wave in waves]
+        report, _ = evaluate(model, window_set(clips, features), temperature)
+        results[name] = {"accuracy": report["accuracy"], "uar": report["uar"]}
+    return results
+
+
+def run_cross_validation(args, clips: list[Clip], features: list[np.ndarray], params: FeatureParams) -> None:
+    folds = cross_validation_folds(clips, args.cv, seed=args.seed)
+    chosen = args.folds if args.folds is not None else range(args.cv)
+    results = []
+    for index in chosen:
+        assignment = fold_assignment(clips, folds[index], seed=args.seed)
+        train, validation, test = (subset(clips, features, assignment, s) for s in ("train", "validation", "test"))
+        log.info("fold %d: test speakers %s, validation speakers %s", index, folds[index],
+                 sorted({c.speaker for c in validation.clips}))
+        run_dir = args.run_dir / f"fold{index}"
+        prepare_run_dir(run_dir, args.fresh)
+        model, history, seconds = train_model(train, validation, params, args, run_dir)
+        temperature, calibration = calibrate(model, validation)
+        report, probabilities = evaluate(model, test, temperature)
+        result = {
+            "fold": index, "test_speakers": folds[index], "epochs": len(history["epoch"]),
+            "best_epoch": history["best_epoch"], "train_seconds": round(seconds, 1),
+            "accuracy": report["accuracy"], "uar": report["uar"], "macro_f1": report["macro_f1"],
+            "recall": {e: v["recall"] for e, v in report["per_class"].items()},
+            "temperature": temperature,
+            "ece_before": reliability(evaluate(model, test, 1.0)[1], test.clip_labels)["ece"],
+            "ece_after": reliability(probabilities, test.clip_labels)["ece"],
+            "confusion_matrix": report["confusion_matrix"],
+            "robustness": robustness(model, test.clips, params, temperature, args.seed),
+        }
+        results.append(result)
+        log.info("fold %d: accuracy %.3f UAR %.3f macro-F1 %.3f | %s", index, result["accuracy"],
+                 result["uar"], result["macro_f1"], json.dumps(result["robustness"]))
+    summary = summarise_folds(results)
+    print_cv_table(results, summary)
+    out = args.run_dir / f"cv_{args.arch}.json"
+    artifacts.write_json(out, {"arch": args.arch, "seed": args.seed, "folds": results, "summary": summary,
+                               "augment": not args.no_augment, "epochs": args.epochs})
+    log.info("cross-validation results written to %s", out)
+
+
+def summarise_folds(results: list[dict]) -> dict:
+    def stats(values: list[float]) -> dict:
+        return {"mean": float(np.mean(values)), "std": float(np.std(values))}
+
+    summary = {key: stats([r[key] for r in results])
+               for key in ("accuracy", "uar", "macro_f1", "ece_before", "ece_after", "train_seconds")}
+    summary["recall"] = {e: stats([r["recall"][e] for r in results]) for e in EMOTIONS}
+    for condition in results[0]["robustness"]:
+        for key in ("accuracy", "uar"):
+            summary[f"{condition}_{key}"] = stats([r["robustness"][condition][key] for r in results])
+    return summary
+
+
+def print_cv_table(results: list[dict], summary: dict) -> None:
+    print(f"\n{'fold':>5} {'acc':>6} {'UAR':>6} {'F1':>6} {'snr10 acc':>9} {'seconds':>8}")
+    for r in results:
+        print(f"{r['fold']:>5} {r['accuracy']:6.3f} {r['uar']:6.3f} {r['macro_f1']:6.3f} "
+              f"{r['robustness']['snr_10db']['accuracy']:9.3f} {r['train_seconds']:8.0f}")
+    s = summary
+    print(f"{'mean':>5} {s['accuracy']['mean']:6.3f} {s['uar']['mean']:6.3f} {s['macro_f1']['mean']:6.3f} "
+          f"{s['snr_10db_accuracy']['mean']:9.3f}")
+    print(f"{'std':>5} {s['accuracy']['std']:6.3f} {s['uar']['std']:6.3f} {s['macro_f1']['std']:6.3f} "
+          f"{s['snr_10db_accuracy']['std']:9.3f}")
+    print("per-class recall: " + ", ".join(f"{e} {s['recall'][e]['mean']:.2f}" for e in EMOTIONS))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    setup_logging(args.run_dir)
+    try:
+        clips, reports = gather(args.ravdess_dir, args.crema_dir)
+    except DataUnavailableError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    data_info = {report.corpus: {"clips": report.kept, "duplicates_dropped": report.duplicates,
+                                 "unparsed_names": len(report.unparsed), "other_emotions": report.other_emotions}
+                 for report in reports}
+    for report in reports:
+        print(report.summary())
+    log.info("device: %s", configure_device())
+    params = FeatureParams()
+    clips, features = load_windows(clips, params, args)
+    log.info("%d clips, %d speakers, classes %s", len(clips), len({c.speaker for c in clips}), class_counts(clips))
+    if args.cv:
+        run_cross_validation(args, clips, features, params)
+    else:
+        run_single(args, clips, features, params, data_info)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
