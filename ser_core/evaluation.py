@@ -8,9 +8,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from sklearn.metrics import (
     accuracy_score,
-    balanced_accuracy_score,
     confusion_matrix,
-    f1_score,
     precision_recall_fscore_support,
 )
 
@@ -35,16 +33,21 @@ def clip_probabilities(window_logits: np.ndarray, clip_index: np.ndarray, temper
 
 def classification_report(labels: np.ndarray, predicted: np.ndarray,
                           emotions: tuple[str, ...] = EMOTIONS) -> dict[str, Any]:
-    """Accuracy, UAR (balanced accuracy), macro-F1, per-class figures and the confusion matrix."""
+    """Accuracy, UAR (balanced accuracy), macro-F1, per-class figures and the confusion matrix.
+
+    UAR and macro-F1 average over the classes present in ``labels``, so a folder without some
+    emotions is not penalised for them.
+    """
     classes = list(range(len(emotions)))
+    present = sorted(set(np.asarray(labels).tolist()))
     precision, recall, f1, support = precision_recall_fscore_support(
         labels, predicted, labels=classes, zero_division=0
     )
     return {
         "n": int(len(labels)),
         "accuracy": float(accuracy_score(labels, predicted)),
-        "uar": float(balanced_accuracy_score(labels, predicted)),
-        "macro_f1": float(f1_score(labels, predicted, labels=classes, average="macro", zero_division=0)),
+        "uar": float(np.mean(recall[present])),
+        "macro_f1": float(np.mean(f1[present])),
         "labels": list(emotions),
         "confusion_matrix": confusion_matrix(labels, predicted, labels=classes).tolist(),
         "per_class": {
