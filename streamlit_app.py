@@ -1,0 +1,36 @@
+"""Speech emotion recognition app: the entry point (`streamlit run streamlit_app.py`).
+
+It defines the navigation and the sidebar shared by every page; the pages themselves live in
+``pages/`` and call ``ser_core``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import streamlit as st
+
+from ser_core import app_support
+
+# Load aiortc's SRTP library (through streamlit-webrtc) before anything loads TensorFlow:
+# initialising libsrtp in a process where TensorFlow is already loaded segfaults (a native symbol
+# clash); the other order is fine. The Live page refuses to start rather than crash if it is late.
+app_support.preload_webrtc()
+
+st.set_page_config(page_title="Speech emotion recognition", page_icon="🎙️", layout="wide")
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+PAGES = {
+    "Use the model": [
+        st.Page("pages/analyse.py", title="Analyse", icon="🎙️", default=True),
+        st.Page("pages/live.py", title="Live", icon="📡"),
+    ],
+    "How good is it": [
+        st.Page("pages/test_results.py", title="Test results", icon="📊"),
+        st.Page("pages/training_curves.py", title="Training curves", icon="📈"),
+    ],
+}
+
+navigation = st.navigation(PAGES)
+app_support.render_sidebar(app_support.load_reports())
+navigation.run()
