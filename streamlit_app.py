@@ -17,17 +17,17 @@ from ser_core import app_support
 # clash); the other order is fine. The Live page refuses to start rather than crash if it is late.
 app_support.preload_webrtc()
 
-st.set_page_config(page_title="Speech emotion recognition", page_icon="🎙️", layout="wide")
+st.set_page_config(page_title="Speech emotion recognition", page_icon=":material/graphic_eq:", layout="wide")
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 PAGES = {
     "Use the model": [
-        st.Page("pages/analyse.py", title="Analyse", icon="🎙️", default=True),
-        st.Page("pages/live.py", title="Live", icon="📡"),
+        st.Page("pages/analyse.py", title="Analyse", icon=":material/graphic_eq:", default=True),
+        st.Page("pages/live.py", title="Live", icon=":material/sensors:"),
     ],
     "How good is it": [
-        st.Page("pages/test_results.py", title="Test results", icon="📊"),
-        st.Page("pages/training_curves.py", title="Training curves", icon="📈"),
+        st.Page("pages/test_results.py", title="Test results", icon=":material/fact_check:"),
+        st.Page("pages/training_curves.py", title="Training curves", icon=":material/show_chart:"),
     ],
 }
 

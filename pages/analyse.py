@@ -8,6 +8,7 @@ from ser_core import app_support
 from ser_core.audio import AudioError
 from ser_core.predictor import MAX_AUDIO_SECONDS
 
+app_support.ensure_entrypoint()
 st.title("Analyse a voice clip")
 st.caption(
     "Record yourself or upload a clip of speech; the model names the emotion in the voice "
@@ -18,7 +19,7 @@ predictor = app_support.predictor_or_stop()
 threshold = app_support.current_threshold()
 model_name = predictor.config.get("model_name")
 
-record_tab, upload_tab = st.tabs(["🎙️ Record", "📁 Upload a file"])
+record_tab, upload_tab = st.tabs([":material/mic: Record", ":material/upload_file: Upload a file"])
 with record_tab:
     recording = st.audio_input(
         "Record a few seconds of speech", sample_rate=predictor.params.sample_rate, key="recorder"

@@ -17,6 +17,7 @@ QUIET_DBFS = -55.0  # below this RMS a window is background noise, not speech
 CONNECT_TIMEOUT_S = 15.0
 NO_AUDIO_TIMEOUT_S = 5.0
 
+app_support.ensure_entrypoint()
 st.title("Live emotion")
 st.caption(
     "Stream your microphone to the model; every second it classifies the last few seconds. "
@@ -31,25 +32,25 @@ try:
     rtc_configuration, rtc_source = app_support.rtc_configuration()
 except ValueError as error:
     st.error(f"The WebRTC configuration is invalid: {error}")
-    st.page_link("pages/analyse.py", label="Record on the Analyse page instead", icon="🎙️")
+    st.page_link("pages/analyse.py", label="Record on the Analyse page instead", icon=":material/mic:")
     st.stop()
 
 if app_support.webrtc_import_unsafe():
     st.error("Live streaming is unavailable in this server process: its WebRTC library has to be "
              "loaded before TensorFlow (start the app with `streamlit run streamlit_app.py`). " + FALLBACK)
-    st.page_link("pages/analyse.py", label="Go to Analyse", icon="🎙️")
+    st.page_link("pages/analyse.py", label="Go to Analyse", icon=":material/mic:")
     st.stop()
 try:
     from streamlit_webrtc import WebRtcMode, webrtc_streamer
 except ImportError:
     st.error("Live streaming needs the streamlit-webrtc package, which is not installed. " + FALLBACK)
-    st.page_link("pages/analyse.py", label="Go to Analyse", icon="🎙️")
+    st.page_link("pages/analyse.py", label="Go to Analyse", icon=":material/mic:")
     st.stop()
 
 if not app_support.has_browser_runtime():
     st.info("Live streaming needs a browser connected to a running server (`streamlit run "
             "streamlit_app.py`); it is off in this simulated run. " + FALLBACK)
-    st.page_link("pages/analyse.py", label="Go to Analyse", icon="🎙️")
+    st.page_link("pages/analyse.py", label="Go to Analyse", icon=":material/mic:")
     st.stop()
 
 # Per-session state. The buffer is the only thing the WebRTC thread touches.
@@ -71,7 +72,7 @@ try:
     )
 except Exception:
     app_support.show_unexpected_error("starting the live stream")
-    st.page_link("pages/analyse.py", label="Record on the Analyse page instead", icon="🎙️")
+    st.page_link("pages/analyse.py", label="Record on the Analyse page instead", icon=":material/mic:")
     st.stop()
 
 playing = bool(context.state.playing)

@@ -7,6 +7,7 @@ import streamlit as st
 
 from ser_core import app_support, plots
 
+app_support.ensure_entrypoint()
 st.title("Test results")
 reports = app_support.load_reports()
 if not reports.has_model:

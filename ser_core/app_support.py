@@ -32,6 +32,27 @@ KAGGLE_COMMAND = "python train.py"
 UPLOAD_TYPES: list[str] = [extension.lstrip(".") for extension in SUPPORTED_EXTENSIONS]
 
 
+# ---------------------------------------------------------------- navigation
+
+
+def ensure_entrypoint() -> None:
+    """Make a page that was opened by its URL run through ``streamlit_app.py``.
+
+    Streamlit treats a ``pages/`` folder next to the entry script as a legacy multipage app until
+    ``st.navigation`` has been called once in the server process: a fresh server asked straight for
+    ``/live`` would run ``pages/live.py`` alone, without the entry point's navigation, sidebar and
+    WebRTC preloading. Each page calls this first; in that one situation it switches the server to
+    ``st.navigation`` mode and reruns, which runs the entry point and then this page.
+    """
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # a future Streamlit without the legacy mode
+        return
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 # ---------------------------------------------------------------- artifacts and the model
 
 

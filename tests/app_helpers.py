@@ -1,0 +1,233 @@
+"""Helpers and fixtures for the app tests: generated audio, artifact folders, a live app server.
+
+No audio is committed: clips are synthesised, or read from ``../shared/data`` when it exists, and
+written into pytest tmp dirs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytest
+import soundfile
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+APP_FILE = REPO_ROOT / "streamlit_app.py"
+SHARED_RAVDESS = REPO_ROOT.parent / "shared" / "data" / "ravdess"
+EMOTIONS = ("angry", "disgust", "fear", "happy", "neutral", "sad")
+
+
+# ---------------------------------------------------------------- audio
+
+
+def speech_like(seconds: float = 2.0, sample_rate: int = 16_000, f0: float = 180.0,
+                seed: int = 0, amplitude: float = 0.5) -> np.ndarray:
+    """A voiced, syllable-paced harmonic signal: enough structure to give non-trivial log-mels."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(round(seconds * sample_rate))) / sample_rate
+    contour = f0 * (1.0 + 0.2 * np.sin(2 * np.pi * 0.8 * t + rng.uniform(0, 6.28)))
+    phase = 2 * np.pi * np.cumsum(contour) / sample_rate
+    wave = sum(np.sin(k * phase) / k for k in range(1, 25) if k * f0 * 1.2 < sample_rate / 2)
+    envelope = np.clip(np.sin(np.pi * 4.0 * t), 0, None) ** 1.5
+    wave = wave * envelope + 0.03 * envelope * rng.standard_normal(t.size)
+    return (amplitude * wave / np.max(np.abs(wave))).astype(np.float32)
+
+
+def wav_bytes(wave: np.ndarray, sample_rate: int = 16_000) -> bytes:
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.asarray(wave, dtype=np.float32), sample_rate, format="WAV",
+                    subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def ravdess_clip(actor: int = 1, name: str | None = None) -> Path | None:
+    """A real RAVDESS clip from ``../shared/data`` or None when that folder is absent."""
+    folder = SHARED_RAVDESS / f"Actor_{actor:02d}"
+    if not folder.is_dir():
+        return None
+    if name:
+        path = folder / name
+        return path if path.is_file() else None
+    clips = sorted(folder.glob("*.flac"))
+    return clips[0] if clips else None
+
+
+def real_or_synthetic_wav(seconds: float | None = None, sample_rate: int = 16_000) -> bytes:
+    """An angry RAVDESS clip as wav bytes when the shared data exists, else synthetic speech.
+
+    With ``seconds``, the clip is looped (with short pauses) to that length.
+    """
+    path = ravdess_clip(1, "03-01-05-02-01-01-01.flac")
+    if path is not None:
+        wave, rate = soundfile.read(path, dtype="float32")
+        if wave.ndim > 1:
+            wave = wave.mean(axis=1)
+        if rate != sample_rate:
+            from ser_core.audio import resample
+
+            wave = resample(wave, rate, sample_rate)
+    else:
+        wave = speech_like(3.0, sample_rate)
+    if seconds is not None:
+        pause = np.zeros(int(0.3 * sample_rate), np.float32)
+        unit = np.concatenate([wave, pause])
+        wave = np.tile(unit, int(np.ceil(seconds * sample_rate / unit.size)))[: int(seconds * sample_rate)]
+    return wav_bytes(wave, sample_rate)
+
+
+# ---------------------------------------------------------------- artifacts
+
+
+def fake_reports() -> dict[str, dict]:
+    """Small but complete reports with the layout train.py writes."""
+    labels = list(EMOTIONS)
+    matrix = (np.eye(6, dtype=int) * 12 + 2).tolist()
+    per_class = {e: {"precision": 0.7, "recall": 0.75, "f1": 0.72, "support": 22} for e in labels}
+    section = {"accuracy": 0.62, "uar": 0.61, "macro_f1": 0.6, "n": 132, "labels": labels,
+               "confusion_matrix": matrix, "per_class": per_class}
+    edges = np.linspace(0, 1, 11).tolist()
+    reliability = {
+        "bin_edges": edges,
+        "accuracy": [0, 0, 0.2, 0.3, 0.35, 0.5, 0.55, 0.6, 0.7, 0.85],
+        "confidence": [0.05, 0.15, 0.25, 0.35, 0.45, 0.55, 0.65, 0.75, 0.85, 0.95],
+        "count": [0, 0, 4, 10, 20, 25, 30, 20, 15, 8],
+    }
+    config = {
+        "model_name": "ser_cnn test model", "arch": "ser_cnn", "emotions": labels,
+        "feature_params": {"sample_rate": 16000, "win_length": 400, "hop_length": 160,
+                           "n_fft": 512, "n_mels": 64, "fmin": 50.0, "fmax": 8000.0,
+                           "clip_seconds": 3.0, "top_db": 80.0, "trim_db": 30.0},
+        "temperature": 1.3, "threshold": 0.55, "trained_at": "2025-01-01T00:00:00Z", "data": {},
+    }
+    metrics = {
+        "test": section, "validation": section,
+        "calibration": {"temperature": 1.3, "ece_before": 0.12, "ece_after": 0.04,
+                        "reliability": {"before": reliability, "after": reliability}},
+        "split": {"train": {"clips": 800, "speakers": [1, 2, 3]},
+                  "validation": {"clips": 100, "speakers": [4]},
+                  "test": {"clips": 132, "speakers": [5, 6]}},
+    }
+    epochs = list(range(1, 11))
+    history = {
+        "epoch": epochs, "accuracy": [0.2 + 0.05 * e for e in epochs],
+        "val_accuracy": [0.2 + 0.04 * e for e in epochs], "loss": [2.0 - 0.1 * e for e in epochs],
+        "val_loss": [2.0 - 0.08 * e for e in epochs],
+        "learning_rate": [2e-3] * 6 + [1e-3] * 4, "best_epoch": 9,
+    }
+    return {"config.json": config, "metrics.json": metrics, "history.json": history}
+
+
+def write_fake_artifacts(directory: Path, with_model: bool = True) -> Path:
+    """Reports plus (optionally) an untrained but valid model: predictions are arbitrary yet
+    deterministic, which is all tests comparing the page with the predictor need."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, content in fake_reports().items():
+        (directory / name).write_text(json.dumps(content))
+    rows = ["path,corpus,speaker,gender,emotion,split"]
+    for index, emotion in enumerate(EMOTIONS * 3):
+        split = ("train", "validation", "test")[index % 3]
+        rows.append(f"a/{index}.wav,ravdess,{index % 3 + 1},female,{emotion},{split}")
+    (directory / "split.csv").write_text("\n".join(rows) + "\n")
+    if with_model:
+        import keras
+
+        from ser_core.models import build_model
+        from ser_core.params import FeatureParams
+
+        keras.utils.set_random_seed(0)
+        params = FeatureParams.from_dict(fake_reports()["config.json"]["feature_params"])
+        model = build_model("ser_cnn", params.input_shape, len(EMOTIONS))
+        model.save(directory / "model.keras")
+    return directory
+
+
+def committed_model_present() -> bool:
+    from ser_core.artifacts import ARTIFACTS_DIR
+
+    return (ARTIFACTS_DIR / "model.keras").is_file() and (ARTIFACTS_DIR / "config.json").is_file()
+
+
+@pytest.fixture(scope="session")
+def model_artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The committed artifacts when they hold a model, else a generated folder with an untrained one."""
+    if committed_model_present():
+        from ser_core.artifacts import ARTIFACTS_DIR
+
+        return ARTIFACTS_DIR
+    return write_fake_artifacts(tmp_path_factory.mktemp("fake_artifacts"))
+
+
+@pytest.fixture(scope="session")
+def fake_artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Generated reports without a model (evaluation pages only)."""
+    return write_fake_artifacts(tmp_path_factory.mktemp("reports_only"), with_model=False)
+
+
+@pytest.fixture
+def empty_artifacts(tmp_path: Path) -> Path:
+    directory = tmp_path / "no_artifacts"
+    directory.mkdir()
+    return directory
+
+
+# ---------------------------------------------------------------- a real app server
+
+
+def free_port() -> int:
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def streamlit_server(artifacts_dir: Path | None = None, log_path: Path | None = None,
+                     timeout: float = 60.0) -> Iterator[str]:
+    """``streamlit run streamlit_app.py`` on a free localhost port; yields its base URL."""
+    port = free_port()
+    env = dict(os.environ)
+    if artifacts_dir is not None:
+        env["SER_ARTIFACTS_DIR"] = str(artifacts_dir)
+    env.pop("SER_ICE_SERVERS", None)
+    log = open(log_path, "wb") if log_path else subprocess.DEVNULL
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(APP_FILE), "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true",
+         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"streamlit exited with {process.returncode}; see {log_path}")
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"streamlit did not come up within {timeout:.0f} s")
+            time.sleep(0.3)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        if log_path:
+            log.close()

@@ -1,0 +1,194 @@
+"""End-to-end: a real ``streamlit run`` driven by headless Chromium through Playwright.
+
+Chromium's fake microphone plays a generated wav, so recording (``st.audio_input``) and live
+streaming (streamlit-webrtc over localhost, no ICE servers) are exercised for real. Screenshots of
+every page go to ``screenshots/`` (gitignored) for inspection.
+
+Skips cleanly without Playwright or ``/usr/bin/chromium``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from app_helpers import (  # noqa: F401  (fixtures)
+    REPO_ROOT, empty_artifacts, model_artifacts, real_or_synthetic_wav, streamlit_server,
+)
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = REPO_ROOT / "screenshots"
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update", "--disable-sync", "--no-first-run"]
+EMOTION_RE = r"(angry|disgust|fear|happy|neutral|sad)"
+
+playwright_sync = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+pytestmark = [
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed"),
+]
+
+
+@pytest.fixture(scope="module")
+def microphone_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What the fake microphone plays: 8 s of speech at 48 kHz (looped by Chromium)."""
+    path = tmp_path_factory.mktemp("mic") / "speech.wav"
+    path.write_bytes(real_or_synthetic_wav(seconds=8.0, sample_rate=48_000))
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(model_artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    log = tmp_path_factory.mktemp("server") / "streamlit.log"
+    with streamlit_server(model_artifacts, log_path=log) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser(microphone_wav: Path):
+    with playwright_sync.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True,
+            args=LAUNCH_ARGS + ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                                f"--use-file-for-fake-audio-capture={microphone_wav}"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, request):
+    context = browser.new_context(viewport={"width": 1400, "height": 2200},
+                                  permissions=["microphone"])
+    page = context.new_page()
+    messages: list[str] = []
+    page.on("console", lambda message: messages.append(f"{message.type}: {message.text}"))
+    yield page
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{request.node.name}_final.png"), full_page=True)
+    context.close()
+
+
+def shot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def wait_for_app(page) -> None:
+    page.wait_for_selector("[data-testid='stSidebar']", timeout=60_000)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=90_000
+    )
+
+
+def no_exceptions(page) -> None:
+    assert page.locator("[data-testid='stException']").count() == 0, "a traceback is on the page"
+
+
+def test_upload_clip_shows_result(page, server: str, tmp_path: Path) -> None:
+    clip = tmp_path / "clip.wav"
+    clip.write_bytes(real_or_synthetic_wav(seconds=7.0))
+    page.goto(f"{server}/")
+    wait_for_app(page)
+    page.get_by_role("tab", name=re.compile("Upload")).click()
+    page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(clip))
+    verdict = page.locator("[data-testid='stAlertContainer']").filter(
+        has_text=re.compile(rf"({EMOTION_RE}.*confidence|Uncertain)", re.IGNORECASE)
+    )
+    verdict.first.wait_for(timeout=90_000)
+    page.get_by_text("Emotion over time").wait_for(timeout=30_000)  # 7 s > one 3 s window
+    page.get_by_text("What the model hears").wait_for()
+    page.locator("[data-testid='stImage'] img, [data-testid='stImage']").first.wait_for()
+    page.get_by_text("Download result (JSON)").wait_for()
+    no_exceptions(page)
+    shot(page, "analyse_upload")
+
+    with page.expect_download() as download_info:
+        page.get_by_text("Download result (JSON)").click()
+    result = json.loads(Path(download_info.value.path()).read_text())
+    assert result["label"] in ("angry", "disgust", "fear", "happy", "neutral", "sad", "uncertain")
+    assert abs(sum(result["probabilities"].values()) - 1) < 1e-3
+    assert len(result["windows"]) > 1
+
+
+def test_bad_upload_shows_error(page, server: str, tmp_path: Path) -> None:
+    bad = tmp_path / "notes.wav"
+    bad.write_bytes(b"this is not audio at all" * 10)
+    page.goto(f"{server}/")
+    wait_for_app(page)
+    page.get_by_role("tab", name=re.compile("Upload")).click()
+    page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(bad))
+    page.locator("[data-testid='stAlertContainer']").filter(
+        has_text=re.compile("could not be decoded")).wait_for(timeout=60_000)
+    no_exceptions(page)
+    shot(page, "analyse_bad_upload")
+
+
+def test_record_with_fake_microphone(page, server: str) -> None:
+    page.goto(f"{server}/")
+    wait_for_app(page)
+    recorder = page.locator("[data-testid='stAudioInput']")
+    recorder.get_by_role("button", name=re.compile("record", re.IGNORECASE)).click()
+    page.wait_for_timeout(3500)
+    recorder.get_by_role("button", name=re.compile("stop", re.IGNORECASE)).click()
+    verdict = page.locator("[data-testid='stAlertContainer']").filter(
+        has_text=re.compile(rf"({EMOTION_RE}.*confidence|Uncertain)", re.IGNORECASE)
+    )
+    verdict.first.wait_for(timeout=90_000)
+    page.get_by_text("What the model hears").wait_for()
+    no_exceptions(page)
+    shot(page, "analyse_record")
+
+
+def test_live_streams_fake_microphone(page, server: str) -> None:
+    page.goto(f"{server}/live")
+    wait_for_app(page)
+    frame = page.frame_locator("iframe[title*='streamlit_webrtc'], iframe").first
+    start = frame.get_by_role("button", name=re.compile("start", re.IGNORECASE))
+    start.wait_for(timeout=60_000)
+    shot(page, "live_before_start")
+    start.click()
+    page.get_by_text(re.compile(r"Receiving audio: 48 kHz")).wait_for(timeout=60_000)
+    verdict = page.locator("[data-testid='stAlertContainer']").filter(
+        has_text=re.compile(rf"({EMOTION_RE}.*confidence|Uncertain)", re.IGNORECASE)
+    )
+    verdict.first.wait_for(timeout=60_000)
+    page.get_by_text("Recent emotion").wait_for(timeout=30_000)  # the timeline has 2+ points
+    page.wait_for_timeout(2500)
+    no_exceptions(page)
+    shot(page, "live_streaming")
+    frame.get_by_role("button", name=re.compile("stop", re.IGNORECASE)).click()
+    page.wait_for_timeout(1500)
+    no_exceptions(page)
+
+
+@pytest.mark.parametrize("path, heading", [("test_results", "Test results"),
+                                           ("training_curves", "Training curves")])
+def test_evaluation_pages(page, server: str, path: str, heading: str) -> None:
+    page.goto(f"{server}/{path}")
+    wait_for_app(page)
+    page.get_by_role("heading", name=heading).wait_for()
+    page.locator("[data-testid='stImage']").first.wait_for(timeout=30_000)
+    no_exceptions(page)
+    shot(page, path)
+
+
+def test_pages_without_model(browser, empty_artifacts: Path, tmp_path: Path) -> None:
+    with streamlit_server(empty_artifacts, log_path=tmp_path / "streamlit.log") as url:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        try:
+            # A deep link first: a fresh server must still run the entry point (navigation, sidebar).
+            for path in ("live", "", "test_results", "training_curves"):
+                page.goto(f"{url}/{path}")
+                wait_for_app(page)
+                page.get_by_text("No model available").first.wait_for(timeout=30_000)
+                page.get_by_text("No trained model yet").wait_for()  # the sidebar ran
+                page.get_by_text("python train.py --ravdess-dir ../shared/data/ravdess").first.wait_for()
+                no_exceptions(page)
+                shot(page, f"no_model_{path or 'analyse'}")
+        finally:
+            context.close()
