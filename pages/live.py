@@ -35,6 +35,12 @@ except ValueError as error:
     st.page_link("pages/analyse.py", label="Record on the Analyse page instead", icon=":material/mic:")
     st.stop()
 
+if not app_support.has_browser_runtime():
+    st.info("Live streaming needs a browser connected to a running server (`streamlit run "
+            "streamlit_app.py`); it is off in this simulated run. " + FALLBACK)
+    st.page_link("pages/analyse.py", label="Go to Analyse", icon=":material/mic:")
+    st.stop()
+
 if app_support.webrtc_import_unsafe():
     st.error("Live streaming is unavailable in this server process: its WebRTC library has to be "
              "loaded before TensorFlow (start the app with `streamlit run streamlit_app.py`). " + FALLBACK)
@@ -44,12 +50,6 @@ try:
     from streamlit_webrtc import WebRtcMode, webrtc_streamer
 except ImportError:
     st.error("Live streaming needs the streamlit-webrtc package, which is not installed. " + FALLBACK)
-    st.page_link("pages/analyse.py", label="Go to Analyse", icon=":material/mic:")
-    st.stop()
-
-if not app_support.has_browser_runtime():
-    st.info("Live streaming needs a browser connected to a running server (`streamlit run "
-            "streamlit_app.py`); it is off in this simulated run. " + FALLBACK)
     st.page_link("pages/analyse.py", label="Go to Analyse", icon=":material/mic:")
     st.stop()
 

@@ -256,5 +256,6 @@ def training_curves_figure(history: Mapping[str, Sequence[float]]) -> Figure:
         for ax in axes:
             ax.axvline(epoch, color="#777777", linestyle=":", linewidth=1,
                        label="learning-rate change" if index == 0 and ax is axes[0] else None)
-    axes[0].legend(fontsize=8, loc="lower right")
+    if axes[0].get_legend_handles_labels()[0]:
+        axes[0].legend(fontsize=8, loc="lower right")
     return fig

@@ -29,6 +29,8 @@ EMOTION_RE = r"(angry|disgust|fear|happy|neutral|sad)"
 playwright_sync = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed"),
+    pytest.mark.browser,
+    pytest.mark.slow,
 ]
 
 

@@ -1,0 +1,309 @@
+"""Every page of the Streamlit app under ``streamlit.testing.v1.AppTest`` (no browser).
+
+The Analyse page is fed wav bytes through ``st.audio_input`` and ``st.file_uploader`` and must show
+exactly what :meth:`Predictor.predict_file` says about the same bytes. Pages must render, without a
+traceback, with a model, with reports only, and with an empty artifacts folder.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from app_helpers import (  # noqa: F401  (fixtures)
+    APP_FILE, EMOTIONS, empty_artifacts, fake_artifacts, fake_reports, model_artifacts,
+    real_or_synthetic_wav, speech_like, wav_bytes,
+)
+from ser_core import app_support
+from ser_core.artifacts import ARTIFACTS_DIR
+
+TIMEOUT = 90  # the first run loads TensorFlow and the model
+PAGES = ("pages/analyse.py", "pages/live.py", "pages/test_results.py", "pages/training_curves.py")
+
+
+def open_app(monkeypatch: pytest.MonkeyPatch, artifacts: Path, page: str | None = None) -> AppTest:
+    monkeypatch.setenv("SER_ARTIFACTS_DIR", str(artifacts))
+    monkeypatch.delenv("SER_ICE_SERVERS", raising=False)
+    app = AppTest.from_file(str(APP_FILE), default_timeout=TIMEOUT).run()
+    if page and page != "pages/analyse.py":
+        app.switch_page(page).run()
+    return app
+
+
+def assert_clean(app: AppTest) -> None:
+    assert not app.exception, [e.value for e in app.exception]
+
+
+def alert_texts(app: AppTest) -> str:
+    return "\n".join(e.value for e in [*app.error, *app.warning, *app.success, *app.info])
+
+
+@pytest.fixture(scope="module")
+def predictor(model_artifacts: Path):
+    from ser_core.predictor import Predictor
+
+    return Predictor.from_artifacts(directory=model_artifacts)
+
+
+# ---------------------------------------------------------------- Analyse
+
+
+@pytest.mark.parametrize("widget", ["audio_input", "file_uploader"])
+def test_analyse_shows_what_the_predictor_says(
+    monkeypatch: pytest.MonkeyPatch, model_artifacts: Path, predictor, widget: str
+) -> None:
+    data = real_or_synthetic_wav()
+    expected = predictor.predict_file(data)
+    app = open_app(monkeypatch, model_artifacts)
+    assert_clean(app)
+    getattr(app, widget)[0].set_value(("clip.wav", data, "audio/wav"))
+    app.run()
+    assert_clean(app)
+    assert not app.error, [e.value for e in app.error]
+
+    table = app.dataframe[0].value
+    assert list(table["Emotion"]) == list(expected.probabilities)
+    np.testing.assert_allclose(table["Probability"], list(expected.probabilities.values()), atol=1e-5)
+    verdict = (app.warning if expected.uncertain else app.success)[0].value
+    assert expected.top_emotion in verdict.lower()
+    if expected.uncertain:
+        assert "Uncertain" in verdict
+    assert len(app.get("download_button")) == 2
+    assert app.get("image"), "the spectrogram is missing"
+
+
+def test_analyse_long_clip_has_timeline_and_window_picker(
+    monkeypatch: pytest.MonkeyPatch, model_artifacts: Path, predictor
+) -> None:
+    data = real_or_synthetic_wav(seconds=8.0)
+    expected = predictor.predict_file(data)
+    assert len(expected.windows) > 1
+    app = open_app(monkeypatch, model_artifacts)
+    app.file_uploader[0].set_value(("long.wav", data, "audio/wav"))
+    app.run()
+    assert_clean(app)
+    assert "Emotion over time" in [s.value for s in app.subheader]
+    assert len(app.select_slider) == 1  # which window's spectrogram to show
+    np.testing.assert_allclose(
+        app.dataframe[0].value["Probability"], list(expected.probabilities.values()), atol=1e-5
+    )
+    app.select_slider[0].set_value(len(expected.windows) - 1).run()
+    assert_clean(app)
+
+
+def test_threshold_slider_decides_uncertain(
+    monkeypatch: pytest.MonkeyPatch, model_artifacts: Path, predictor
+) -> None:
+    data = wav_bytes(speech_like(2.0, seed=3))
+    top = predictor.predict_file(data).top_emotion
+    app = open_app(monkeypatch, model_artifacts)
+    app.audio_input[0].set_value(("rec.wav", data, "audio/wav"))
+    app.slider(key="threshold").set_value(0.0).run()
+    assert_clean(app)
+    assert not app.warning and top in app.success[0].value.lower()
+    app.slider(key="threshold").set_value(1.0).run()
+    assert "Uncertain" in app.warning[0].value and not app.success
+
+
+@pytest.mark.parametrize(
+    "name, data, message",
+    [
+        ("notes.wav", b"this is not audio" * 20, "could not be decoded"),
+        ("empty.wav", b"", "empty"),
+        ("silence.wav", wav_bytes(np.zeros(16_000, np.float32)), "silent"),
+        ("long.wav", wav_bytes(speech_like(61.0)), "limit"),
+        ("broken.mp3", b"ID3" + b"\x00" * 200, "could not be decoded"),
+    ],
+    ids=["not-audio", "empty", "silent", "too-long", "corrupt-mp3"],
+)
+def test_analyse_bad_input_shows_an_error(
+    monkeypatch: pytest.MonkeyPatch, model_artifacts: Path, name: str, data: bytes, message: str
+) -> None:
+    app = open_app(monkeypatch, model_artifacts)
+    app.file_uploader[0].set_value((name, data, "application/octet-stream"))
+    app.run()
+    assert_clean(app)
+    assert app.error, "no error message for a bad file"
+    assert message in app.error[0].value.lower()
+    assert not app.dataframe  # no result shown
+
+
+# ---------------------------------------------------------------- navigation, sidebar, no model
+
+
+def test_sidebar_shows_model_and_threshold(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    reports = fake_reports()
+    reports["config.json"]["threshold"] = 0.6
+    for name, content in reports.items():
+        (tmp_path / name).write_text(json.dumps(content))
+    (tmp_path / "model.keras").write_bytes(b"")  # present (the sidebar only reads the reports)
+    app = open_app(monkeypatch, tmp_path, "pages/test_results.py")
+    assert_clean(app)
+    sidebar = app.sidebar
+    assert any("ser_cnn test model" in m.value for m in sidebar.markdown)
+    assert sidebar.metric[0].value == "62.0%"
+    assert app.slider(key="threshold").value == pytest.approx(0.6)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_without_artifacts_says_how_to_train(
+    monkeypatch: pytest.MonkeyPatch, empty_artifacts: Path, page: str
+) -> None:
+    app = open_app(monkeypatch, empty_artifacts, page)
+    assert_clean(app)
+    assert any("No model available" in e.value for e in app.error)
+    commands = [c.value for c in app.code]
+    assert "python train.py --ravdess-dir ../shared/data/ravdess" in commands
+    assert "python train.py" in commands
+    assert any("No trained model" in w.value for w in app.sidebar.warning)
+
+
+def test_live_page_is_guarded_under_apptest(monkeypatch: pytest.MonkeyPatch, model_artifacts: Path) -> None:
+    app = open_app(monkeypatch, model_artifacts, "pages/live.py")
+    assert_clean(app)
+    assert "Analyse" in alert_texts(app)  # points to the recorder
+    assert app.get("page_link")
+
+
+def test_live_page_rejects_bad_ice_configuration(
+    monkeypatch: pytest.MonkeyPatch, model_artifacts: Path
+) -> None:
+    monkeypatch.setenv("SER_ARTIFACTS_DIR", str(model_artifacts))
+    monkeypatch.setenv("SER_ICE_SERVERS", "{not json")
+    app = AppTest.from_file(str(APP_FILE), default_timeout=TIMEOUT).run()
+    app.switch_page("pages/live.py").run()
+    assert_clean(app)
+    assert "SER_ICE_SERVERS" in app.error[0].value
+
+
+# ---------------------------------------------------------------- evaluation pages
+
+
+def evaluation_dirs() -> list:
+    committed = pytest.param(
+        ARTIFACTS_DIR, id="committed",
+        marks=pytest.mark.skipif(not (ARTIFACTS_DIR / "metrics.json").is_file(),
+                                 reason="no committed metrics.json yet"),
+    )
+    return [committed, pytest.param(None, id="generated")]
+
+
+@pytest.mark.parametrize("directory", evaluation_dirs())
+def test_test_results_page(monkeypatch: pytest.MonkeyPatch, fake_artifacts: Path,
+                           directory: Path | None) -> None:
+    directory = directory or fake_artifacts
+    metrics = json.loads((directory / "metrics.json").read_text())
+    app = open_app(monkeypatch, directory, "pages/test_results.py")
+    assert_clean(app)
+    shown = {m.label: m.value for m in app.main.metric}
+    assert shown["Accuracy"] == f"{metrics['test']['accuracy']:.1%}"
+    assert shown["UAR (mean recall)"] == f"{metrics['test']['uar']:.1%}"
+    assert shown["Macro-F1"] == f"{metrics['test']['macro_f1']:.3f}"
+    assert "ECE before" in shown and "ECE after" in shown
+    frames = [frame.value for frame in app.dataframe]
+    per_class = next(f for f in frames if "emotion" in f.columns and "f1" in f.columns)
+    assert set(per_class["emotion"]) == set(metrics["test"]["per_class"])
+    split = next(f for f in frames if "speaker ids" in f.columns)
+    assert set(split["split"]) >= {"train", "test"}
+    assert len(app.get("image")) >= 3  # two confusion matrices and the reliability diagram
+
+
+@pytest.mark.parametrize("directory", evaluation_dirs())
+def test_training_curves_page(monkeypatch: pytest.MonkeyPatch, fake_artifacts: Path,
+                              directory: Path | None) -> None:
+    directory = directory or fake_artifacts
+    history = json.loads((directory / "history.json").read_text())
+    app = open_app(monkeypatch, directory, "pages/training_curves.py")
+    assert_clean(app)
+    shown = {m.label: m.value for m in app.main.metric}
+    assert shown["Best epoch (kept)"] == str(history["best_epoch"])
+    assert shown["Epochs run"] == str(len(history["epoch"]))
+    assert app.get("image")
+
+
+def test_evaluation_pages_degrade_with_partial_reports(
+    monkeypatch: pytest.MonkeyPatch, fake_artifacts: Path, tmp_path: Path
+) -> None:
+    """Reports with sections missing: pages say what is missing instead of failing."""
+    metrics = json.loads((fake_artifacts / "metrics.json").read_text())
+    del metrics["calibration"], metrics["split"]
+    metrics["test"].pop("confusion_matrix")
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    (tmp_path / "history.json").write_text(json.dumps({"loss": [1.0, 0.8]}))
+    (tmp_path / "config.json").write_text("{broken json")
+    app = open_app(monkeypatch, tmp_path, "pages/test_results.py")
+    assert_clean(app)
+    infos = " ".join(i.value for i in app.info)
+    assert "No confusion matrix" in infos and "No calibration" in infos and "No split" in infos
+    app.switch_page("pages/training_curves.py").run()
+    assert_clean(app)
+    assert app.get("image")
+
+
+# ---------------------------------------------------------------- helpers behind the pages
+
+
+def test_rtc_configuration_sources(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SER_ICE_SERVERS", raising=False)
+    assert app_support.rtc_configuration()[0] == {"iceServers": []}
+    servers = [{"urls": ["stun:stun.example.org:3478"]},
+               {"urls": "turn:turn.example.org", "username": "u", "credential": "p"}]
+    monkeypatch.setenv("SER_ICE_SERVERS", json.dumps(servers))
+    config, source = app_support.rtc_configuration()
+    assert config == {"iceServers": servers} and "SER_ICE_SERVERS" in source
+    monkeypatch.setenv("SER_ICE_SERVERS", json.dumps([{"username": "no urls"}]))
+    with pytest.raises(ValueError):
+        app_support.rtc_configuration()
+
+
+def test_check_upload_rejects_before_decoding() -> None:
+    from ser_core.audio import AudioError
+
+    assert app_support.probe_duration(wav_bytes(np.zeros(8_000, np.float32))) == pytest.approx(0.5)
+    assert app_support.probe_duration(b"garbage") is None
+    with pytest.raises(AudioError, match="limit"):
+        app_support.check_upload("long.wav", wav_bytes(np.zeros(16_000 * 61, np.float32)), 60)
+    with pytest.raises(AudioError, match="not supported"):
+        app_support.check_upload("doc.pdf", b"%PDF", 60)
+    with pytest.raises(AudioError, match="empty"):
+        app_support.check_upload("x.wav", b"", 60)
+
+
+def test_result_downloads(predictor) -> None:
+    prediction = predictor.predict_file(real_or_synthetic_wav(seconds=7.0))
+    record = json.loads(app_support.prediction_json(prediction, "clip.wav", "model"))
+    assert record["file"] == "clip.wav" and record["label"] == prediction.label
+    assert "features" not in record
+    lines = app_support.prediction_csv(prediction).strip().splitlines()
+    assert lines[0].split(",") == ["segment", "start_s", "end_s", "label", *EMOTIONS]
+    assert len(lines) == 2 + len(prediction.windows)
+    shifted = app_support.with_threshold(prediction, 0.0)
+    assert not shifted.uncertain and shifted.probabilities == prediction.probabilities
+
+
+def test_plots_build_without_pyplot(predictor) -> None:
+    from ser_core import plots
+
+    reports = fake_reports()
+    prediction = predictor.predict_file(real_or_synthetic_wav())
+    figures = [
+        plots.spectrogram_figure(prediction.features[0], predictor.params),
+        plots.confusion_matrix_figure(reports["metrics.json"]["test"]["confusion_matrix"], EMOTIONS, True),
+        plots.reliability_figure(reports["metrics.json"]["calibration"]),
+        plots.reliability_figure({}),
+        plots.training_curves_figure(reports["history.json"]),
+        plots.training_curves_figure({"loss": [1.0, 0.5]}),
+    ]
+    assert all(figure.axes for figure in figures)
+    spectrogram_axes = figures[0].axes[0]
+    assert spectrogram_axes.get_xlabel() == "Time (s)" and "Hz" in spectrogram_axes.get_ylabel()
+    assert "dB" in figures[0].axes[1].get_ylabel()  # the colour bar
+    assert plots._learning_rate_changes([1, 2, 3, 4], [1e-3, 1e-3, 5e-4, 5e-4]) == [(3.0, 5e-4)]
+    chart = plots.probability_chart(prediction.probabilities, 0.55).to_dict()
+    assert chart["layer"]
+    assert not plots.timeline_frame([(1.5, prediction.probabilities)], EMOTIONS).empty
