@@ -49,8 +49,10 @@ if per_class:
     st.dataframe(
         table.reset_index(), hide_index=True, key="per_class",
         column_config={
-            name: st.column_config.NumberColumn(name.capitalize(), format="%.3f")
-            for name in ("precision", "recall", "f1") if name in table
+            "emotion": st.column_config.TextColumn("Emotion"),
+            "support": st.column_config.NumberColumn("Test clips", format="%d"),
+            **{name: st.column_config.NumberColumn(label, format="%.3f")
+               for name, label in (("precision", "Precision"), ("recall", "Recall"), ("f1", "F1"))},
         },
     )
 else:

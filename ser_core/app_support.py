@@ -382,9 +382,12 @@ def render_prediction(prediction: Any, params: Any, source_name: str, model_name
             format_func=lambda i: f"{i + 1}: {prediction.window_starts[i]:.1f}–"
                                   f"{prediction.window_starts[i] + params.clip_seconds:.1f} s",
         )
-    start = float(prediction.window_starts[index]) if n_windows else 0.0
+    if n_windows > 1:  # windows cut from a longer clip: time since the clip's start
+        start, x_label = float(prediction.window_starts[index]), "Time in the clip (s)"
+    else:  # a short clip, trimmed and centred in one zero-padded window
+        start, x_label = 0.0, f"Time in the model's {params.clip_seconds:g} s window (s)"
     st.pyplot(
-        plots.spectrogram_figure(prediction.features[index], params, start_s=start),
+        plots.spectrogram_figure(prediction.features[index], params, start_s=start, x_label=x_label),
         width="stretch",
     )
     st.caption(

@@ -40,7 +40,8 @@ def _colour_scale(emotions: Sequence[str]) -> alt.Scale:
 
 
 def spectrogram_figure(
-    features: np.ndarray, params: FeatureParams, start_s: float = 0.0, title: str | None = None
+    features: np.ndarray, params: FeatureParams, start_s: float = 0.0, title: str | None = None,
+    x_label: str = "Time (s)",
 ) -> Figure:
     """One window of log-mel features ``[n_mels, n_frames]`` exactly as the model receives it."""
     features = np.asarray(features)
@@ -56,7 +57,7 @@ def spectrogram_figure(
     centres = mel_frequencies(params)
     ticks = np.linspace(0, n_mels - 1, 6).round().astype(int)
     ax.set_yticks(ticks, [f"{centres[t]:.0f}" for t in ticks])
-    ax.set_xlabel("Time (s)")
+    ax.set_xlabel(x_label)
     ax.set_ylabel("Mel band centre (Hz)")
     if title:
         ax.set_title(title, fontsize=10)

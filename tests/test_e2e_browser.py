@@ -141,6 +141,8 @@ def test_record_with_fake_microphone(page, server: str) -> None:
     )
     verdict.first.wait_for(timeout=90_000)
     page.get_by_text("What the model hears").wait_for()
+    page.get_by_text("Download result (CSV)").wait_for(timeout=30_000)
+    wait_for_app(page)
     no_exceptions(page)
     shot(page, "analyse_record")
 
@@ -167,13 +169,16 @@ def test_live_streams_fake_microphone(page, server: str) -> None:
     no_exceptions(page)
 
 
-@pytest.mark.parametrize("path, heading", [("test_results", "Test results"),
-                                           ("training_curves", "Training curves")])
-def test_evaluation_pages(page, server: str, path: str, heading: str) -> None:
+@pytest.mark.parametrize("path, heading, last, images", [
+    ("test_results", "Test results", "Data split", 3),
+    ("training_curves", "Training curves", "learning-rate change", 1),
+])
+def test_evaluation_pages(page, server: str, path: str, heading: str, last: str, images: int) -> None:
     page.goto(f"{server}/{path}")
     wait_for_app(page)
     page.get_by_role("heading", name=heading).wait_for()
-    page.locator("[data-testid='stImage']").first.wait_for(timeout=30_000)
+    page.get_by_text(last).first.wait_for(timeout=30_000)
+    page.locator("[data-testid='stImage'] img").nth(images - 1).wait_for(timeout=30_000)
     no_exceptions(page)
     shot(page, path)
 
