@@ -163,6 +163,15 @@ def test_every_page_without_artifacts_says_how_to_train(
     assert any("No trained model" in w.value for w in app.sidebar.warning)
 
 
+def test_broken_model_is_reported_not_raised(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text(json.dumps(fake_reports()["config.json"]))
+    (tmp_path / "model.keras").write_bytes(b"not a keras archive")
+    app = open_app(monkeypatch, tmp_path)
+    assert_clean(app)
+    assert "could not be loaded" in app.error[0].value
+    assert "python train.py --ravdess-dir ../shared/data/ravdess" in [c.value for c in app.code]
+
+
 def test_live_page_is_guarded_under_apptest(monkeypatch: pytest.MonkeyPatch, model_artifacts: Path) -> None:
     app = open_app(monkeypatch, model_artifacts, "pages/live.py")
     assert_clean(app)
