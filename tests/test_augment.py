@@ -174,3 +174,18 @@ def test_warp_keeps_shape_and_floor():
     assert out.shape == (2, 64, 301)
     assert out.min() >= -80.0 - 1e-3 and out.max() <= 1e-3
     np.testing.assert_allclose(np.asarray(aug.warp(x, 0.0, -80.0)), np.asarray(x), atol=1e-4)
+
+
+@pytest.mark.parametrize("name", sorted(getattr(aug, "PRESETS", {}) or ["(none defined)"]))
+def test_every_preset_gives_valid_batches(batch, name):
+    presets = getattr(aug, "PRESETS", None)
+    if not presets:
+        pytest.skip("ser_core.augment defines no PRESETS")
+    config = presets[name]
+    if config is None:
+        return  # "none": train.py skips augmentation altogether
+    x, y = make_augmenter(P, config)(*batch)
+    x, y = np.asarray(x), np.asarray(y)
+    assert x.shape == tuple(batch[0].shape) and np.all(np.isfinite(x))
+    assert x.min() >= -P.top_db - 1e-3 and x.max() <= 1e-3
+    np.testing.assert_allclose(y.sum(axis=1), 1.0, atol=1e-5)
