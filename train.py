@@ -25,6 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 from ser_core import artifacts
+from ser_core.augment import PRESETS
 from ser_core.corpora import Clip, DataUnavailableError, class_counts, gather
 from ser_core.dataset import DEFAULT_CACHE_DIR, WindowSet, extract_features, window_set
 from ser_core.evaluation import classification_report, clip_probabilities, fit_temperature, reliability
@@ -45,7 +46,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--learning-rate", type=float, help="default: per architecture")
     parser.add_argument("--patience", type=int, default=15, help="epochs without validation gain before stopping")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-augment", action="store_true", help="train without on-the-fly augmentation")
+    parser.add_argument("--augment", default="light", choices=sorted(PRESETS), help="on-the-fly augmentation preset")
+    parser.add_argument("--n-mels", type=int, default=FeatureParams.n_mels, help="mel bands")
+    parser.add_argument("--top-db", type=float, default=FeatureParams.top_db,
+                        help="dynamic range kept below each window's loudest bin")
     parser.add_argument("--cv", type=int, metavar="K", help="run K-fold speaker-independent cross-validation instead")
     parser.add_argument("--folds", type=int, nargs="+", metavar="I", help="with --cv: only these folds (0-based)")
     parser.add_argument("--artifacts", type=Path, default=artifacts.ARTIFACTS_DIR, help="output folder")
@@ -103,7 +107,8 @@ def train_model(train: WindowSet, validation: WindowSet, params: FeatureParams, 
     from ser_core.models import build_model
 
     keras.utils.set_random_seed(args.seed)
-    augment = None if args.no_augment else make_augmenter(params)
+    preset = PRESETS[args.augment]
+    augment = None if preset is None else make_augmenter(params, preset)
     train_data, steps = training_dataset(train, args.batch_size, augment, args.seed)
     validation_data = evaluation_dataset(validation, 64)
 
@@ -279,7 +284,7 @@ def run_cross_validation(args, clips: list[Clip], features: list[np.ndarray], pa
     print_cv_table(results, summary)
     out = args.run_dir / f"cv_{args.arch}.json"
     artifacts.write_json(out, {"arch": args.arch, "seed": args.seed, "folds": results, "summary": summary,
-                               "augment": not args.no_augment, "epochs": args.epochs})
+                               "augment": args.augment, "epochs": args.epochs})
     log.info("cross-validation results written to %s", out)
 
 
@@ -323,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     for report in reports:
         print(report.summary())
     log.info("device: %s", configure_device())
-    params = FeatureParams()
+    params = FeatureParams(n_mels=args.n_mels, top_db=args.top_db)
     clips, features = load_windows(clips, params, args)
     log.info("%d clips, %d speakers, classes %s", len(clips), len({c.speaker for c in clips}), class_counts(clips))
     if args.cv:

@@ -35,6 +35,21 @@ class AugmentConfig:
     mixup_alpha: float = 0.4
 
 
+PRESETS: dict[str, AugmentConfig | None] = {
+    "strong": AugmentConfig(),
+    "light": AugmentConfig(
+        warp=0.08, noise_probability=0.3, snr_db=(5.0, 30.0), reverb_probability=0.2,
+        band_limit_probability=0.2, freq_masks=1, time_masks=1, mixup_probability=0.3,
+    ),
+    "acoustic": AugmentConfig(
+        shift_fraction=0.1, warp=0.0, noise_probability=0.5, reverb_probability=0.2,
+        band_limit_probability=0.15, freq_masks=1, time_masks=1, time_mask_frames=20,
+        mixup_probability=0.0,
+    ),
+    "none": None,
+}
+
+
 def _uniform(batch: tf.Tensor, low: float, high: float) -> tf.Tensor:
     return tf.random.uniform([batch], low, high)
 
@@ -148,7 +163,8 @@ def make_augmenter(params: FeatureParams, config: AugmentConfig = AugmentConfig(
     def augment(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         batch = tf.shape(x)[0]
         x = time_shift(x, config.shift_fraction)
-        x = warp(x, config.warp, floor)
+        if config.warp > 0:
+            x = warp(x, config.warp, floor)
         power = tf.pow(10.0, x / 10.0) * tf.cast(x > floor, tf.float32)
         power = reverberate(power, hop_seconds, config.rt60_s, _chosen(batch, config.reverb_probability))
         power = add_noise(power, mel_hz, config.snr_db, _chosen(batch, config.noise_probability))
@@ -156,6 +172,8 @@ def make_augmenter(params: FeatureParams, config: AugmentConfig = AugmentConfig(
         x = to_db(power, params.top_db)
         x = mask(x, 1, config.freq_masks, config.freq_mask_bins)
         x = mask(x, 2, config.time_masks, config.time_mask_frames)
-        return mixup(x, y, config.mixup_alpha, config.mixup_probability)
+        if config.mixup_probability > 0:
+            x, y = mixup(x, y, config.mixup_alpha, config.mixup_probability)
+        return x, y
 
     return augment
