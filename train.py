@@ -171,9 +171,7 @@ def calibrate(model, validation: WindowSet) -> tuple[float, dict]:
                          "reliability": {"before": before, "after": after}}
 
 
-def prepare_run_dir(run_dir: Path, fresh: bool) -> None:
-    if fresh and run_dir.exists():
-        shutil.rmtree(run_dir)
+def prepare_run_dir(run_dir: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     if not (run_dir / "backup").exists():  # not resuming: start the history anew
         (run_dir / "history.csv").unlink(missing_ok=True)
@@ -191,7 +189,7 @@ def split_summary(clips: list[Clip], assignment: dict[str, str]) -> dict:
 def run_single(args, clips: list[Clip], features: list[np.ndarray], params: FeatureParams, data_info: dict) -> None:
     assignment = speaker_split(clips, seed=args.seed)
     train, validation, test = (subset(clips, features, assignment, s) for s in ("train", "validation", "test"))
-    prepare_run_dir(args.run_dir, args.fresh)
+    prepare_run_dir(args.run_dir)
     model, history, seconds = train_model(train, validation, params, args, args.run_dir)
     temperature, calibration = calibrate(model, validation)
     test_report, test_probabilities = evaluate(model, test, temperature)
@@ -262,7 +260,7 @@ def run_cross_validation(args, clips: list[Clip], features: list[np.ndarray], pa
         log.info("fold %d: test speakers %s, validation speakers %s", index, folds[index],
                  sorted({c.speaker for c in validation.clips}))
         run_dir = args.run_dir / f"fold{index}"
-        prepare_run_dir(run_dir, args.fresh)
+        prepare_run_dir(run_dir)
         model, history, seconds = train_model(train, validation, params, args, run_dir)
         temperature, calibration = calibrate(model, validation)
         report, probabilities = evaluate(model, test, temperature)
@@ -316,6 +314,8 @@ def print_cv_table(results: list[dict], summary: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.fresh and args.run_dir.exists():
+        shutil.rmtree(args.run_dir)
     setup_logging(args.run_dir)
     try:
         clips, reports = gather(args.ravdess_dir, args.crema_dir)

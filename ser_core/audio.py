@@ -67,10 +67,19 @@ def _decode_with_pyav(data: bytes) -> tuple[np.ndarray, int]:
     return np.concatenate(chunks, axis=1).astype(np.float32), int(sample_rate)
 
 
-def to_mono(samples: np.ndarray) -> np.ndarray:
-    """Average a (channels, n) or (n,) array to mono float32."""
+def to_mono(samples: np.ndarray, channel_axis: int | None = None) -> np.ndarray:
+    """Average a ``(channels, n)``, ``(n, channels)`` or ``(n,)`` array to mono float32.
+
+    Without ``channel_axis``, the shorter axis of a 2-D array is taken as the channels.
+    """
     samples = np.asarray(samples, dtype=np.float32)
-    return samples if samples.ndim == 1 else samples.mean(axis=0)
+    if samples.ndim == 1:
+        return samples
+    if samples.ndim != 2:
+        raise AudioError(f"expected mono or multi-channel audio, got an array of shape {samples.shape}.")
+    if channel_axis is None:
+        channel_axis = 0 if samples.shape[0] <= samples.shape[1] else 1
+    return samples.mean(axis=channel_axis)
 
 
 def resample(wave: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
@@ -94,7 +103,7 @@ def load_audio(
     """Decode ``source`` (path, bytes or file object of any supported format) to mono float32.
 
     Raises :class:`AudioError` with a message fit for a user when the input is empty, not audio,
-    corrupt, silent or longer than ``max_seconds``.
+    corrupt or longer than ``max_seconds``. Silence decodes fine; the predictor refuses it.
     """
     name = _source_name(source)
     data = _read_bytes(source)
@@ -111,7 +120,7 @@ def load_audio(
             raise AudioError(
                 f"{name} could not be decoded as audio; use wav, flac, mp3, ogg, m4a or webm."
             ) from error
-    wave = to_mono(samples)
+    wave = to_mono(samples, channel_axis=0)
     if wave.size == 0:
         raise AudioError(f"{name} contains no audio samples.")
     duration = wave.size / source_rate

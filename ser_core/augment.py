@@ -65,8 +65,8 @@ def _expand(values: tf.Tensor) -> tf.Tensor:
 def time_shift(x: tf.Tensor, max_fraction: float) -> tf.Tensor:
     """Circularly shift each example by its own random number of frames."""
     batch, frames = tf.shape(x)[0], tf.shape(x)[2]
-    limit = tf.cast(tf.cast(frames, tf.float32) * max_fraction, tf.int32) + 1
-    shifts = tf.random.uniform([batch, 1], -limit, limit, dtype=tf.int32)
+    limit = tf.cast(tf.cast(frames, tf.float32) * max_fraction, tf.int32)
+    shifts = tf.random.uniform([batch, 1], -limit, limit + 1, dtype=tf.int32)
     index = tf.math.floormod(tf.range(frames)[None, :] - shifts, frames)
     return tf.gather(x, index, axis=2, batch_dims=1)
 
@@ -94,7 +94,8 @@ def reverberate(power: tf.Tensor, hop_seconds: float, rt60_range: tuple[float, f
     kernel = tf.concat([tf.ones([batch, 1]), kernel[:, 1:]], axis=1)
     size = 2 * frames
     spectrum = tf.signal.rfft(power, [size]) * tf.signal.rfft(kernel, [size])[:, None, :]
-    return tf.nn.relu(tf.signal.irfft(spectrum, [size])[:, :, :frames])
+    reverberant = tf.nn.relu(tf.signal.irfft(spectrum, [size])[:, :, :frames])
+    return tf.where(_expand(chosen) > 0, reverberant, power)  # untouched examples stay bit-exact
 
 
 def add_noise(power: tf.Tensor, mel_hz: tf.Tensor, snr_range: tuple[float, float],

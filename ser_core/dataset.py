@@ -125,7 +125,7 @@ def training_dataset(windows: WindowSet, batch_size: int, augment, seed: int):
     if augment is not None:
         dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.map(lambda xb, yb: (xb[..., None], yb))
-    return dataset.prefetch(tf.data.AUTOTUNE), size // batch_size  # (dataset, steps per epoch)
+    return dataset.prefetch(tf.data.AUTOTUNE), max(1, size // batch_size)  # (dataset, steps per epoch)
 
 
 def evaluation_dataset(windows: WindowSet, batch_size: int):

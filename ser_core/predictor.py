@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ser_core import artifacts
-from ser_core.audio import AudioError, AudioSource, load_audio, resample
+from ser_core.audio import AudioError, AudioSource, load_audio, resample, to_mono
 from ser_core.evaluation import clip_probabilities, softmax
 from ser_core.features import clip_features, is_silent
 from ser_core.params import FeatureParams
@@ -103,7 +103,7 @@ class Predictor:
     def predict_wave(
         self, wave: np.ndarray, sample_rate: int, threshold: float | None = None
     ) -> Prediction:
-        wave = resample(np.asarray(wave, dtype=np.float32), sample_rate, self.params.sample_rate)
+        wave = resample(to_mono(wave), sample_rate, self.params.sample_rate)
         if is_silent(wave):
             raise AudioError("The audio is silent: there is no speech to classify.")
         threshold = self.threshold if threshold is None else float(threshold)

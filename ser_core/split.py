@@ -19,11 +19,16 @@ def _speakers_by_corpus(clips: list[Clip]) -> dict[str, dict[str, str | None]]:
     return corpora
 
 
-def _gender_interleaved(speakers: dict[str, str | None], rng: random.Random) -> list[str]:
-    """Speakers shuffled within each gender, then dealt alternately, so any prefix is balanced."""
+def _gender_groups(speakers: dict[str, str | None]) -> dict[str | None, list[str]]:
     groups: dict[str | None, list[str]] = defaultdict(list)
     for speaker, gender in sorted(speakers.items()):
         groups[gender].append(speaker)
+    return groups
+
+
+def _gender_interleaved(speakers: dict[str, str | None], rng: random.Random) -> list[str]:
+    """Speakers shuffled within each gender, then dealt alternately, so any prefix is balanced."""
+    groups = _gender_groups(speakers)
     queues = []
     for gender in sorted(groups, key=str):
         rng.shuffle(groups[gender])
@@ -65,11 +70,14 @@ def speaker_split(
 def cross_validation_folds(clips: list[Clip], n_folds: int = 5, seed: int = 0) -> list[list[str]]:
     """Partition the speakers into ``n_folds`` test folds, each balanced by gender and corpus."""
     folds: list[list[str]] = [[] for _ in range(n_folds)]
-    position = 0
+    position = 0  # runs on across groups, so the folds a group leaves short get the next group's first
     for corpus, speakers in sorted(_speakers_by_corpus(clips).items()):
-        for speaker in _gender_interleaved(speakers, random.Random(f"{seed}-{corpus}")):
-            folds[position % n_folds].append(speaker)
-            position += 1
+        rng = random.Random(f"{seed}-{corpus}")
+        for _gender, group in sorted(_gender_groups(speakers).items(), key=lambda item: str(item[0])):
+            rng.shuffle(group)
+            for speaker in group:
+                folds[position % n_folds].append(speaker)
+                position += 1
     return [sorted(fold) for fold in folds]
 
 

@@ -192,14 +192,6 @@ def test_too_long_audio(tmp_path):
     assert load_audio(path, SR).size == 12 * SR  # no limit by default
 
 
-@pytest.mark.xfail(strict=True, reason="BUG audio.load_audio: its docstring promises an AudioError for "
-                   "silent input, but it returns the zeros (only Predictor.predict_wave checks)")
-def test_silent_audio_is_refused(tmp_path):
-    path = write_audio(tmp_path / "silence.wav", np.zeros(SR, np.float32), SR)
-    with pytest.raises(AudioError, match="silent"):
-        load_audio(path, SR)
-
-
 def test_silent_file_is_refused_by_the_predictor_path(tmp_path):
     """What the user sees for a silent upload: the features module flags it as silent."""
     from ser_core.features import is_silent

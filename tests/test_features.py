@@ -296,9 +296,6 @@ def test_training_dataset_batches():
         assert np.allclose(np.asarray(y).sum(axis=1), 1.0)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG dataset.training_dataset: steps = size // batch_size is 0 when "
-                   "there are fewer training windows than one batch, and model.fit(steps_per_epoch=0) on the "
-                   "endless dataset then never returns (train.py hangs)")
 def test_fewer_windows_than_a_batch_still_gives_one_step():
     data, steps = dataset.training_dataset(_tiny_window_set(4), 32, None, seed=0)
     assert steps >= 1

@@ -112,8 +112,6 @@ def test_five_folds_of_twenty_actors_are_two_male_two_female():
             assert genders == {"male": 2, "female": 2}, (seed, fold)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG split.cross_validation_folds: the gender-interleaved order "
-                   "F,M,F,M,... dealt round-robin into an even number of folds gives every fold a single gender")
 @pytest.mark.parametrize("n_folds", [2, 4])
 def test_even_fold_counts_are_gender_balanced_too(n_folds):
     clips = ravdess_clips(ACTORS_20)

@@ -113,8 +113,6 @@ def test_no_pickle_anywhere(tiny_run, tiny_artifacts):
         assert features.dtype == np.float32 and features.shape[1:] == (64, 301)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG train.py: setup_logging opens <run-dir>/train.log, then "
-                   "prepare_run_dir(--fresh) rmtree's the run dir, deleting the open log")
 def test_train_log_is_kept_in_the_run_dir(tiny_run):
     """train.py logs to <run-dir>/train.log; --fresh must not delete the log of the run it starts."""
     log = tiny_run.run_dir / "train.log"
@@ -167,8 +165,6 @@ def test_predictor_predicts_a_mono_waveform_at_44k(tiny_predictor):
     assert prediction.duration_s == pytest.approx(2.0, abs=0.01)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG predictor.py predict_wave: no downmix; a [n, 2] wave reaches "
-                   "trim_bounds and numpy raises ValueError")
 def test_predictor_predicts_a_stereo_waveform_at_44k(tiny_predictor):
     """A [samples, channels] waveform, as soundfile and most audio APIs deliver it."""
     wave = audio_factory.emotional_speech("happy", 2.0, 44_100, seed=9)
