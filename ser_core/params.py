@@ -31,7 +31,9 @@ class FeatureParams:
     fmin: float = 50.0
     fmax: float = 8_000.0
     clip_seconds: float = 3.0  # the model's fixed input window
-    top_db: float = 80.0  # dynamic range kept below each window's loudest bin
+    # Dynamic range kept below each window's loudest bin. 50 dB, not the usual 80: the detail 50-80 dB
+    # down is studio-specific and the first thing noise buries (see docs/experiments.md).
+    top_db: float = 50.0
     trim_db: float = 30.0  # leading/trailing audio this far below the peak counts as silence
 
     @property
