@@ -1,0 +1,115 @@
+"""The command lines: ``python -m ser_core.predict`` and ``python -m ser_core.evaluate``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from audio_factory import SIX_EMOTIONS, speech_like, write_audio
+
+from ser_core import evaluate, predict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SR = 16_000
+
+
+@pytest.fixture
+def clips(tmp_path) -> dict[str, Path]:
+    return {
+        "good_wav": write_audio(tmp_path / "good.wav", speech_like(2.0, seed=1), SR),
+        "long_flac": write_audio(tmp_path / "long.flac", speech_like(7.0, seed=2), SR),
+        "not_audio": _write(tmp_path / "notes.wav", b"this is not audio at all"),
+        "empty": _write(tmp_path / "empty.mp3", b""),
+    }
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def test_predict_prints_one_line_per_file_and_fails_only_the_bad_ones(tiny_artifacts, clips, capsys):
+    files = [clips["good_wav"], clips["not_audio"], clips["long_flac"], clips["empty"]]
+    status = predict.main([*map(str, files), "--artifacts", str(tiny_artifacts)])
+    out, err = capsys.readouterr()
+    assert status == 1
+    lines = out.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == [str(clips["good_wav"]), str(clips["long_flac"])]
+    assert "notes.wav could not be decoded as audio" in err
+    assert "empty.mp3 is empty" in err
+    assert "Traceback" not in err
+
+
+def test_predict_json_matches_the_predictor(tiny_artifacts, tiny_predictor, clips, capsys):
+    status = predict.main([str(clips["long_flac"]), "--json", "--artifacts", str(tiny_artifacts)])
+    assert status == 0
+    result = json.loads(capsys.readouterr().out.strip())
+    expected = tiny_predictor.predict_file(clips["long_flac"])
+    assert result["file"] == str(clips["long_flac"])
+    assert result["top_emotion"] == expected.top_emotion
+    assert result["probabilities"] == pytest.approx(expected.probabilities, abs=1e-6)
+    assert sum(result["probabilities"].values()) == pytest.approx(1.0)
+    assert len(result["windows"]) == len(expected.windows) >= 3  # 7 s in 3 s windows, 50 % overlap
+
+
+def test_predict_threshold_turns_any_answer_uncertain(tiny_artifacts, clips, capsys):
+    predict.main([str(clips["good_wav"]), "--json", "--threshold", "1.0", "--artifacts", str(tiny_artifacts)])
+    result = json.loads(capsys.readouterr().out)
+    assert result["uncertain"] is True and result["label"] == "uncertain"
+
+
+def test_predict_without_a_model_says_how_to_train(tmp_path, clips, capsys):
+    status = predict.main([str(clips["good_wav"]), "--artifacts", str(tmp_path / "nothing")])
+    assert status == 2
+    assert "python train.py" in capsys.readouterr().err
+
+
+@pytest.fixture
+def labelled_folder(tmp_path) -> Path:
+    root = tmp_path / "labelled"
+    for index, emotion in enumerate(("angry", "sad", "happy")):
+        for take in range(2):
+            write_audio(root / emotion / f"{emotion}{take}.wav", speech_like(1.5, seed=10 * index + take), SR)
+    write_audio(root / "calm" / "ignored.wav", speech_like(1.0, seed=99), SR)
+    _write(root / "sad" / "broken.wav", b"RIFF....WAVEfmt broken")
+    return root
+
+
+def test_evaluate_reports_metrics_and_ends_with_json(tiny_artifacts, tiny_predictor, labelled_folder, capsys):
+    status = evaluate.main(["--data", str(labelled_folder), "--json", "--artifacts", str(tiny_artifacts)])
+    out, err = capsys.readouterr()
+    assert status == 0
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report["n"] == 6 and report["skipped"] == 1 and report["ignored_folders"] == ["calm"]
+    assert "ignored folder 'calm'" in out and "broken.wav" in err
+    truth = {"angry": 0, "sad": 5, "happy": 3}
+    correct = sum(
+        SIX_EMOTIONS.index(tiny_predictor.predict_file(path).top_emotion) == truth[emotion]
+        for emotion in truth for path in sorted((labelled_folder / emotion).glob(f"{emotion}*.wav"))
+    )
+    assert report["accuracy"] == pytest.approx(correct / 6)
+    assert sum(map(sum, report["confusion_matrix"])) == 6
+    assert {"accuracy", "uar", "macro_f1", "n", "per_class"} <= report.keys()
+
+
+def test_evaluate_refuses_a_folder_without_emotion_folders(tiny_artifacts, tmp_path, capsys):
+    write_audio(tmp_path / "misc" / "a.wav", speech_like(1.0), SR)
+    assert evaluate.main(["--data", str(tmp_path), "--artifacts", str(tiny_artifacts)]) == 2
+    assert "no audio files in emotion folders" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_predict_runs_as_a_module(tiny_artifacts, clips):
+    """The documented command, in a real subprocess: exit status and output, no traceback."""
+    command = [sys.executable, "-m", "ser_core.predict", str(clips["good_wav"]), str(clips["not_audio"]),
+               "--artifacts", str(tiny_artifacts)]
+    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert done.returncode == 1
+    assert done.stdout.startswith(str(clips["good_wav"]) + ": ")
+    assert "could not be decoded" in done.stderr and "Traceback" not in done.stderr
