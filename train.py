@@ -280,10 +280,13 @@ def run_cross_validation(args, clips: list[Clip], features: list[np.ndarray], pa
                  result["uar"], result["macro_f1"], json.dumps(result["robustness"]))
     summary = summarise_folds(results)
     print_cv_table(results, summary)
-    out = args.run_dir / f"cv_{args.arch}.json"
-    artifacts.write_json(out, {"arch": args.arch, "seed": args.seed, "folds": results, "summary": summary,
-                               "augment": args.augment, "epochs": args.epochs})
-    log.info("cross-validation results written to %s", out)
+    report = {"arch": args.arch, "seed": args.seed, "folds": results, "summary": summary,
+              "augment": args.augment, "epochs": args.epochs, "feature_params": params.to_dict(),
+              "n_folds": args.cv, "speakers": len({c.speaker for c in clips}), "clips": len(clips)}
+    artifacts.write_json(args.run_dir / f"cv_{args.arch}.json", report)
+    if args.folds is None:  # only a complete cross-validation goes next to the model, for the app
+        artifacts.write_json(args.artifacts / f"cv_{args.arch}.json", report)
+    log.info("cross-validation results written to %s", args.run_dir / f"cv_{args.arch}.json")
 
 
 def summarise_folds(results: list[dict]) -> dict:
