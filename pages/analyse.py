@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ser_core import app_support
+from ser_core import app_intake, app_support, app_views
 from ser_core.audio import AudioError
 from ser_core.predictor import MAX_AUDIO_SECONDS
 
@@ -26,20 +26,20 @@ with record_tab:
     )
 with upload_tab:
     uploaded = st.file_uploader(
-        f"Upload speech audio ({', '.join(app_support.UPLOAD_TYPES)}; up to "
+        f"Upload speech audio ({', '.join(app_intake.UPLOAD_TYPES)}; up to "
         f"{MAX_AUDIO_SECONDS:.0f} s)",
-        type=app_support.UPLOAD_TYPES, key="uploader",
+        type=app_intake.UPLOAD_TYPES, key="uploader",
     )
 
 
 def show(source, key: str, container) -> None:
     """Classify one input and lay its result out in ``container``; errors become messages."""
     with container:
-        name, data = app_support.read_upload(source)
+        name, data = app_intake.read_upload(source)
         st.audio(data, format=getattr(source, "type", None) or "audio/wav")
         try:
             with st.spinner("Listening…"):
-                prediction = app_support.analyse_bytes(predictor, name, data, threshold, key)
+                prediction = app_intake.analyse_bytes(predictor, name, data, threshold, key)
         except AudioError as error:
             st.error(str(error))
             return
@@ -47,7 +47,7 @@ def show(source, key: str, container) -> None:
             app_support.show_unexpected_error(f"analysing {name}")
             return
         try:
-            app_support.render_prediction(prediction, predictor.params, name, model_name, key)
+            app_views.render_prediction(prediction, predictor.params, name, model_name, key)
         except Exception:
             app_support.show_unexpected_error(f"showing the result for {name}")
 

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import streamlit as st
 
-from ser_core import app_support, plots
+from ser_core import app_support, app_views, plots, webrtc_setup
 from ser_core.audio import AudioError
 from ser_core.live import AudioRingBuffer, RollingTimeline, make_audio_frame_callback
 
@@ -29,19 +29,19 @@ window_s = predictor.params.clip_seconds
 FALLBACK = "If live streaming does not work here, record a clip on the **Analyse** page instead."
 
 try:
-    rtc_configuration, rtc_source = app_support.rtc_configuration()
+    rtc_configuration, rtc_source = webrtc_setup.rtc_configuration()
 except ValueError as error:
     st.error(f"The WebRTC configuration is invalid: {error}")
     st.page_link("pages/analyse.py", label="Record on the Analyse page instead", icon=":material/mic:")
     st.stop()
 
-if not app_support.has_browser_runtime():
+if not webrtc_setup.has_browser_runtime():
     st.info("Live streaming needs a browser connected to a running server (`streamlit run "
             "streamlit_app.py`); it is off in this simulated run. " + FALLBACK)
     st.page_link("pages/analyse.py", label="Go to Analyse", icon=":material/mic:")
     st.stop()
 
-if app_support.webrtc_import_unsafe():
+if webrtc_setup.webrtc_import_unsafe():
     st.error("Live streaming is unavailable in this server process: its WebRTC library has to be "
              "loaded before TensorFlow (start the app with `streamlit run streamlit_app.py`). " + FALLBACK)
     st.page_link("pages/analyse.py", label="Go to Analyse", icon=":material/mic:")
@@ -138,8 +138,8 @@ def live_panel() -> None:
         app_support.show_unexpected_error("classifying the live audio")
         return
     timeline.add(prediction.probabilities)
-    app_support.headline(prediction)
-    app_support.render_probabilities(prediction, "live")
+    app_views.headline(prediction)
+    app_views.render_probabilities(prediction, "live")
     _draw_timeline()
 
 

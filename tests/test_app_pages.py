@@ -19,7 +19,7 @@ from app_helpers import (  # noqa: F401  (fixtures)
     APP_FILE, EMOTIONS, empty_artifacts, fake_artifacts, fake_reports, model_artifacts,
     real_or_synthetic_wav, speech_like, wav_bytes,
 )
-from ser_core import app_support
+from ser_core import app_intake, app_views, webrtc_setup
 from ser_core.artifacts import ARTIFACTS_DIR
 
 TIMEOUT = 90  # the first run loads TensorFlow and the model
@@ -259,39 +259,39 @@ def test_evaluation_pages_degrade_with_partial_reports(
 
 def test_rtc_configuration_sources(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SER_ICE_SERVERS", raising=False)
-    assert app_support.rtc_configuration()[0] == {"iceServers": []}
+    assert webrtc_setup.rtc_configuration()[0] == {"iceServers": []}
     servers = [{"urls": ["stun:stun.example.org:3478"]},
                {"urls": "turn:turn.example.org", "username": "u", "credential": "p"}]
     monkeypatch.setenv("SER_ICE_SERVERS", json.dumps(servers))
-    config, source = app_support.rtc_configuration()
+    config, source = webrtc_setup.rtc_configuration()
     assert config == {"iceServers": servers} and "SER_ICE_SERVERS" in source
     monkeypatch.setenv("SER_ICE_SERVERS", json.dumps([{"username": "no urls"}]))
     with pytest.raises(ValueError):
-        app_support.rtc_configuration()
+        webrtc_setup.rtc_configuration()
 
 
 def test_check_upload_rejects_before_decoding() -> None:
     from ser_core.audio import AudioError
 
-    assert app_support.probe_duration(wav_bytes(np.zeros(8_000, np.float32))) == pytest.approx(0.5)
-    assert app_support.probe_duration(b"garbage") is None
+    assert app_intake.probe_duration(wav_bytes(np.zeros(8_000, np.float32))) == pytest.approx(0.5)
+    assert app_intake.probe_duration(b"garbage") is None
     with pytest.raises(AudioError, match="limit"):
-        app_support.check_upload("long.wav", wav_bytes(np.zeros(16_000 * 61, np.float32)), 60)
+        app_intake.check_upload("long.wav", wav_bytes(np.zeros(16_000 * 61, np.float32)), 60)
     with pytest.raises(AudioError, match="not supported"):
-        app_support.check_upload("doc.pdf", b"%PDF", 60)
+        app_intake.check_upload("doc.pdf", b"%PDF", 60)
     with pytest.raises(AudioError, match="empty"):
-        app_support.check_upload("x.wav", b"", 60)
+        app_intake.check_upload("x.wav", b"", 60)
 
 
 def test_result_downloads(predictor) -> None:
     prediction = predictor.predict_file(real_or_synthetic_wav(seconds=7.0))
-    record = json.loads(app_support.prediction_json(prediction, "clip.wav", "model"))
+    record = json.loads(app_views.prediction_json(prediction, "clip.wav", "model"))
     assert record["file"] == "clip.wav" and record["label"] == prediction.label
     assert "features" not in record
-    lines = app_support.prediction_csv(prediction).strip().splitlines()
+    lines = app_views.prediction_csv(prediction).strip().splitlines()
     assert lines[0].split(",") == ["segment", "start_s", "end_s", "label", *EMOTIONS]
     assert len(lines) == 2 + len(prediction.windows)
-    shifted = app_support.with_threshold(prediction, 0.0)
+    shifted = app_intake.with_threshold(prediction, 0.0)
     assert not shifted.uncertain and shifted.probabilities == prediction.probabilities
 
 

@@ -1,0 +1,126 @@
+"""Showing a prediction: the verdict, the probability bars and table, the timeline, the
+spectrogram the model receives, and the JSON/CSV exports of the result."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+import pandas as pd
+import streamlit as st
+
+from ser_core import plots
+
+
+def prediction_json(prediction: Any, source_name: str, model_name: str | None) -> str:
+    record = {"file": source_name, "model": model_name, **prediction.to_dict()}
+    return json.dumps(record, indent=2)
+
+
+def prediction_csv(prediction: Any) -> str:
+    """One row for the whole clip, then one per model window."""
+    emotions = list(prediction.probabilities)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["segment", "start_s", "end_s", "label", *emotions])
+    writer.writerow(
+        ["clip", 0.0, round(prediction.duration_s, 3), prediction.label,
+         *(round(prediction.probabilities[e], 6) for e in emotions)]
+    )
+    for index, window in enumerate(prediction.windows, start=1):
+        top = max(window.probabilities, key=window.probabilities.get)
+        writer.writerow(
+            [f"window {index}", round(window.start_s, 3), round(window.end_s, 3), top,
+             *(round(window.probabilities[e], 6) for e in emotions)]
+        )
+    return buffer.getvalue()
+
+
+def probability_table(probabilities: Mapping[str, float]) -> pd.DataFrame:
+    """The exact numbers behind the bars, in the model's emotion order."""
+    return pd.DataFrame(
+        {"Emotion": list(probabilities), "Probability": [float(p) for p in probabilities.values()]}
+    )
+
+
+def headline(prediction: Any) -> None:
+    """The verdict: the top emotion, or "uncertain" with the best guess."""
+    if prediction.uncertain:
+        st.warning(
+            f"**Uncertain.** Best guess: **{prediction.top_emotion}** at "
+            f"{prediction.confidence:.0%}, below the {prediction.threshold:.0%} threshold."
+        )
+    else:
+        st.success(f"**{prediction.top_emotion.capitalize()}** — {prediction.confidence:.0%} confidence")
+
+
+def render_probabilities(prediction: Any, key: str) -> None:
+    """Bars per emotion (top one highlighted, threshold drawn) and the exact numbers."""
+    st.altair_chart(
+        plots.probability_chart(prediction.probabilities, prediction.threshold),
+        width="stretch", key=f"{key}_bars",
+    )
+    with st.expander("Exact probabilities"):
+        st.dataframe(
+            probability_table(prediction.probabilities), hide_index=True, width="stretch",
+            column_config={
+                "Probability": st.column_config.ProgressColumn(
+                    "Probability", min_value=0.0, max_value=1.0, format="percent"
+                )
+            },
+            key=f"{key}_table",
+        )
+
+
+def render_prediction(prediction: Any, params: Any, source_name: str, model_name: str | None,
+                      key: str) -> None:
+    """Everything the Analyse page shows for one clip."""
+    headline(prediction)
+    st.caption(
+        f"{source_name} · {prediction.duration_s:.1f} s · {len(prediction.windows)} window(s) "
+        f"of {params.clip_seconds:g} s"
+    )
+    render_probabilities(prediction, key)
+
+    if len(prediction.windows) > 1:
+        st.subheader("Emotion over time")
+        points = [((w.start_s + w.end_s) / 2, w.probabilities) for w in prediction.windows]
+        st.altair_chart(plots.timeline_chart(points, list(prediction.probabilities)),
+                        width="stretch", key=f"{key}_timeline")
+
+    st.subheader("What the model hears")
+    n_windows = len(prediction.features)
+    index = 0
+    if n_windows > 1:
+        index = st.select_slider(
+            "Window", options=list(range(n_windows)), key=f"{key}_window",
+            format_func=lambda i: f"{i + 1}: {prediction.window_starts[i]:.1f}–"
+                                  f"{prediction.window_starts[i] + params.clip_seconds:.1f} s",
+        )
+    if n_windows > 1:  # windows cut from a longer clip: time since the clip's start
+        start, x_label = float(prediction.window_starts[index]), "Time in the clip (s)"
+    else:  # a short clip, trimmed and centred in one zero-padded window
+        start, x_label = 0.0, f"Time in the model's {params.clip_seconds:g} s window (s)"
+    st.pyplot(
+        plots.spectrogram_figure(prediction.features[index], params, start_s=start, x_label=x_label),
+        width="stretch",
+    )
+    st.caption(
+        f"Log-mel spectrogram, {params.n_mels} mel bands, {params.hop_length / params.sample_rate * 1000:.0f} ms "
+        f"frames, in dB below the window's loudest bin (floor −{params.top_db:g} dB): the model's input."
+    )
+
+    stem = Path(source_name).stem or "recording"
+    left, right = st.columns(2)
+    left.download_button(
+        "Download result (JSON)", prediction_json(prediction, source_name, model_name),
+        file_name=f"{stem}_emotion.json", mime="application/json", key=f"{key}_json",
+        on_click="ignore", icon=":material/download:",
+    )
+    right.download_button(
+        "Download result (CSV)", prediction_csv(prediction), file_name=f"{stem}_emotion.csv",
+        mime="text/csv", key=f"{key}_csv", on_click="ignore", icon=":material/download:",
+    )
