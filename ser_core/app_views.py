@@ -41,8 +41,8 @@ def prediction_csv(prediction: Any) -> str:
 
 def probability_table(probabilities: Mapping[str, float]) -> pd.DataFrame:
     """The exact numbers behind the bars, in the model's emotion order."""
-    return pd.DataFrame(
-        {"Emotion": list(probabilities), "Probability": [float(p) for p in probabilities.values()]}
+    return plots.probability_frame(probabilities).rename(
+        columns={"emotion": "Emotion", "probability": "Probability"}
     )
 
 
