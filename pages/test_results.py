@@ -1,11 +1,60 @@
-"""Test results: how the committed model does on speakers it never heard in training."""
+"""Test results: how the committed model does on speakers it never heard in training, and the
+cross-validation over all speakers when it was run."""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from ser_core import app_support, plots
+from ser_core import app_support, cv_report, plots
+
+
+
+def cross_validation_section(directory, shipped_arch: str | None) -> None:
+    """Mean ± std over the folds of ``train.py --cv``, per architecture, when the files exist."""
+    st.subheader("Cross-validation on unseen speakers")
+    results = cv_report.load_cv_reports(directory)
+    if not results:
+        st.info(f"Cross-validation results are not available (no cv_<arch>.json in {directory}). "
+                "This runs it, 5 folds of unseen speakers:")
+        st.code(cv_report.CV_COMMAND, language="bash")
+        return
+    st.caption(
+        "Every speaker is a test speaker once: each fold trains a fresh model without its test "
+        "speakers and measures it on them. Figures are the mean ± standard deviation over the folds."
+    )
+    st.dataframe(cv_report.summary_table(results, shipped_arch), hide_index=True, key="cv_summary")
+    with st.expander("Per-fold figures"):
+        st.dataframe(
+            cv_report.folds_table(results, shipped_arch), hide_index=True, key="cv_folds",
+            column_config={
+                **{name: st.column_config.NumberColumn(name, format="percent")
+                   for name in ("Accuracy", "UAR")},
+                **{name: st.column_config.NumberColumn(name, format="%.3f")
+                   for name in ("Macro-F1", "ECE after")},
+                "Training (s)": st.column_config.NumberColumn("Training (s)", format="%.0f"),
+            },
+        )
+    arch = cv_report.featured_arch(results, shipped_arch)
+    report = results[arch]
+    clips = f", {report.clips:,} clips" if report.clips else ""
+    speakers = f"{report.speakers} speakers" if report.speakers else "all speakers"
+    st.caption(f"Below: **{arch}**, {report.folds_label()} over {speakers}{clips}.")
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**Recall per emotion** (mean over the folds)")
+        st.dataframe(
+            cv_report.recall_table(report), hide_index=True, key="cv_recall",
+            column_config={
+                "Recall (mean)": st.column_config.ProgressColumn(
+                    "Recall (mean)", min_value=0.0, max_value=1.0, format="percent"),
+                "Std": st.column_config.NumberColumn("± std", format="percent"),
+            },
+        )
+    with right:
+        st.markdown("**Robustness**: the test speakers' clips clean, with white noise, reverberated")
+        st.dataframe(cv_report.robustness_table(report), hide_index=True, key="cv_robustness")
+
 
 app_support.ensure_entrypoint()
 st.title("Test results")
@@ -16,6 +65,7 @@ test = reports.test_metrics
 if not test:
     st.info(f"No test metrics in {reports.directory} (metrics.json is missing or has no “test” "
             "section). Training writes them.")
+    cross_validation_section(reports.directory, reports.arch)
     st.stop()
 
 st.caption(
@@ -88,3 +138,5 @@ else:
 if reports.split is not None and {"split", "emotion"} <= set(reports.split.columns):
     with st.expander("Clips per emotion and split (split.csv)"):
         st.dataframe(pd.crosstab(reports.split["emotion"], reports.split["split"]), key="split_counts")
+
+cross_validation_section(reports.directory, reports.arch)

@@ -4,8 +4,9 @@ unexpected-error messages.
 
 The pages in ``pages/`` hold layout and widgets only. The other app modules:
 :mod:`ser_core.app_intake` (uploaded and recorded audio in, a prediction out),
-:mod:`ser_core.app_views` (showing a prediction, JSON/CSV exports) and
-:mod:`ser_core.webrtc_setup` (streamlit-webrtc import order, ICE servers).
+:mod:`ser_core.app_views` (showing a prediction, JSON/CSV exports),
+:mod:`ser_core.webrtc_setup` (streamlit-webrtc import order, ICE servers) and
+:mod:`ser_core.cv_report` (cross-validation results).
 """
 
 from __future__ import annotations
@@ -138,6 +139,12 @@ class Reports:
         if not self.config:
             return None
         return self.config.get("model_name") or self.config.get("arch")
+
+    @property
+    def arch(self) -> str | None:
+        """The shipped model's architecture (``ser_cnn``, ...), when the config names it."""
+        arch = (self.config or {}).get("arch")
+        return arch if isinstance(arch, str) and arch else None
 
     @property
     def test_metrics(self) -> dict[str, Any] | None:

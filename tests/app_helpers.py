@@ -128,9 +128,55 @@ def fake_reports() -> dict[str, dict]:
     return {"config.json": config, "metrics.json": metrics, "history.json": history}
 
 
-def write_fake_artifacts(directory: Path, with_model: bool = True) -> Path:
+CV_CONDITIONS = ("snr_20db", "snr_10db", "snr_5db", "reverb_rt60_0.6s")
+
+
+def fake_cv_report(arch: str = "ser_cnn", folds: int = 5, n_folds: int = 5,
+                   base: float = 0.6) -> dict:
+    """A ``cv_<arch>.json`` as ``train.py --cv`` writes it, with distinct figures per fold and a
+    summary computed from the folds that are present."""
+    results = []
+    for index in range(folds):
+        accuracy = base + 0.02 * index
+        results.append({
+            "fold": index, "test_speakers": [f"ravdess_{4 * index + k + 1:02d}" for k in range(4)],
+            "epochs": 40 + index, "best_epoch": 25 + index, "train_seconds": 300.0 + 10 * index,
+            "accuracy": accuracy, "uar": accuracy + 0.01, "macro_f1": accuracy - 0.01,
+            "recall": {e: round(0.4 + 0.1 * k + 0.01 * index, 4) for k, e in enumerate(EMOTIONS)},
+            "temperature": 1.3, "ece_before": 0.1, "ece_after": 0.04 + 0.001 * index,
+            "confusion_matrix": (np.eye(6, dtype=int) * 10 + 2).tolist(),
+            "robustness": {c: {"accuracy": accuracy - 0.05 * (k + 1), "uar": accuracy - 0.05 * (k + 1) + 0.01}
+                           for k, c in enumerate(CV_CONDITIONS)},
+        })
+
+    def stats(values: list[float]) -> dict:
+        return {"mean": float(np.mean(values)), "std": float(np.std(values))}
+
+    summary = {key: stats([r[key] for r in results])
+               for key in ("accuracy", "uar", "macro_f1", "ece_before", "ece_after", "train_seconds")}
+    summary["recall"] = {e: stats([r["recall"][e] for r in results]) for e in EMOTIONS}
+    for condition in CV_CONDITIONS:
+        for key in ("accuracy", "uar"):
+            summary[f"{condition}_{key}"] = stats([r["robustness"][condition][key] for r in results])
+    return {"arch": arch, "seed": 0, "n_folds": n_folds, "speakers": 20, "clips": 880,
+            "augment": "acoustic", "epochs": 70,
+            "feature_params": fake_reports()["config.json"]["feature_params"],
+            "folds": results, "summary": summary}
+
+
+def write_fake_cv_reports(directory: Path) -> Path:
+    """A complete cross-validation of the shipped ser_cnn and one fold of 5 of the baseline."""
+    directory = Path(directory)
+    (directory / "cv_ser_cnn.json").write_text(json.dumps(fake_cv_report("ser_cnn")))
+    (directory / "cv_vgg_baseline.json").write_text(
+        json.dumps(fake_cv_report("vgg_baseline", folds=1, base=0.4)))
+    return directory
+
+
+def write_fake_artifacts(directory: Path, with_model: bool = True, with_cv: bool = True) -> Path:
     """Reports plus (optionally) an untrained but valid model: predictions are arbitrary yet
-    deterministic, which is all tests comparing the page with the predictor need."""
+    deterministic, which is all tests comparing the page with the predictor need. With ``with_cv``,
+    cross-validation results too (:func:`write_fake_cv_reports`)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     for name, content in fake_reports().items():
@@ -140,6 +186,8 @@ def write_fake_artifacts(directory: Path, with_model: bool = True) -> Path:
         split = ("train", "validation", "test")[index % 3]
         rows.append(f"a/{index}.wav,ravdess,{index % 3 + 1},female,{emotion},{split}")
     (directory / "split.csv").write_text("\n".join(rows) + "\n")
+    if with_cv:
+        write_fake_cv_reports(directory)
     if with_model:
         import keras
 

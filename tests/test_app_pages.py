@@ -16,8 +16,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app_helpers import (  # noqa: F401  (fixtures)
-    APP_FILE, EMOTIONS, empty_artifacts, fake_artifacts, fake_reports, model_artifacts,
-    real_or_synthetic_wav, speech_like, wav_bytes,
+    APP_FILE, EMOTIONS, empty_artifacts, fake_artifacts, fake_cv_report, fake_reports,
+    model_artifacts, real_or_synthetic_wav, speech_like, wav_bytes,
 )
 from ser_core import app_intake, app_views, webrtc_setup
 from ser_core.artifacts import ARTIFACTS_DIR
@@ -252,6 +252,57 @@ def test_evaluation_pages_degrade_with_partial_reports(
     app.switch_page("pages/training_curves.py").run()
     assert_clean(app)
     assert app.get("image")
+
+
+def frame_with(app: AppTest, *columns: str):
+    """The first table on the page with these columns (AppTest does not expose a table's key)."""
+    return next(f.value for f in app.dataframe if set(columns) <= set(f.value.columns))
+
+
+def write_reports(directory: Path) -> Path:
+    for name, content in fake_reports().items():
+        (directory / name).write_text(json.dumps(content))
+    return directory
+
+
+def test_test_results_page_shows_cross_validation(monkeypatch: pytest.MonkeyPatch,
+                                                  tmp_path: Path) -> None:
+    write_reports(tmp_path)
+    (tmp_path / "cv_ser_cnn.json").write_text(json.dumps(fake_cv_report("ser_cnn")))
+    (tmp_path / "cv_vgg_baseline.json").write_text(
+        json.dumps(fake_cv_report("vgg_baseline", folds=1, base=0.4)))
+    app = open_app(monkeypatch, tmp_path, "pages/test_results.py")
+    assert_clean(app)
+    assert "Cross-validation on unseen speakers" in [s.value for s in app.subheader]
+    summary = frame_with(app, "Architecture", "Folds")
+    assert summary.to_dict("records") == [
+        {"Architecture": "ser_cnn (shipped)", "Folds": "5 folds", "Accuracy": "64.0% ± 2.8%",
+         "UAR": "65.0% ± 2.8%", "Macro-F1": "0.630 ± 0.028"},
+        {"Architecture": "vgg_baseline", "Folds": "1 of 5 folds", "Accuracy": "40.0% ± 0.0%",
+         "UAR": "41.0% ± 0.0%", "Macro-F1": "0.390 ± 0.000"},
+    ]
+    folds = frame_with(app, "Architecture", "Fold", "Test speakers")
+    assert len(folds) == 6 and list(folds["Accuracy"])[:2] == pytest.approx([0.60, 0.62])
+    recall = frame_with(app, "Emotion", "Recall (mean)")
+    assert list(recall["Emotion"]) == list(EMOTIONS)
+    np.testing.assert_allclose(recall["Recall (mean)"], [0.42 + 0.1 * k for k in range(6)])
+    robustness = frame_with(app, "Condition")
+    assert dict(zip(robustness["Condition"], robustness["Accuracy"])) == {
+        "Clean": "64.0% ± 2.8%", "White noise, 20 dB SNR": "59.0% ± 2.8%",
+        "White noise, 10 dB SNR": "54.0% ± 2.8%", "White noise, 5 dB SNR": "49.0% ± 2.8%",
+        "Reverberation, RT60 0.6 s": "44.0% ± 2.8%",
+    }
+    assert not any("not available" in i.value for i in app.info)
+
+
+def test_test_results_page_without_cross_validation(monkeypatch: pytest.MonkeyPatch,
+                                                    tmp_path: Path) -> None:
+    app = open_app(monkeypatch, write_reports(tmp_path), "pages/test_results.py")
+    assert_clean(app)
+    assert "Cross-validation on unseen speakers" in [s.value for s in app.subheader]
+    assert any("Cross-validation results are not available" in i.value for i in app.info)
+    assert "python train.py --ravdess-dir ../shared/data/ravdess --cv 5" in [c.value for c in app.code]
+    assert not any("Architecture" in f.value.columns for f in app.dataframe)
 
 
 # ---------------------------------------------------------------- helpers behind the pages
