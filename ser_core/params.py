@@ -18,9 +18,10 @@ EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "neutral", "sa
 class FeatureParams:
     """Log-mel front end.
 
-    64 mel bands: at 16 kHz they are ~40 Hz apart at the bottom of the scale, fine enough to follow
-    the first harmonics of the voice, while halving the CNN's cost against 128 bands (which only
-    split the upper, noise-like bands finer and measured no better here).
+    64 mel bands: at the bottom of the scale their centres are ~46 Hz apart, fine enough to separate the
+    first harmonics of a voice (F0 ≈ 85–300 Hz), while halving the CNN's cost against the 128 bands
+    of the reference notebook; 128 would mostly split the upper, noise-like bands finer. (Not
+    measured against 128 here: see docs/experiments.md for what was.)
     """
 
     sample_rate: int = 16_000
