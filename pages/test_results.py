@@ -28,6 +28,7 @@ def cross_validation_section(directory, shipped_arch: str | None) -> None:
         st.dataframe(
             cv_report.folds_table(results, shipped_arch), hide_index=True, key="cv_folds",
             column_config={
+                "Test speakers": st.column_config.TextColumn("Test speakers", width="medium"),
                 **{name: st.column_config.NumberColumn(name, format="percent")
                    for name in ("Accuracy", "UAR")},
                 **{name: st.column_config.NumberColumn(name, format="%.3f")
