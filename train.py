@@ -159,16 +159,16 @@ def evaluate(model, windows: WindowSet, temperature: float) -> tuple[dict, np.nd
     return classification_report(windows.clip_labels, probabilities.argmax(axis=1)), probabilities
 
 
-def calibrate(model, validation: WindowSet) -> tuple[float, dict]:
-    """Temperature scaling fitted on the validation speakers; reliability before and after."""
-    logits = window_logits(model, validation)
-    temperature = fit_temperature(logits, validation.labels)
-    labels = validation.clip_labels
-    before = reliability(clip_probabilities(logits, validation.clip_index, 1.0), labels)
-    after = reliability(clip_probabilities(logits, validation.clip_index, temperature), labels)
-    return temperature, {"temperature": temperature, "fitted_on": "validation",
-                         "ece_before": before["ece"], "ece_after": after["ece"],
-                         "reliability": {"before": before, "after": after}}
+def fit_calibration(model, validation: WindowSet) -> float:
+    """The temperature that best calibrates the validation speakers' windows."""
+    return fit_temperature(window_logits(model, validation), validation.labels)
+
+
+def calibration_report(model, windows: WindowSet, temperature: float) -> dict:
+    """Expected calibration error and reliability bins of ``windows``, unscaled and scaled."""
+    before = reliability(evaluate(model, windows, 1.0)[1], windows.clip_labels)
+    after = reliability(evaluate(model, windows, temperature)[1], windows.clip_labels)
+    return {"ece_before": before["ece"], "ece_after": after["ece"], "reliability": {"before": before, "after": after}}
 
 
 def prepare_run_dir(run_dir: Path) -> None:
@@ -191,13 +191,13 @@ def run_single(args, clips: list[Clip], features: list[np.ndarray], params: Feat
     train, validation, test = (subset(clips, features, assignment, s) for s in ("train", "validation", "test"))
     prepare_run_dir(args.run_dir)
     model, history, seconds = train_model(train, validation, params, args, args.run_dir)
-    temperature, calibration = calibrate(model, validation)
-    test_report, test_probabilities = evaluate(model, test, temperature)
+    temperature = fit_calibration(model, validation)
+    test_report, _ = evaluate(model, test, temperature)
     validation_report, _ = evaluate(model, validation, temperature)
-    calibration["test"] = {
-        "ece_before": reliability(evaluate(model, test, 1.0)[1], test.clip_labels)["ece"],
-        "ece_after": reliability(test_probabilities, test.clip_labels)["ece"],
-    }
+    on_validation = calibration_report(model, validation, temperature)
+    calibration = {"temperature": temperature, "fitted_on": "validation speakers", "measured_on": "test speakers",
+                   **calibration_report(model, test, temperature),
+                   "validation": {"ece_before": on_validation["ece_before"], "ece_after": on_validation["ece_after"]}}
     log.info("test speakers: accuracy %.3f, UAR %.3f, macro-F1 %.3f (n=%d); temperature %.2f",
              test_report["accuracy"], test_report["uar"], test_report["macro_f1"], test_report["n"], temperature)
 
@@ -262,16 +262,17 @@ def run_cross_validation(args, clips: list[Clip], features: list[np.ndarray], pa
         run_dir = args.run_dir / f"fold{index}"
         prepare_run_dir(run_dir)
         model, history, seconds = train_model(train, validation, params, args, run_dir)
-        temperature, calibration = calibrate(model, validation)
-        report, probabilities = evaluate(model, test, temperature)
+        temperature = fit_calibration(model, validation)
+        report, _ = evaluate(model, test, temperature)
+        calibration = calibration_report(model, test, temperature)
         result = {
             "fold": index, "test_speakers": folds[index], "epochs": len(history["epoch"]),
             "best_epoch": history["best_epoch"], "train_seconds": round(seconds, 1),
             "accuracy": report["accuracy"], "uar": report["uar"], "macro_f1": report["macro_f1"],
             "recall": {e: v["recall"] for e, v in report["per_class"].items()},
             "temperature": temperature,
-            "ece_before": reliability(evaluate(model, test, 1.0)[1], test.clip_labels)["ece"],
-            "ece_after": reliability(probabilities, test.clip_labels)["ece"],
+            "ece_before": calibration["ece_before"],
+            "ece_after": calibration["ece_after"],
             "confusion_matrix": report["confusion_matrix"],
             "robustness": robustness(model, test.clips, params, temperature, args.seed),
         }

@@ -114,7 +114,9 @@ calibration = (reports.metrics or {}).get("calibration") or {}
 if calibration.get("reliability"):
     st.caption(
         "Does a 70 % confidence mean right 70 % of the time? Bars on the diagonal are perfectly "
-        "calibrated; ECE is the average gap. Temperature scaling (fitted on validation) shrinks it."
+        "calibrated; ECE (expected calibration error) is the average gap. The temperature is fitted on "
+        f"the {calibration.get('fitted_on', 'validation speakers')}; the figures below are measured on "
+        f"the {calibration.get('measured_on', 'held-out speakers')}, so they show whether it helps there."
     )
     cols = st.columns(3)
     for column, (label, key) in zip(cols, [("ECE before", "ece_before"), ("ECE after", "ece_after"),
