@@ -56,8 +56,11 @@ def test_metrics_have_the_documented_keys(tiny_artifacts):
         assert np.asarray(report["confusion_matrix"]).sum() == report["n"] > 0
         assert set(report["per_class"]) == set(EMOTIONS)
     calibration = metrics["calibration"]
-    assert set(calibration) >= {"temperature", "ece_before", "ece_after", "reliability", "test"}
-    assert calibration["fitted_on"] == "validation"
+    assert set(calibration) >= {"temperature", "ece_before", "ece_after", "reliability", "validation"}
+    assert (calibration["fitted_on"], calibration["measured_on"]) == ("validation speakers", "test speakers")
+    assert calibration["ece_before"] == calibration["reliability"]["before"]["ece"]
+    assert calibration["ece_after"] == calibration["reliability"]["after"]["ece"]
+    assert sum(calibration["reliability"]["after"]["count"]) == metrics["test"]["n"]
     split = metrics["split"]
     assert set(split) == {"train", "validation", "test"}
     assert sum(s["clips"] for s in split.values()) == N_TINY_CLIPS
