@@ -1,4 +1,4 @@
-"""Where the trained model and its reports live, and how they are written (atomically, no pickle)."""
+"""Where the trained model and its reports live, and how they are written: atomically, as JSON and .keras only."""
 
 from __future__ import annotations
 

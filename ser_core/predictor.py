@@ -88,6 +88,7 @@ class Predictor:
                 f"Train a new one with: {artifacts.TRAIN_COMMAND}"
             ) from error
         predictor = cls(model, config)
+        # Warm-up: builds the mel filters and traces the predict graph now, not on a user's first clip.
         predictor.predict_wave(np.zeros(predictor.params.sample_rate, np.float32) + 1e-3, predictor.params.sample_rate)
         return predictor
 

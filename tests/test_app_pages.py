@@ -8,7 +8,6 @@ traceback, with a model, with reports only, and with an empty artifacts folder.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
