@@ -121,9 +121,12 @@ def train_model(train: WindowSet, validation: WindowSet, params: FeatureParams, 
     )
     checkpoint = run_dir / "best.keras"
     history_csv = run_dir / "history.csv"
+    # On a resumed run, only an epoch better than the interrupted run's best may replace best.keras.
+    best_so_far = best_logged(history_csv, "val_accuracy")
     callbacks = [
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
-        keras.callbacks.ModelCheckpoint(str(checkpoint), monitor="val_accuracy", save_best_only=True),
+        keras.callbacks.ModelCheckpoint(str(checkpoint), monitor="val_accuracy", save_best_only=True,
+                                        initial_value_threshold=best_so_far),
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=5, min_lr=1e-5),
         keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=args.patience),
         keras.callbacks.CSVLogger(str(history_csv), append=True),
@@ -137,6 +140,14 @@ def train_model(train: WindowSet, validation: WindowSet, params: FeatureParams, 
     log.info("training took %.0f s", seconds)
     best = artifacts.load_model(checkpoint)
     return best, read_history(history_csv), seconds
+
+
+def best_logged(path: Path, key: str) -> float | None:
+    """The highest ``key`` in a CSV history log, or None when there is no log or no epoch yet."""
+    if not path.is_file():
+        return None
+    with open(path, newline="") as handle:
+        return max((float(row[key]) for row in csv.DictReader(handle)), default=None)
 
 
 def read_history(path: Path) -> dict[str, list]:

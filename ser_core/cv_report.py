@@ -172,14 +172,18 @@ def recall_stats(report: CVReport) -> dict[str, tuple[float, float]]:
 # ---------------------------------------------------------------- formatting
 
 
-def format_mean_std(stats: tuple[float, float] | None, percent: bool = True) -> str:
-    """``61.0% ± 3.0%`` (or ``0.600 ± 0.030``); ``n/a`` when there is no figure."""
+def format_mean_std(stats: tuple[float, float] | None, percent: bool = True, single_fold: bool = False) -> str:
+    """``61.0% ± 3.0%`` (or ``0.600 ± 0.030``); ``n/a`` when there is no figure.
+
+    With ``single_fold`` the spread is left out: one fold has none to show.
+    """
     if stats is None:
         return "n/a"
     mean, std = stats
-    if percent:
-        return f"{mean:.1%} ± {std:.1%}"
-    return f"{mean:.3f} ± {std:.3f}"
+    shown = f"{mean:.1%}" if percent else f"{mean:.3f}"
+    if single_fold:
+        return shown
+    return f"{shown} ± {std:.1%}" if percent else f"{shown} ± {std:.3f}"
 
 
 def summary_table(reports: Mapping[str, CVReport], shipped_arch: str | None = None) -> pd.DataFrame:
@@ -187,12 +191,13 @@ def summary_table(reports: Mapping[str, CVReport], shipped_arch: str | None = No
     rows = []
     for arch in order_archs(reports, shipped_arch):
         report = reports[arch]
+        single = len(report.folds) == 1
         rows.append({
             "Architecture": f"{arch} (shipped)" if arch == shipped_arch else arch,
             "Folds": report.folds_label(),
-            "Accuracy": format_mean_std(metric_stats(report, "accuracy")),
-            "UAR": format_mean_std(metric_stats(report, "uar")),
-            "Macro-F1": format_mean_std(metric_stats(report, "macro_f1"), percent=False),
+            "Accuracy": format_mean_std(metric_stats(report, "accuracy"), single_fold=single),
+            "UAR": format_mean_std(metric_stats(report, "uar"), single_fold=single),
+            "Macro-F1": format_mean_std(metric_stats(report, "macro_f1"), percent=False, single_fold=single),
         })
     return pd.DataFrame(rows, columns=["Architecture", "Folds", "Accuracy", "UAR", "Macro-F1"])
 

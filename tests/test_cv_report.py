@@ -54,8 +54,8 @@ def test_summary_table_shows_mean_and_std(cv_dir: Path) -> None:
     }
     assert row["Accuracy"] == "64.0% ± 2.8%"
     assert table.iloc[1].to_dict() == {
-        "Architecture": "vgg_baseline", "Folds": "1 of 5 folds", "Accuracy": "40.0% ± 0.0%",
-        "UAR": "41.0% ± 0.0%", "Macro-F1": "0.390 ± 0.000",
+        "Architecture": "vgg_baseline", "Folds": "1 of 5 folds", "Accuracy": "40.0%",
+        "UAR": "41.0%", "Macro-F1": "0.390",
     }
 
 
@@ -113,6 +113,7 @@ def test_format_mean_std() -> None:
     assert cv_report.format_mean_std((0.6123, 0.0311)) == "61.2% ± 3.1%"
     assert cv_report.format_mean_std((0.6, 0.03), percent=False) == "0.600 ± 0.030"
     assert cv_report.format_mean_std(None) == "n/a"
+    assert cv_report.format_mean_std((0.216, 0.0), single_fold=True) == "21.6%"
 
 
 def test_featured_arch_prefers_the_shipped_one(cv_dir: Path) -> None:
