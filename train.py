@@ -165,20 +165,16 @@ def window_logits(model, windows: WindowSet) -> np.ndarray:
     return np.asarray(model.predict(windows.x[..., None], batch_size=128, verbose=0), dtype=np.float64)
 
 
-def evaluate(model, windows: WindowSet, temperature: float) -> tuple[dict, np.ndarray]:
-    probabilities = clip_probabilities(window_logits(model, windows), windows.clip_index, temperature)
-    return classification_report(windows.clip_labels, probabilities.argmax(axis=1)), probabilities
+def score(logits: np.ndarray, windows: WindowSet, temperature: float) -> dict:
+    """Clip-level classification report of ``windows`` from their window logits."""
+    probabilities = clip_probabilities(logits, windows.clip_index, temperature)
+    return classification_report(windows.clip_labels, probabilities.argmax(axis=1))
 
 
-def fit_calibration(model, validation: WindowSet) -> float:
-    """The temperature that best calibrates the validation speakers' windows."""
-    return fit_temperature(window_logits(model, validation), validation.labels)
-
-
-def calibration_report(model, windows: WindowSet, temperature: float) -> dict:
+def calibration_report(logits: np.ndarray, windows: WindowSet, temperature: float) -> dict:
     """Expected calibration error and reliability bins of ``windows``, unscaled and scaled."""
-    before = reliability(evaluate(model, windows, 1.0)[1], windows.clip_labels)
-    after = reliability(evaluate(model, windows, temperature)[1], windows.clip_labels)
+    before, after = (reliability(clip_probabilities(logits, windows.clip_index, t), windows.clip_labels)
+                     for t in (1.0, temperature))
     return {"ece_before": before["ece"], "ece_after": after["ece"], "reliability": {"before": before, "after": after}}
 
 
@@ -202,12 +198,13 @@ def run_single(args, clips: list[Clip], features: list[np.ndarray], params: Feat
     train, validation, test = (subset(clips, features, assignment, s) for s in ("train", "validation", "test"))
     prepare_run_dir(args.run_dir)
     model, history, seconds = train_model(train, validation, params, args, args.run_dir)
-    temperature = fit_calibration(model, validation)
-    test_report, _ = evaluate(model, test, temperature)
-    validation_report, _ = evaluate(model, validation, temperature)
-    on_validation = calibration_report(model, validation, temperature)
+    validation_logits, test_logits = window_logits(model, validation), window_logits(model, test)
+    temperature = fit_temperature(validation_logits, validation.labels)
+    test_report = score(test_logits, test, temperature)
+    validation_report = score(validation_logits, validation, temperature)
+    on_validation = calibration_report(validation_logits, validation, temperature)
     calibration = {"temperature": temperature, "fitted_on": "validation speakers", "measured_on": "test speakers",
-                   **calibration_report(model, test, temperature),
+                   **calibration_report(test_logits, test, temperature),
                    "validation": {"ece_before": on_validation["ece_before"], "ece_after": on_validation["ece_after"]}}
     log.info("test speakers: accuracy %.3f, UAR %.3f, macro-F1 %.3f (n=%d); temperature %.2f",
              test_report["accuracy"], test_report["uar"], test_report["macro_f1"], test_report["n"], temperature)
@@ -256,7 +253,8 @@ def robustness(model, clips: list[Clip], params: FeatureParams, temperature: flo
     for name, corrupt in conditions.items():
         rng = np.random.default_rng(seed)
         features = [clip_features(corrupt(wave, rng), params)[0] for wave in waves]
-        report, _ = evaluate(model, window_set(clips, features), temperature)
+        corrupted = window_set(clips, features)
+        report = score(window_logits(model, corrupted), corrupted, temperature)
         results[name] = {"accuracy": report["accuracy"], "uar": report["uar"]}
     return results
 
@@ -273,9 +271,10 @@ def run_cross_validation(args, clips: list[Clip], features: list[np.ndarray], pa
         run_dir = args.run_dir / f"fold{index}"
         prepare_run_dir(run_dir)
         model, history, seconds = train_model(train, validation, params, args, run_dir)
-        temperature = fit_calibration(model, validation)
-        report, _ = evaluate(model, test, temperature)
-        calibration = calibration_report(model, test, temperature)
+        test_logits = window_logits(model, test)
+        temperature = fit_temperature(window_logits(model, validation), validation.labels)
+        report = score(test_logits, test, temperature)
+        calibration = calibration_report(test_logits, test, temperature)
         result = {
             "fold": index, "test_speakers": folds[index], "epochs": len(history["epoch"]),
             "best_epoch": history["best_epoch"], "train_seconds": round(seconds, 1),
