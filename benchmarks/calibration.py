@@ -10,7 +10,6 @@ out-of-fold test predictions (made by other models on other unseen speakers).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 
@@ -18,12 +17,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from ser_core import artifacts
-from ser_core.corpora import gather
-from ser_core.dataset import extract_features, window_set
+from benchmarks.cv_models import fold_models
 from ser_core.evaluation import clip_probabilities, fit_temperature, reliability
-from ser_core.params import FeatureParams
-from ser_core.split import cross_validation_folds
 
 
 def main() -> None:
@@ -32,24 +27,17 @@ def main() -> None:
     parser.add_argument("--ravdess-dir", default="../shared/data/ravdess")
     args = parser.parse_args()
 
-    report = json.loads(next(args.run_dir.glob("cv_*.json")).read_text())
-    params = FeatureParams.from_dict(report["feature_params"]) if "feature_params" in report else FeatureParams()
-    clips, _ = gather(args.ravdess_dir, None)
-    features, _ = extract_features(clips, params)
-    folds = cross_validation_folds(clips, report.get("n_folds", 5), seed=report["seed"])
-    out_of_fold = {}
-    for fold in report["folds"]:
-        chosen = [i for i, clip in enumerate(clips) if clip.speaker in set(folds[fold["fold"]])]
-        test = window_set([clips[i] for i in chosen], [features[i] for i in chosen])
-        model = artifacts.load_model(args.run_dir / f"fold{fold['fold']}" / "best.keras")
+    out_of_fold, temperatures = {}, {}
+    for fold, model, test in fold_models(args.run_dir, args.ravdess_dir):
         out_of_fold[fold["fold"]] = (np.asarray(model.predict(test.x[..., None], verbose=0)), test)
+        temperatures[fold["fold"]] = fold["temperature"]
     rows = []
     for index, (logits, test) in out_of_fold.items():
         others = [k for k in out_of_fold if k != index]
         pooled_logits = np.concatenate([out_of_fold[k][0] for k in others])
         pooled_labels = np.concatenate([out_of_fold[k][1].labels for k in others])
         pooled_t = fit_temperature(pooled_logits, pooled_labels)
-        validation_t = next(f["temperature"] for f in report["folds"] if f["fold"] == index)
+        validation_t = temperatures[index]
         eces = [reliability(clip_probabilities(logits, test.clip_index, t), test.clip_labels)["ece"]
                 for t in (1.0, validation_t, pooled_t)]
         rows.append(eces)

@@ -10,7 +10,6 @@ copies of every window (the shifts training used), then the mean over folds.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 
@@ -18,12 +17,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from ser_core import artifacts
-from ser_core.corpora import gather
-from ser_core.dataset import extract_features, window_set
+from benchmarks.cv_models import fold_models
 from ser_core.evaluation import classification_report, clip_probabilities
-from ser_core.params import FeatureParams
-from ser_core.split import cross_validation_folds
 
 
 def main() -> None:
@@ -33,18 +28,8 @@ def main() -> None:
     parser.add_argument("--shifts", type=int, nargs="+", default=[-20, -10, 0, 10, 20], help="frames")
     args = parser.parse_args()
 
-    report = json.loads(next(args.run_dir.glob("cv_*.json")).read_text())
-    params = FeatureParams.from_dict(report["feature_params"]) if "feature_params" in report else FeatureParams()
-    clips, _ = gather(args.ravdess_dir, None)
-    features, _ = extract_features(clips, params)
-    folds = cross_validation_folds(clips, report.get("n_folds", 5), seed=report["seed"])
     rows = []
-    for fold in report["folds"]:
-        test_speakers = set(folds[fold["fold"]])
-        assert test_speakers == set(fold["test_speakers"]), "fold assignment differs from the run's"
-        chosen = [i for i, clip in enumerate(clips) if clip.speaker in test_speakers]
-        test = window_set([clips[i] for i in chosen], [features[i] for i in chosen])
-        model = artifacts.load_model(args.run_dir / f"fold{fold['fold']}" / "best.keras")
+    for fold, model, test in fold_models(args.run_dir, args.ravdess_dir):
         temperature = fold["temperature"]
         logits = {shift: np.asarray(model.predict(np.roll(test.x, shift, axis=2)[..., None], verbose=0))
                   for shift in args.shifts}

@@ -1,0 +1,35 @@
+"""The saved models of a ``train.py --cv K --run-dir DIR`` run, each with its fold's test windows."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterator
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from ser_core import artifacts
+from ser_core.corpora import gather
+from ser_core.dataset import WindowSet, extract_features, window_set
+from ser_core.params import FeatureParams
+from ser_core.split import cross_validation_folds
+
+
+def fold_models(run_dir: Path, ravdess_dir: str) -> Iterator[tuple[dict, object, WindowSet]]:
+    """``(fold result, best model, test windows)`` for every fold the run recorded.
+
+    The folds are rebuilt from the corpus with the run's seed and checked against the speakers the
+    run recorded, so a changed fold assignment cannot go unnoticed.
+    """
+    report = json.loads(next(Path(run_dir).glob("cv_*.json")).read_text())
+    params = FeatureParams.from_dict(report["feature_params"]) if "feature_params" in report else FeatureParams()
+    clips, _ = gather(ravdess_dir, None)
+    features, _ = extract_features(clips, params)
+    folds = cross_validation_folds(clips, report.get("n_folds", 5), seed=report["seed"])
+    for fold in report["folds"]:
+        test_speakers = set(folds[fold["fold"]])
+        assert test_speakers == set(fold["test_speakers"]), "fold assignment differs from the run's"
+        chosen = [i for i, clip in enumerate(clips) if clip.speaker in test_speakers]
+        test = window_set([clips[i] for i in chosen], [features[i] for i in chosen])
+        yield fold, artifacts.load_model(Path(run_dir) / f"fold{fold['fold']}" / "best.keras"), test
