@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from ser_core.evaluation import classification_report, clip_probabilities, fit_temperature, reliability, softmax
+from ser_core.evaluation import (classification_report, clip_probabilities, ece_sampling_floor, fit_temperature,
+                                 reliability, softmax)
 from ser_core.params import EMOTIONS
 
 LABELS = np.array([0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5])
@@ -143,3 +144,17 @@ def test_reliability_edges():
     result = reliability(probabilities, np.array([0, 0, 0]), n_bins=2)
     assert result["count"] == [0, 3]  # 1.0 falls in the last bin, 0.5 in the upper half
     assert result["ece"] == pytest.approx(abs(2 / 3 - 2.5 / 3))
+
+
+def test_ece_sampling_floor_matches_the_binomial_mean_absolute_deviation():
+    # One bin, every confidence 0.5: ECE = E|k/n - 0.5| with k ~ Binomial(n, 0.5) ≈ sqrt(0.25/n)·sqrt(2/π).
+    n = 400
+    expected = np.sqrt(0.25 / n) * np.sqrt(2 / np.pi)
+    assert ece_sampling_floor(np.full(n, 0.5), draws=4000) == pytest.approx(expected, rel=0.05)
+
+
+def test_ece_sampling_floor_shrinks_with_more_clips_and_vanishes_for_certain_models():
+    rng = np.random.default_rng(0)
+    small, large = (ece_sampling_floor(rng.uniform(0.3, 0.95, n)) for n in (176, 880))
+    assert 0.05 < small < 0.09 and 0.02 < large < 0.04
+    assert ece_sampling_floor(np.ones(50)) == 0.0

@@ -227,9 +227,10 @@ def test_missing_artifacts_say_how_to_train(tmp_path):
 # ------------------------------------------------------------------ cross-validation and resuming
 
 
-def test_cross_validation_one_fold(tiny_run, tmp_path):
+def test_cross_validation_one_fold_with_cosine_schedule_and_ema(tiny_run, tmp_path):
     run_dir = tmp_path / "cv"
-    code = run_train(["--ravdess-dir", str(tiny_run.data_dir), "--cv", "2", "--folds", "0", "--epochs", "1", "--batch-size", "16",
+    code = run_train(["--ravdess-dir", str(tiny_run.data_dir), "--cv", "2", "--folds", "0", "--epochs", "5",
+                      "--batch-size", "16", "--schedule", "cosine", "--ema",
                       "--artifacts", str(tmp_path / "unused"), "--run-dir", str(run_dir),
                       "--cache-dir", str(tiny_run.cache_dir), "--fresh", "--verbose", "0"])
     assert code == 0
@@ -239,7 +240,14 @@ def test_cross_validation_one_fold(tiny_run, tmp_path):
     assert len(fold["test_speakers"]) == len(TINY_ACTORS) // 2
     assert np.asarray(fold["confusion_matrix"]).sum() == len(TINY_ACTORS) // 2 * 6 * TINY_CLIPS_PER_EMOTION
     assert set(fold["robustness"]) == {"snr_20db", "snr_10db", "snr_5db", "reverb_rt60_0.6s"}
-    assert set(result["summary"]) >= {"accuracy", "uar", "macro_f1", "recall"}
+    assert set(result["summary"]) >= {"accuracy", "uar", "macro_f1", "recall", "pooled_calibration"}
+    pooled = result["summary"]["pooled_calibration"]
+    assert pooled["clips"] == np.asarray(fold["confusion_matrix"]).sum()
+    assert 0 < pooled["ece_floor"] < 1 and 0 <= pooled["ece_after"] <= 1
+    with open(run_dir / "fold0" / "history.csv") as f:
+        rates = [float(row["learning_rate"]) for row in csv.DictReader(f)]
+    assert len(rates) == 5 and rates[0] < rates[1] < rates[2]  # three warm-up epochs to the peak,
+    assert rates[2] > rates[3] > rates[4] and rates[4] < 1e-3 * rates[2]  # then cosine decay to ~0
     assert not (tmp_path / "unused").exists()  # cross-validation leaves the shipped artifacts alone
 
 
