@@ -21,6 +21,7 @@ from ser_core.params import FeatureParams
 class AugmentConfig:
     shift_fraction: float = 0.15  # random circular time shift, fraction of the window
     warp: float = 0.12  # time stretch and mel-axis warp factors drawn from [1 - warp, 1 + warp]
+    vtlp: float = 0.0  # vocal-tract-length warp: each example's frequencies scaled by [1 - vtlp, 1 + vtlp]
     noise_probability: float = 0.6
     snr_db: tuple[float, float] = (0.0, 30.0)
     reverb_probability: float = 0.4
@@ -42,6 +43,12 @@ PRESETS: dict[str, AugmentConfig | None] = {
     ),
     "acoustic": AugmentConfig(
         shift_fraction=0.1, warp=0.0, noise_probability=0.5, reverb_probability=0.2,
+        band_limit_probability=0.15, freq_masks=1, time_masks=1, time_mask_frames=20,
+        mixup_probability=0.0,
+    ),
+    # acoustic + per-example vocal-tract-length perturbation, for more "speakers" than the 16 we have.
+    "acoustic_vtlp": AugmentConfig(
+        shift_fraction=0.1, warp=0.0, vtlp=0.1, noise_probability=0.5, reverb_probability=0.2,
         band_limit_probability=0.15, freq_masks=1, time_masks=1, time_mask_frames=20,
         mixup_probability=0.0,
     ),
@@ -79,6 +86,26 @@ def warp(x: tf.Tensor, amount: float, floor: float) -> tf.Tensor:
     resized = tf.image.resize(x[..., None] - floor, [new_mels, new_frames])[..., 0] + floor
     resized = tf.image.resize_with_crop_or_pad(resized[..., None] - floor, mels, frames)[..., 0] + floor
     return tf.ensure_shape(resized, [None, mels, frames])
+
+
+def vocal_tract_warp(x: tf.Tensor, mel_hz: tf.Tensor, factor: tf.Tensor, floor: float) -> tf.Tensor:
+    """Scale each example's frequency axis by its own ``factor`` [batch] (VTLP).
+
+    Band m of the output reads the input at frequency ``mel_hz[m] / factor``, interpolated between the
+    neighbouring bands, so a factor above 1 moves formants and pitch harmonics up, like a shorter
+    vocal tract. Frequencies outside the input's bands read the floor.
+    """
+    batch, mels = tf.shape(x)[0], mel_hz.shape[0]
+    source_hz = mel_hz[None, :] / factor[:, None]  # [batch, mels]
+    upper = tf.searchsorted(tf.broadcast_to(mel_hz[None, :], [batch, mels]), source_hz)  # first band >= source
+    lower = tf.maximum(upper - 1, 0)
+    upper_clamped = tf.minimum(upper, mels - 1)
+    low_hz, high_hz = tf.gather(mel_hz, lower), tf.gather(mel_hz, upper_clamped)
+    fraction = tf.where(high_hz > low_hz, (source_hz - low_hz) / tf.maximum(high_hz - low_hz, 1e-6), 0.0)
+    warped = ((1.0 - fraction)[..., None] * tf.gather(x, lower, axis=1, batch_dims=1)
+              + fraction[..., None] * tf.gather(x, upper_clamped, axis=1, batch_dims=1))
+    inside = (source_hz >= mel_hz[0]) & (source_hz <= mel_hz[-1])
+    return tf.where(inside[..., None], warped, floor)
 
 
 def reverberate(power: tf.Tensor, hop_seconds: float, rt60_range: tuple[float, float],
@@ -165,6 +192,8 @@ def make_augmenter(params: FeatureParams, config: AugmentConfig = AugmentConfig(
         x = time_shift(x, config.shift_fraction)
         if config.warp > 0:
             x = warp(x, config.warp, floor)
+        if config.vtlp > 0:
+            x = vocal_tract_warp(x, mel_hz, _uniform(batch, 1.0 - config.vtlp, 1.0 + config.vtlp), floor)
         power = tf.pow(10.0, x / 10.0) * tf.cast(x > floor, tf.float32)
         power = reverberate(power, hop_seconds, config.rt60_s, _chosen(batch, config.reverb_probability))
         power = add_noise(power, mel_hz, config.snr_db, _chosen(batch, config.noise_probability))

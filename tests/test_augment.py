@@ -10,7 +10,7 @@ tf = pytest.importorskip("tensorflow")
 from audio_factory import emotional_speech  # noqa: E402
 from ser_core import augment as aug  # noqa: E402
 from ser_core.augment import AugmentConfig, make_augmenter, to_db  # noqa: E402
-from ser_core.features import log_mel  # noqa: E402
+from ser_core.features import log_mel, mel_frequencies  # noqa: E402
 from ser_core.params import EMOTIONS, FeatureParams  # noqa: E402
 
 P = FeatureParams()
@@ -187,3 +187,19 @@ def test_every_preset_gives_valid_batches(batch, name):
     assert x.shape == tuple(batch[0].shape) and np.all(np.isfinite(x))
     assert x.min() >= -P.top_db - 1e-3 and x.max() <= 1e-3
     np.testing.assert_allclose(y.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_vocal_tract_warp_moves_a_formant_by_the_factor():
+    params = FeatureParams()
+    mel_hz = mel_frequencies(params)
+    x = np.full((3, params.n_mels, 12), -params.top_db, np.float32)
+    x[:, 20:45, :] = np.linspace(-40.0, 0.0, 25)[None, :, None]  # a ramp rising to a plateau from band 44
+    x[:, 45:50, :] = 0.0
+    factors = tf.constant([1.0, 1.1, 0.9])
+    out = aug.vocal_tract_warp(tf.constant(x), tf.constant(mel_hz, tf.float32), factors, -params.top_db).numpy()
+    np.testing.assert_allclose(out[0], x[0], atol=1e-4)  # factor 1 is the identity
+    peak_hz = [mel_hz[np.argmax(out[i, :, 0] > -1e-3)] for i in range(3)]  # lowest band at the peak
+    assert peak_hz[1] == pytest.approx(mel_hz[44] * 1.1, rel=0.05)
+    assert peak_hz[2] == pytest.approx(mel_hz[44] * 0.9, rel=0.05)
+    assert out.min() >= -params.top_db - 1e-4 and out.max() <= 1e-4
+    assert np.all(out[2, -3:, :] == -params.top_db)  # shrinking leaves the top bands at the floor
