@@ -211,10 +211,13 @@ def score(logits: np.ndarray, windows: WindowSet, temperature: float) -> dict:
 
 
 def calibration_report(logits: np.ndarray, windows: WindowSet, temperature: float) -> dict:
-    """Expected calibration error and reliability bins of ``windows``, unscaled and scaled."""
-    before, after = (reliability(clip_probabilities(logits, windows.clip_index, t), windows.clip_labels)
-                     for t in (1.0, temperature))
-    return {"ece_before": before["ece"], "ece_after": after["ece"], "reliability": {"before": before, "after": after}}
+    """Expected calibration error and reliability bins of ``windows``, unscaled and scaled, with the
+    ECE a perfectly calibrated model would show on this many clips (see ``ece_sampling_floor``)."""
+    scaled = clip_probabilities(logits, windows.clip_index, temperature)
+    before = reliability(clip_probabilities(logits, windows.clip_index), windows.clip_labels)
+    after = reliability(scaled, windows.clip_labels)
+    return {"ece_before": before["ece"], "ece_after": after["ece"], "ece_floor": ece_sampling_floor(scaled.max(axis=1)),
+            "reliability": {"before": before, "after": after}}
 
 
 def prepare_run_dir(run_dir: Path) -> None:
@@ -325,7 +328,7 @@ def run_cross_validation(args, clips: list[Clip], features: list[np.ndarray], pa
             "temperature": temperature,
             "ece_before": calibration["ece_before"],
             "ece_after": calibration["ece_after"],
-            "ece_floor": ece_sampling_floor(pooled["after"][-1].max(axis=1)),
+            "ece_floor": calibration["ece_floor"],
             "confusion_matrix": report["confusion_matrix"],
             "robustness": robustness(model, test.clips, params, temperature, args.seed),
         }
@@ -352,9 +355,9 @@ def pooled_calibration(pooled: dict[str, list[np.ndarray]]) -> dict:
     """
     labels = np.concatenate(pooled["labels"])
     before, after = np.concatenate(pooled["before"]), np.concatenate(pooled["after"])
-    return {"clips": int(len(labels)), "ece_before": reliability(before, labels)["ece"],
-            "ece_after": reliability(after, labels)["ece"],
-            "ece_floor": ece_sampling_floor(after.max(axis=1)), "reliability_after": reliability(after, labels)}
+    curves = {"before": reliability(before, labels), "after": reliability(after, labels)}
+    return {"clips": int(len(labels)), "ece_before": curves["before"]["ece"], "ece_after": curves["after"]["ece"],
+            "ece_floor": ece_sampling_floor(after.max(axis=1)), "reliability": curves}
 
 
 def summarise_folds(results: list[dict]) -> dict:

@@ -8,6 +8,8 @@ import streamlit as st
 
 from ser_core import app_support, cv_report, plots
 
+ECE_FLOOR_HELP = ("The ECE a perfectly calibrated model would still show on this many test clips, because "
+                  "each clip is right or wrong by chance. Differences below it are noise.")
 
 
 def cross_validation_section(directory, shipped_arch: str | None) -> None:
@@ -55,6 +57,17 @@ def cross_validation_section(directory, shipped_arch: str | None) -> None:
     with right:
         st.markdown("**Robustness**: the test speakers' clips clean, with white noise, reverberated")
         st.dataframe(cv_report.robustness_table(report), hide_index=True, key="cv_robustness")
+    pooled = cv_report.pooled_calibration(report)
+    if pooled:
+        st.markdown(f"**Calibration over all {int(pooled['clips'])} test clips**, each scored by its own "
+                    "fold's model and temperature (fitted on that fold's validation speakers)")
+        cols = st.columns(3)
+        for column, (label, key) in zip(cols, [("ECE before", "ece_before"), ("ECE after", "ece_after"),
+                                               ("ECE noise floor", "ece_floor")]):
+            value = pooled.get(key)
+            column.metric(label, f"{value:.3f}" if isinstance(value, (int, float)) else "n/a",
+                          help=ECE_FLOOR_HELP if key == "ece_floor" else None)
+        st.pyplot(plots.reliability_figure(pooled))
 
 
 app_support.ensure_entrypoint()
@@ -118,11 +131,11 @@ if calibration.get("reliability"):
         f"the {calibration.get('fitted_on', 'validation speakers')}; the figures below are measured on "
         f"the {calibration.get('measured_on', 'held-out speakers')}, so they show whether it helps there."
     )
-    cols = st.columns(3)
+    cols = st.columns(4)
     for column, (label, key) in zip(cols, [("ECE before", "ece_before"), ("ECE after", "ece_after"),
-                                           ("Temperature", "temperature")]):
+                                           ("ECE noise floor", "ece_floor"), ("Temperature", "temperature")]):
         value = calibration.get(key)
-        column.metric(label, f"{value:.3f}" if isinstance(value, (int, float)) else "n/a")
+        column.metric(label, f"{value:.3f}" if isinstance(value, (int, float)) else "n/a", help=ECE_FLOOR_HELP if key == "ece_floor" else None)
     st.pyplot(plots.reliability_figure(calibration))
 else:
     st.info("No calibration data recorded.")

@@ -172,6 +172,14 @@ def recall_stats(report: CVReport) -> dict[str, tuple[float, float]]:
 # ---------------------------------------------------------------- formatting
 
 
+def pooled_calibration(report: CVReport) -> dict[str, Any] | None:
+    """ECE and reliability bins over every fold's test clips, when the run recorded them."""
+    pooled = report.summary.get("pooled_calibration")
+    if isinstance(pooled, dict) and isinstance(pooled.get("reliability"), dict) and _number(pooled.get("clips")):
+        return pooled
+    return None
+
+
 def format_mean_std(stats: tuple[float, float] | None, percent: bool = True, single_fold: bool = False) -> str:
     """``61.0% ± 3.0%`` (or ``0.600 ± 0.030``); ``n/a`` when there is no figure.
 

@@ -169,10 +169,11 @@ def confusion_matrix_figure(
 def reliability_figure(calibration: Mapping[str, Any]) -> Figure:
     """Reliability diagram: accuracy against confidence per bin, before and after temperature scaling."""
     reliability = calibration.get("reliability") or {}
+    temperature = calibration.get("temperature")
+    scaled = f"T = {temperature:.2f}" if isinstance(temperature, (int, float)) else "each fold's own T"
     panels = [
         ("before", "Before scaling", calibration.get("ece_before"), BEFORE),
-        ("after", f"After scaling (T = {calibration.get('temperature', float('nan')):.2f})",
-         calibration.get("ece_after"), AFTER),
+        ("after", f"After scaling ({scaled})", calibration.get("ece_after"), AFTER),
     ]
     panels = [panel for panel in panels if reliability.get(panel[0])]
     fig = Figure(figsize=(4.2 * max(1, len(panels)), 4.0), layout="constrained")

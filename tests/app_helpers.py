@@ -112,7 +112,7 @@ def fake_reports() -> dict[str, dict]:
     }
     metrics = {
         "test": section, "validation": section,
-        "calibration": {"temperature": 1.3, "ece_before": 0.12, "ece_after": 0.04,
+        "calibration": {"temperature": 1.3, "ece_before": 0.12, "ece_after": 0.04, "ece_floor": 0.071,
                         "reliability": {"before": reliability, "after": reliability}},
         "split": {"train": {"clips": 800, "speakers": [1, 2, 3]},
                   "validation": {"clips": 100, "speakers": [4]},
@@ -132,7 +132,7 @@ CV_CONDITIONS = ("snr_20db", "snr_10db", "snr_5db", "reverb_rt60_0.6s")
 
 
 def fake_cv_report(arch: str = "ser_cnn", folds: int = 5, n_folds: int = 5,
-                   base: float = 0.6) -> dict:
+                   base: float = 0.6, pooled: bool = True) -> dict:
     """A ``cv_<arch>.json`` as ``train.py --cv`` writes it, with distinct figures per fold and a
     summary computed from the folds that are present."""
     results = []
@@ -158,6 +158,10 @@ def fake_cv_report(arch: str = "ser_cnn", folds: int = 5, n_folds: int = 5,
     for condition in CV_CONDITIONS:
         for key in ("accuracy", "uar"):
             summary[f"{condition}_{key}"] = stats([r["robustness"][condition][key] for r in results])
+    if pooled:
+        curve = fake_reports()["metrics.json"]["calibration"]["reliability"]["after"]
+        summary["pooled_calibration"] = {"clips": 880, "ece_before": 0.081, "ece_after": 0.047, "ece_floor": 0.031,
+                                         "reliability": {"before": curve, "after": curve}}
     return {"arch": arch, "seed": 0, "n_folds": n_folds, "speakers": 20, "clips": 880,
             "augment": "acoustic", "epochs": 70,
             "feature_params": fake_reports()["config.json"]["feature_params"],

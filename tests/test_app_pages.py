@@ -292,6 +292,9 @@ def test_test_results_page_shows_cross_validation(monkeypatch: pytest.MonkeyPatc
         "Reverberation, RT60 0.6 s": "44.0% ± 2.8%",
     }
     assert not any("not available" in i.value for i in app.info)
+    assert any("Calibration over all 880 test clips" in m.value for m in app.markdown)
+    shown = {m.label: m.value for m in app.main.metric}
+    assert shown["ECE noise floor"] == "0.031" and shown["ECE after"] == "0.047"  # CV metrics come last
 
 
 def test_test_results_page_without_cross_validation(monkeypatch: pytest.MonkeyPatch,

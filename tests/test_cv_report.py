@@ -123,3 +123,12 @@ def test_featured_arch_prefers_the_shipped_one(cv_dir: Path) -> None:
     assert cv_report.featured_arch({"vgg_baseline": reports["vgg_baseline"]}, "ser_cnn") == "vgg_baseline"
     assert cv_report.featured_arch({}, "ser_cnn") is None
     assert cv_report.CV_COMMAND == "python train.py --ravdess-dir ../shared/data/ravdess --cv 5"
+
+
+def test_pooled_calibration_is_read_only_when_complete() -> None:
+    with_pooled = cv_report.parse_cv_report(fake_cv_report())
+    assert cv_report.pooled_calibration(with_pooled)["ece_floor"] == 0.031
+    assert cv_report.pooled_calibration(cv_report.parse_cv_report(fake_cv_report(pooled=False))) is None
+    broken = fake_cv_report()
+    broken["summary"]["pooled_calibration"] = {"clips": 880, "ece_after": 0.05}  # no reliability bins
+    assert cv_report.pooled_calibration(cv_report.parse_cv_report(broken)) is None
