@@ -6,10 +6,49 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from ser_core import app_support, cv_report, plots
+from ser_core import app_support, cv_report, evaluation, plots
+from ser_core.params import EMOTIONS
 
 ECE_FLOOR_HELP = ("The ECE a perfectly calibrated model would still show on this many test clips, because "
                   "each clip is right or wrong by chance. Differences below it are noise.")
+
+
+def metric_row(values: dict, fields: list[tuple[str, str, str]], helps: dict[str, str] | None = None) -> None:
+    """One ``st.metric`` per ``(label, key, format)``; absent values show as n/a."""
+    for column, (label, key, fmt) in zip(st.columns(len(fields)), fields):
+        value = values.get(key)
+        column.metric(label, fmt.format(value) if isinstance(value, (int, float)) else "n/a",
+                      help=(helps or {}).get(key))
+
+
+def confusion_and_per_class(section: dict, key: str) -> None:
+    """Confusion matrix (counts and row-normalised) and the per-emotion precision/recall/F1 table."""
+    labels, matrix = section.get("labels") or list(EMOTIONS), section.get("confusion_matrix")
+    if matrix and len(matrix) == len(labels):
+        left, right = st.columns(2)
+        left.pyplot(plots.confusion_matrix_figure(matrix, labels, normalise=False))
+        right.pyplot(plots.confusion_matrix_figure(matrix, labels, normalise=True))
+    else:
+        st.info("No confusion matrix recorded.")
+    per_class = section.get("per_class") or {}
+    if not per_class:
+        st.info("No per-class scores recorded.")
+        return
+    table = pd.DataFrame.from_dict(per_class, orient="index")
+    table.index.name = "emotion"
+    st.dataframe(
+        table.reset_index(), hide_index=True, key=key,
+        column_config={
+            "emotion": st.column_config.TextColumn("Emotion"),
+            "support": st.column_config.NumberColumn("Test clips", format="%d"),
+            **{name: st.column_config.NumberColumn(label, format="%.3f")
+               for name, label in (("precision", "Precision"), ("recall", "Recall"), ("f1", "F1"))},
+        },
+    )
+
+
+ECE_FIELDS = [("ECE before", "ece_before", "{:.3f}"), ("ECE after", "ece_after", "{:.3f}"),
+              ("ECE noise floor", "ece_floor", "{:.3f}")]
 
 
 def cross_validation_section(directory, shipped_arch: str | None) -> None:
@@ -43,6 +82,11 @@ def cross_validation_section(directory, shipped_arch: str | None) -> None:
     clips = f", {report.clips:,} clips" if report.clips else ""
     speakers = f"{report.speakers} speakers" if report.speakers else "all speakers"
     st.caption(f"Below: **{arch}**, {report.folds_label()} over {speakers}{clips}.")
+    matrix = cv_report.pooled_confusion(report)
+    if matrix is not None and len(matrix) == len(EMOTIONS):
+        st.markdown(f"**Confusion matrix** of all {int(matrix.sum())} test clips, each scored by the fold "
+                    "model that never heard its speaker")
+        confusion_and_per_class(evaluation.report_from_confusion(matrix), key="cv_per_class")
     left, right = st.columns(2)
     with left:
         st.markdown("**Recall per emotion** (mean over the folds)")
@@ -61,13 +105,48 @@ def cross_validation_section(directory, shipped_arch: str | None) -> None:
     if pooled:
         st.markdown(f"**Calibration over all {int(pooled['clips'])} test clips**, each scored by its own "
                     "fold's model and temperature (fitted on that fold's validation speakers)")
-        cols = st.columns(3)
-        for column, (label, key) in zip(cols, [("ECE before", "ece_before"), ("ECE after", "ece_after"),
-                                               ("ECE noise floor", "ece_floor")]):
-            value = pooled.get(key)
-            column.metric(label, f"{value:.3f}" if isinstance(value, (int, float)) else "n/a",
-                          help=ECE_FLOOR_HELP if key == "ece_floor" else None)
+        metric_row(pooled, ECE_FIELDS, {"ece_floor": ECE_FLOOR_HELP})
         st.pyplot(plots.reliability_figure(pooled))
+
+
+def shipped_model_on_test(test: dict, calibration: dict) -> None:
+    """The committed model's figures on its own held-out test speakers."""
+    st.caption(
+        "Measured once, after training, on the held-out test speakers: nobody in this set was used "
+        "for training or for choosing the model."
+    )
+    metric_row(test, [("Accuracy", "accuracy", "{:.1%}"), ("UAR (mean recall)", "uar", "{:.1%}"),
+                      ("Macro-F1", "macro_f1", "{:.3f}"), ("Test clips", "n", "{:,}")])
+    st.subheader("Confusion matrix")
+    confusion_and_per_class(test, key="per_class")
+    st.subheader("Calibration")
+    if not calibration.get("reliability"):
+        st.info("No calibration data recorded.")
+        return
+    st.caption(
+        "Does a 70 % confidence mean right 70 % of the time? Bars on the diagonal are perfectly "
+        "calibrated; ECE (expected calibration error) is the average gap. The temperature is fitted on "
+        f"the {calibration.get('fitted_on', 'validation speakers')}; the figures below are measured on "
+        f"the {calibration.get('measured_on', 'held-out speakers')}, so they show whether it helps there."
+    )
+    metric_row(calibration, [*ECE_FIELDS, ("Temperature", "temperature", "{:.2f}")], {"ece_floor": ECE_FLOOR_HELP})
+    st.pyplot(plots.reliability_figure(calibration))
+
+
+def data_split(split: dict, split_csv: pd.DataFrame | None) -> None:
+    st.subheader("Data split")
+    if split:
+        rows = []
+        for name, part in split.items():
+            speakers = [str(s) for s in (part or {}).get("speakers", [])]
+            rows.append({"split": name, "clips": part.get("clips"), "speakers": len(speakers),
+                         "speaker ids": ", ".join(speakers)})
+        st.dataframe(pd.DataFrame(rows), hide_index=True, key="split_table")
+    else:
+        st.info("No split summary recorded.")
+    if split_csv is not None and {"split", "emotion"} <= set(split_csv.columns):
+        with st.expander("Clips per emotion and split (split.csv)"):
+            st.dataframe(pd.crosstab(split_csv["emotion"], split_csv["split"]), key="split_counts")
 
 
 app_support.ensure_entrypoint()
@@ -75,84 +154,15 @@ st.title("Test results")
 reports = app_support.load_reports()
 if not reports.has_model:
     app_support.show_model_missing()
-test = reports.test_metrics
-if not test:
+metrics = reports.metrics or {}
+if reports.test_metrics:
+    shipped_model_on_test(reports.test_metrics, metrics.get("calibration") or {})
+elif metrics.get("split") and not (metrics["split"].get("test") or {}).get("clips"):
+    st.info("The shipped model was trained on every speaker (training + validation speakers, none held "
+            "out for testing). How its recipe does on speakers it never heard is measured by the "
+            "cross-validation below, which trains one model per fold with that fold's speakers left out.")
+else:
     st.info(f"No test metrics in {reports.directory} (metrics.json is missing or has no “test” "
             "section). Training writes them.")
-    cross_validation_section(reports.directory, reports.arch)
-    st.stop()
-
-st.caption(
-    "Measured once, after training, on the held-out test speakers: nobody in this set was used "
-    "for training or for choosing the model."
-)
-columns = st.columns(4)
-for column, (label, key, fmt) in zip(
-    columns,
-    [("Accuracy", "accuracy", "{:.1%}"), ("UAR (mean recall)", "uar", "{:.1%}"),
-     ("Macro-F1", "macro_f1", "{:.3f}"), ("Test clips", "n", "{:,}")],
-):
-    value = test.get(key)
-    column.metric(label, fmt.format(value) if isinstance(value, (int, float)) else "n/a")
-
-labels = test.get("labels") or list((reports.config or {}).get("emotions") or [])
-matrix = test.get("confusion_matrix")
-st.subheader("Confusion matrix")
-if matrix and labels and len(matrix) == len(labels):
-    left, right = st.columns(2)
-    left.pyplot(plots.confusion_matrix_figure(matrix, labels, normalise=False))
-    right.pyplot(plots.confusion_matrix_figure(matrix, labels, normalise=True))
-else:
-    st.info("No confusion matrix recorded.")
-
-st.subheader("Per emotion")
-per_class = test.get("per_class") or {}
-if per_class:
-    table = pd.DataFrame.from_dict(per_class, orient="index")
-    table.index.name = "emotion"
-    st.dataframe(
-        table.reset_index(), hide_index=True, key="per_class",
-        column_config={
-            "emotion": st.column_config.TextColumn("Emotion"),
-            "support": st.column_config.NumberColumn("Test clips", format="%d"),
-            **{name: st.column_config.NumberColumn(label, format="%.3f")
-               for name, label in (("precision", "Precision"), ("recall", "Recall"), ("f1", "F1"))},
-        },
-    )
-else:
-    st.info("No per-class scores recorded.")
-
-st.subheader("Calibration")
-calibration = (reports.metrics or {}).get("calibration") or {}
-if calibration.get("reliability"):
-    st.caption(
-        "Does a 70 % confidence mean right 70 % of the time? Bars on the diagonal are perfectly "
-        "calibrated; ECE (expected calibration error) is the average gap. The temperature is fitted on "
-        f"the {calibration.get('fitted_on', 'validation speakers')}; the figures below are measured on "
-        f"the {calibration.get('measured_on', 'held-out speakers')}, so they show whether it helps there."
-    )
-    cols = st.columns(4)
-    for column, (label, key) in zip(cols, [("ECE before", "ece_before"), ("ECE after", "ece_after"),
-                                           ("ECE noise floor", "ece_floor"), ("Temperature", "temperature")]):
-        value = calibration.get(key)
-        column.metric(label, f"{value:.3f}" if isinstance(value, (int, float)) else "n/a", help=ECE_FLOOR_HELP if key == "ece_floor" else None)
-    st.pyplot(plots.reliability_figure(calibration))
-else:
-    st.info("No calibration data recorded.")
-
-st.subheader("Data split")
-split = (reports.metrics or {}).get("split") or {}
-if split:
-    rows = []
-    for name, part in split.items():
-        speakers = [str(s) for s in (part or {}).get("speakers", [])]
-        rows.append({"split": name, "clips": part.get("clips"), "speakers": len(speakers),
-                     "speaker ids": ", ".join(speakers)})
-    st.dataframe(pd.DataFrame(rows), hide_index=True, key="split_table")
-else:
-    st.info("No split summary recorded.")
-if reports.split is not None and {"split", "emotion"} <= set(reports.split.columns):
-    with st.expander("Clips per emotion and split (split.csv)"):
-        st.dataframe(pd.crosstab(reports.split["emotion"], reports.split["split"]), key="split_counts")
-
+data_split(metrics.get("split") or {}, reports.split)
 cross_validation_section(reports.directory, reports.arch)

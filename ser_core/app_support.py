@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from ser_core import artifacts
+from ser_core import artifacts, cv_report
 from ser_core.artifacts import ModelNotFoundError, read_json_artifact
 from ser_core.predictor import DEFAULT_THRESHOLD
 
@@ -188,8 +188,12 @@ def render_sidebar(reports: Reports) -> float:
         if reports.has_model:
             st.markdown(f"**{reports.model_name or 'unnamed model'}**")
             accuracy = (reports.test_metrics or {}).get("accuracy")
+            cross_validated = cv_report.shipped_accuracy(reports.directory, reports.arch)
             if isinstance(accuracy, (int, float)):
                 st.metric("Test accuracy (unseen speakers)", f"{accuracy:.1%}")
+            elif cross_validated is not None:
+                st.metric("Cross-validated accuracy (unseen speakers)", f"{cross_validated:.1%}",
+                          help="Mean over the folds of the shipped recipe's cross-validation.")
             else:
                 st.caption("No test accuracy recorded.")
         else:

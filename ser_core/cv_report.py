@@ -172,6 +172,23 @@ def recall_stats(report: CVReport) -> dict[str, tuple[float, float]]:
 # ---------------------------------------------------------------- formatting
 
 
+def shipped_accuracy(directory: Path | str | None, shipped_arch: str | None) -> float | None:
+    """Mean cross-validated accuracy of the shipped architecture, when all its folds were run."""
+    report = load_cv_reports(directory).get(shipped_arch or "")
+    stats = metric_stats(report, "accuracy") if report is not None and report.complete else None
+    return stats[0] if stats else None
+
+
+def pooled_confusion(report: CVReport) -> np.ndarray | None:
+    """The folds' test confusion matrices summed: every clip once, scored by a model that never heard
+    its speaker. None unless every fold has a square matrix of the same size."""
+    matrices = [np.asarray(fold.get("confusion_matrix") or [], dtype=float) for fold in report.folds]
+    shapes = {m.shape for m in matrices}
+    if len(shapes) != 1 or len(next(iter(shapes))) != 2 or matrices[0].shape[0] != matrices[0].shape[1]:
+        return None
+    return np.sum(matrices, axis=0).astype(int)
+
+
 def pooled_calibration(report: CVReport) -> dict[str, Any] | None:
     """ECE and reliability bins over every fold's test clips, when the run recorded them."""
     pooled = report.summary.get("pooled_calibration")

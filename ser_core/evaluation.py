@@ -57,6 +57,14 @@ def classification_report(labels: np.ndarray, predicted: np.ndarray,
     }
 
 
+def report_from_confusion(matrix: np.ndarray, emotions: tuple[str, ...] = EMOTIONS) -> dict[str, Any]:
+    """:func:`classification_report` of the labels and predictions a confusion matrix counts."""
+    matrix = np.asarray(matrix, dtype=int)
+    true_class, predicted_class = np.nonzero(matrix)
+    counts = matrix[true_class, predicted_class]
+    return classification_report(np.repeat(true_class, counts), np.repeat(predicted_class, counts), emotions)
+
+
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     """The temperature that minimises the negative log-likelihood of ``labels``."""
 

@@ -295,6 +295,32 @@ def test_test_results_page_shows_cross_validation(monkeypatch: pytest.MonkeyPatc
     assert any("Calibration over all 880 test clips" in m.value for m in app.markdown)
     shown = {m.label: m.value for m in app.main.metric}
     assert shown["ECE noise floor"] == "0.031" and shown["ECE after"] == "0.047"  # CV metrics come last
+    # The folds' confusion matrices summed (5 folds of eye*10 + 2: 132 clips each), and the per-class table from it.
+    assert any("Confusion matrix** of all 660 test clips" in m.value for m in app.markdown)
+    per_class = [f.value for f in app.dataframe if {"emotion", "precision"} <= set(f.value.columns)]
+    assert len(per_class) == 2  # the shipped model's test speakers, then the pooled folds
+    np.testing.assert_allclose(per_class[1]["recall"], 12 / 22)
+    assert list(per_class[1]["support"]) == [110] * 6
+
+
+def test_test_results_page_for_a_model_trained_on_every_speaker(monkeypatch: pytest.MonkeyPatch,
+                                                                tmp_path: Path) -> None:
+    write_reports(tmp_path)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    del metrics["test"]
+    metrics["calibration"]["measured_on"] = "validation speakers"
+    metrics["split"]["test"] = {"clips": 0, "speakers": []}
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    (tmp_path / "cv_ser_cnn.json").write_text(json.dumps(fake_cv_report("ser_cnn")))
+    (tmp_path / "model.keras").write_bytes(b"")  # present (the sidebar only reads the reports)
+    app = open_app(monkeypatch, tmp_path, "pages/test_results.py")
+    assert_clean(app)
+    assert any("trained on every speaker" in i.value for i in app.info)
+    assert not any("No test metrics" in i.value for i in app.info)
+    assert any("Confusion matrix** of all 660 test clips" in m.value for m in app.markdown)
+    assert frame_with(app, "split", "speaker ids") is not None
+    assert app.sidebar.metric[0].label == "Cross-validated accuracy (unseen speakers)"
+    assert app.sidebar.metric[0].value == "64.0%"
 
 
 def test_test_results_page_without_cross_validation(monkeypatch: pytest.MonkeyPatch,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ser_core.evaluation import (classification_report, clip_probabilities, ece_sampling_floor, fit_temperature,
-                                 reliability, softmax)
+                                 reliability, report_from_confusion, softmax)
 from ser_core.params import EMOTIONS
 
 LABELS = np.array([0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5])
@@ -158,3 +158,11 @@ def test_ece_sampling_floor_shrinks_with_more_clips_and_vanishes_for_certain_mod
     small, large = (ece_sampling_floor(rng.uniform(0.3, 0.95, n)) for n in (176, 880))
     assert 0.05 < small < 0.09 and 0.02 < large < 0.04
     assert ece_sampling_floor(np.ones(50)) == 0.0
+
+
+def test_report_from_confusion_matches_the_report_of_the_predictions():
+    rng = np.random.default_rng(3)
+    labels, predicted = rng.integers(0, 6, 300), rng.integers(0, 6, 300)
+    direct = classification_report(labels, predicted)
+    rebuilt = report_from_confusion(np.asarray(direct["confusion_matrix"]))
+    assert rebuilt == direct

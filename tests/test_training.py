@@ -251,6 +251,20 @@ def test_cross_validation_one_fold_with_cosine_schedule_and_ema(tiny_run, tmp_pa
     assert not (tmp_path / "unused").exists()  # cross-validation leaves the shipped artifacts alone
 
 
+def test_training_on_every_speaker_but_validation(tiny_run, tmp_path):
+    out = tmp_path / "artifacts"
+    code = run_train(["--ravdess-dir", str(tiny_run.data_dir), "--test-fraction", "0", "--epochs", "1",
+                      "--batch-size", "16", "--artifacts", str(out), "--run-dir", str(tmp_path / "run"),
+                      "--cache-dir", str(tiny_run.cache_dir), "--fresh", "--verbose", "0"])
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert "test" not in metrics and metrics["split"]["test"]["clips"] == 0
+    assert metrics["split"]["train"]["clips"] + metrics["split"]["validation"]["clips"] == N_TINY_CLIPS
+    assert metrics["calibration"]["measured_on"] == "validation speakers"
+    assert json.loads((out / "config.json").read_text())["recipe"]["test_fraction"] == 0
+    assert (out / "model.keras").is_file()
+
+
 class _Interrupt(Exception):
     pass
 
