@@ -221,7 +221,8 @@ def _learning_rate_changes(epochs: Sequence[float], rates: Sequence[float]) -> l
 
 def training_curves_figure(history: Mapping[str, Sequence[float]]) -> Figure:
     """Accuracy and loss per epoch (training and validation), the best epoch marked, and the
-    learning rate, with every change of rate drawn as a dotted line across all panels."""
+    learning rate. A stepped rate (reduced on plateaus) has each change drawn as a dotted line across
+    all panels; a smooth schedule (warm-up and cosine decay) is just drawn as a curve."""
     n = len(history.get("accuracy") or history.get("loss") or [])
     epochs = list(history.get("epoch") or range(1, n + 1))
     rates = history.get("learning_rate") or []
@@ -231,6 +232,9 @@ def training_curves_figure(history: Mapping[str, Sequence[float]]) -> Figure:
     fig = Figure(figsize=(10, 3.6), layout="constrained")
     axes = fig.subplots(1, 3 if has_rates else 2, squeeze=False)[0]
     changes = _learning_rate_changes(epochs, rates) if has_rates else []
+    smooth_schedule = len(changes) > max(3, len(epochs) // 4)
+    if smooth_schedule:
+        changes = []
     for ax, (key, title) in zip(axes, panels):
         for name, label, colour in ((key, "training", MUTED), (f"val_{key}", "validation", AFTER)):
             values = history.get(name)
@@ -248,8 +252,12 @@ def training_curves_figure(history: Mapping[str, Sequence[float]]) -> Figure:
         ax.grid(alpha=0.3)
     if has_rates:
         ax = axes[2]
-        ax.step(epochs, rates, where="post", color="#333333")
-        ax.set_yscale("log")
+        if smooth_schedule:  # decays to zero: a log axis cannot show it
+            ax.plot(epochs, rates, color="#333333")
+            ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
+        else:
+            ax.step(epochs, rates, where="post", color="#333333")
+            ax.set_yscale("log")
         ax.set_title("Learning rate", fontsize=10)
         ax.set_xlabel("Epoch")
         ax.set_ylabel("Learning rate")

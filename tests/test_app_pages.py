@@ -374,6 +374,10 @@ def test_result_downloads(predictor) -> None:
     assert not shifted.uncertain and shifted.probabilities == prediction.probabilities
 
 
+def dotted_lines(ax) -> list:
+    return [line for line in ax.get_lines() if line.get_linestyle() == ":"]
+
+
 def test_plots_build_without_pyplot(predictor) -> None:
     from ser_core import plots
 
@@ -392,6 +396,13 @@ def test_plots_build_without_pyplot(predictor) -> None:
     assert spectrogram_axes.get_xlabel() == "Time (s)" and "Hz" in spectrogram_axes.get_ylabel()
     assert "dB" in figures[0].axes[1].get_ylabel()  # the colour bar
     assert plots._learning_rate_changes([1, 2, 3, 4], [1e-3, 1e-3, 5e-4, 5e-4]) == [(3.0, 5e-4)]
+    stepped = figures[4].axes
+    assert stepped[2].get_yscale() == "log" and len(dotted_lines(stepped[0])) == 1  # one halving at epoch 7
+    epochs = list(range(1, 41))
+    cosine = {"epoch": epochs, "loss": [1.0] * 40, "accuracy": [0.5] * 40,
+              "learning_rate": [2e-3 * min(e / 3, 0.5 * (1 + np.cos(np.pi * (e - 3) / 37))) for e in epochs]}
+    smooth = plots.training_curves_figure(cosine).axes
+    assert smooth[2].get_yscale() == "linear" and not dotted_lines(smooth[0])  # a curve, not 40 markers
     chart = plots.probability_chart(prediction.probabilities, 0.55).to_dict()
     assert chart["layer"]
     assert not plots.timeline_frame([(1.5, prediction.probabilities)], EMOTIONS).empty
