@@ -50,6 +50,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--schedule", default="plateau", choices=("plateau", "cosine"),
                         help="plateau: halve the rate when validation loss stalls, stop early; "
                              "cosine: warm up, decay to zero over --epochs, no early stop")
+    parser.add_argument("--keep", default="best", choices=("best", "last"),
+                        help="which weights the run keeps: the epoch with the best validation accuracy, "
+                             "or the last epoch's")
     parser.add_argument("--ema", action="store_true",
                         help="evaluate and checkpoint an exponential moving average of the weights")
     parser.add_argument("--seed", type=int, default=0)
@@ -153,8 +156,10 @@ def train_model(train: WindowSet, validation: WindowSet, params: FeatureParams, 
               callbacks=callbacks, verbose=args.verbose)
     seconds = time.perf_counter() - started
     log.info("training took %.0f s", seconds)
-    best = artifacts.load_model(checkpoint)
-    return best, read_history(history_csv), seconds
+    # With --ema the weights in memory are now the moving average (Keras assigns it at the end of fit).
+    artifacts.save_model(model, run_dir / "last.keras")
+    kept = artifacts.load_model(checkpoint if args.keep == "best" else run_dir / "last.keras")
+    return kept, read_history(history_csv), seconds
 
 
 def _log_learning_rate_callback():
@@ -347,6 +352,10 @@ def run_cross_validation(args, clips: list[Clip], features: list[np.ndarray], pa
             "confusion_matrix": report["confusion_matrix"],
             "robustness": robustness(model, test.clips, params, temperature, args.seed),
         }
+        # The checkpoint this run did not keep, scored on the same clips: best-vs-last costs no extra run.
+        other = "last" if args.keep == "best" else "best"
+        other_report = score(window_logits(artifacts.load_model(run_dir / f"{other}.keras"), test), test, temperature)
+        result[f"{other}_checkpoint"] = {key: other_report[key] for key in ("accuracy", "uar", "macro_f1")}
         results.append(result)
         log.info("fold %d: accuracy %.3f UAR %.3f macro-F1 %.3f | %s", index, result["accuracy"],
                  result["uar"], result["macro_f1"], json.dumps(result["robustness"]))
@@ -354,7 +363,8 @@ def run_cross_validation(args, clips: list[Clip], features: list[np.ndarray], pa
     summary["pooled_calibration"] = pooled_calibration(pooled)
     print_cv_table(results, summary)
     report = {"arch": args.arch, "seed": args.seed, "folds": results, "summary": summary,
-              "augment": args.augment, "epochs": args.epochs, "feature_params": params.to_dict(),
+              "augment": args.augment, "epochs": args.epochs, "schedule": args.schedule, "ema": args.ema,
+              "keep": args.keep, "feature_params": params.to_dict(),
               "n_folds": args.cv, "speakers": len({c.speaker for c in clips}), "clips": len(clips)}
     artifacts.write_json(args.run_dir / f"cv_{args.arch}.json", report)
     if args.folds is None:  # only a complete cross-validation goes next to the model, for the app
@@ -398,6 +408,11 @@ def print_cv_table(results: list[dict], summary: dict) -> None:
           f"{s['snr_10db_accuracy']['mean']:9.3f}")
     print(f"{'std':>5} {s['accuracy']['std']:6.3f} {s['uar']['std']:6.3f} {s['macro_f1']['std']:6.3f} "
           f"{s['snr_10db_accuracy']['std']:9.3f}")
+    for key in ("best_checkpoint", "last_checkpoint"):
+        if key in results[0]:
+            values = [r[key]["accuracy"] for r in results]
+            print(f"{key.replace('_', ' ')} instead: accuracy {np.mean(values):.3f} ± {np.std(values):.3f} "
+                  f"({', '.join(f'{v:.3f}' for v in values)})")
     c = s["pooled_calibration"]
     print(f"ECE over all {c['clips']} test clips: {c['ece_before']:.3f} unscaled, {c['ece_after']:.3f} with "
           f"temperature (a perfectly calibrated model would measure about {c['ece_floor']:.3f} here)")

@@ -240,6 +240,8 @@ def test_cross_validation_one_fold_with_cosine_schedule_and_ema(tiny_run, tmp_pa
     assert len(fold["test_speakers"]) == len(TINY_ACTORS) // 2
     assert np.asarray(fold["confusion_matrix"]).sum() == len(TINY_ACTORS) // 2 * 6 * TINY_CLIPS_PER_EMOTION
     assert set(fold["robustness"]) == {"snr_20db", "snr_10db", "snr_5db", "reverb_rt60_0.6s"}
+    assert set(fold["last_checkpoint"]) == {"accuracy", "uar", "macro_f1"}  # the weights not kept, scored too
+    assert (run_dir / "fold0" / "last.keras").is_file() and (run_dir / "fold0" / "best.keras").is_file()
     assert set(result["summary"]) >= {"accuracy", "uar", "macro_f1", "recall", "pooled_calibration"}
     pooled = result["summary"]["pooled_calibration"]
     assert pooled["clips"] == np.asarray(fold["confusion_matrix"]).sum()
