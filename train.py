@@ -32,9 +32,17 @@ from ser_core.evaluation import (classification_report, clip_probabilities, ece_
                                  reliability)
 from ser_core.models import DEFAULT_ARCH, LEARNING_RATES, ARCHITECTURES
 from ser_core.params import EMOTIONS, FeatureParams
+from ser_core.recipes import DEFAULT_MEMBERS, MemberRecipe
 from ser_core.split import cross_validation_folds, fold_assignment, speaker_split, write_split_csv
 
 log = logging.getLogger("train")
+
+
+def member_spec(text: str) -> MemberRecipe:
+    try:
+        return MemberRecipe.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -47,16 +55,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--learning-rate", type=float, help="default: per architecture")
     parser.add_argument("--patience", type=int, default=20,
                         help="plateau schedule: epochs without validation gain before stopping")
-    parser.add_argument("--schedule", default="plateau", choices=("plateau", "cosine"),
-                        help="plateau: halve the rate when validation loss stalls, stop early; "
-                             "cosine: warm up, decay to zero over --epochs, no early stop")
+    parser.add_argument("--members", nargs="+", type=member_spec, default=[MemberRecipe.parse(m) for m in DEFAULT_MEMBERS],
+                        metavar="SCHEDULE[+ema]:PRESET",
+                        help=f"one model per spec, averaged (default: {' '.join(DEFAULT_MEMBERS)}). SCHEDULE plateau: halve the "
+                             "rate when validation loss stalls, stop early; cosine: warm up, decay to zero over "
+                             "--epochs. +ema: checkpoint the weights' moving average. PRESET: augmentation, one of "
+                             + ", ".join(sorted(PRESETS)))
     parser.add_argument("--keep", default="best", choices=("best", "last"),
                         help="which weights the run keeps: the epoch with the best validation accuracy, "
                              "or the last epoch's")
-    parser.add_argument("--ema", action="store_true",
-                        help="evaluate and checkpoint an exponential moving average of the weights")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--augment", default="acoustic", choices=sorted(PRESETS), help="on-the-fly augmentation preset")
     parser.add_argument("--n-mels", type=int, default=FeatureParams.n_mels, help="mel bands")
     parser.add_argument("--top-db", type=float, default=FeatureParams.top_db,
                         help="dynamic range kept below each window's loudest bin")
@@ -111,8 +119,9 @@ def subset(clips: list[Clip], features: list[np.ndarray], assignment: dict[str, 
     return window_set([clips[i] for i in chosen], [features[i] for i in chosen])
 
 
-def train_model(train: WindowSet, validation: WindowSet, params: FeatureParams, args, run_dir: Path):
-    """Fit with early stopping, best checkpoint, learning-rate reduction and resumable backups."""
+def train_model(train: WindowSet, validation: WindowSet, params: FeatureParams, args, run_dir: Path,
+                member: MemberRecipe):
+    """Fit one model as ``member`` says, with best/last checkpoints and resumable backups."""
     import keras
 
     from ser_core.augment import make_augmenter
@@ -120,7 +129,7 @@ def train_model(train: WindowSet, validation: WindowSet, params: FeatureParams, 
     from ser_core.models import build_model
 
     keras.utils.set_random_seed(args.seed)
-    preset = PRESETS[args.augment]
+    preset = PRESETS[member.augment]
     augment = None if preset is None else make_augmenter(params, preset)
     train_data, steps = training_dataset(train, args.batch_size, augment, args.seed)
     validation_data = evaluation_dataset(validation, 64)
@@ -128,7 +137,7 @@ def train_model(train: WindowSet, validation: WindowSet, params: FeatureParams, 
     model = build_model(args.arch, params.input_shape, len(EMOTIONS))
     peak_rate = args.learning_rate or LEARNING_RATES[args.arch]
     model.compile(
-        optimizer=make_optimizer(args.schedule, peak_rate, steps, args.epochs, args.ema),
+        optimizer=make_optimizer(member.schedule, peak_rate, steps, args.epochs, member.ema),
         loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1),
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
     )
@@ -139,18 +148,18 @@ def train_model(train: WindowSet, validation: WindowSet, params: FeatureParams, 
     # Order matters: the backup holds the raw weights; the EMA weights are swapped in after it, for
     # validation and the checkpoint, and swapped out again when the next epoch begins.
     callbacks = [keras.callbacks.BackupAndRestore(str(run_dir / "backup"))]
-    if args.ema:
+    if member.ema:
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     callbacks.append(keras.callbacks.ModelCheckpoint(str(checkpoint), monitor="val_accuracy", save_best_only=True,
                                                      initial_value_threshold=best_so_far))
-    if args.schedule == "plateau":
+    if member.schedule == "plateau":
         callbacks += [
             keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=5, min_lr=1e-5),
             keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=args.patience),
         ]
     callbacks += [_log_learning_rate_callback(), keras.callbacks.CSVLogger(str(history_csv), append=True)]
-    log.info("%s: %d parameters, %d training windows (%d steps/epoch), %d validation windows",
-             model.name, model.count_params(), len(train.x), steps, len(validation.x))
+    log.info("%s as %s: %d parameters, %d training windows (%d steps/epoch), %d validation windows",
+             model.name, member, model.count_params(), len(train.x), steps, len(validation.x))
     started = time.perf_counter()
     model.fit(train_data, steps_per_epoch=steps, epochs=args.epochs, validation_data=validation_data,
               callbacks=callbacks, verbose=args.verbose)
@@ -160,6 +169,51 @@ def train_model(train: WindowSet, validation: WindowSet, params: FeatureParams, 
     artifacts.save_model(model, run_dir / "last.keras")
     kept = artifacts.load_model(checkpoint if args.keep == "best" else run_dir / "last.keras")
     return kept, read_history(history_csv), seconds
+
+
+def member_dirs(run_dir: Path, n_members: int) -> list[Path]:
+    return [run_dir] if n_members == 1 else [run_dir / f"member{index}" for index in range(n_members)]
+
+
+def train_members(train: WindowSet, validation: WindowSet, params: FeatureParams, args, run_dir: Path):
+    """Train every ``args.members`` recipe; returns (their average as one model, histories, seconds).
+
+    An interrupted run resumes: members that had finished are loaded, the interrupted one continues.
+    """
+    from ser_core.models import ensemble
+
+    directories = member_dirs(run_dir, len(args.members))
+    finished = [(directory / "finished.json").exists() for directory in directories]
+    resuming = any((directory / "backup").exists() for directory in directories) or (any(finished) and not all(finished))
+    models, histories, total_seconds = [], [], 0.0
+    for member, directory, done in zip(args.members, directories, finished):
+        if resuming and done:
+            log.info("member %s: already trained in %s", member, directory)
+            model = artifacts.load_model(directory / f"{args.keep}.keras")
+            history = read_history(directory / "history.csv")
+            seconds = json.loads((directory / "finished.json").read_text())["seconds"]
+        else:
+            (directory / "finished.json").unlink(missing_ok=True)
+            prepare_run_dir(directory)
+            model, history, seconds = train_model(train, validation, params, args, directory, member)
+            artifacts.write_json(directory / "finished.json", {"member": str(member), "seconds": round(seconds, 1)})
+        models.append(model)
+        histories.append({"member": str(member), **history})
+        total_seconds += seconds
+    return (models[0] if len(models) == 1 else ensemble(models)), histories, total_seconds
+
+
+def load_members(run_dir: Path, n_members: int, checkpoint: str):
+    """The ``checkpoint`` ("best" or "last") weights of a finished run's members, averaged."""
+    from ser_core.models import ensemble
+
+    models = [artifacts.load_model(directory / f"{checkpoint}.keras") for directory in member_dirs(run_dir, n_members)]
+    return models[0] if len(models) == 1 else ensemble(models)
+
+
+def history_report(histories: list[dict]) -> dict:
+    """history.json: one model's history as before; an ensemble's as {"members": [...]}."""
+    return histories[0] if len(histories) == 1 else {"members": histories}
 
 
 def _log_learning_rate_callback():
@@ -247,8 +301,7 @@ def run_single(args, clips: list[Clip], features: list[np.ndarray], params: Feat
     assignment = speaker_split(clips, seed=args.seed, test=args.test_fraction)
     train, validation = (subset(clips, features, assignment, s) for s in ("train", "validation"))
     test = subset(clips, features, assignment, "test") if "test" in assignment.values() else None
-    prepare_run_dir(args.run_dir)
-    model, history, seconds = train_model(train, validation, params, args, args.run_dir)
+    model, histories, seconds = train_members(train, validation, params, args, args.run_dir)
     validation_logits = window_logits(model, validation)
     temperature = fit_temperature(validation_logits, validation.labels)
     validation_report = score(validation_logits, validation, temperature)
@@ -273,8 +326,10 @@ def run_single(args, clips: list[Clip], features: list[np.ndarray], params: Feat
 
     out = args.artifacts
     out.mkdir(parents=True, exist_ok=True)
+    corpora = ", ".join(sorted({c.corpus for c in clips}))
     config = {
-        "model_name": f"{args.arch} ({', '.join(sorted({c.corpus for c in clips}))})",
+        "model_name": (f"{args.arch} ({corpora})" if len(args.members) == 1
+                       else f"{len(args.members)} × {args.arch}, averaged ({corpora})"),
         "arch": args.arch,
         "parameters": int(model.count_params()),
         "emotions": list(EMOTIONS),
@@ -284,14 +339,14 @@ def run_single(args, clips: list[Clip], features: list[np.ndarray], params: Feat
         "trained_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "training_seconds": round(seconds, 1),
         "seed": args.seed,
-        "recipe": {"augment": args.augment, "schedule": args.schedule, "ema": args.ema, "epochs": args.epochs,
+        "recipe": {"members": [str(m) for m in args.members], "keep": args.keep, "epochs": args.epochs,
                    "batch_size": args.batch_size, "test_fraction": args.test_fraction},
         "data": data_info,
     }
     artifacts.save_model(model, out / artifacts.MODEL_FILE)
     artifacts.write_json(out / artifacts.CONFIG_FILE, config)
     artifacts.write_json(out / artifacts.METRICS_FILE, metrics)
-    artifacts.write_json(out / artifacts.HISTORY_FILE, history)
+    artifacts.write_json(out / artifacts.HISTORY_FILE, history_report(histories))
     split_csv = args.run_dir / "split.csv"
     write_split_csv(clips, assignment, split_csv)
     artifacts.write_text(out / artifacts.SPLIT_FILE, split_csv.read_text())
@@ -331,30 +386,17 @@ def run_cross_validation(args, clips: list[Clip], features: list[np.ndarray], pa
         log.info("fold %d: test speakers %s, validation speakers %s", index, folds[index],
                  sorted({c.speaker for c in validation.clips}))
         run_dir = args.run_dir / f"fold{index}"
-        prepare_run_dir(run_dir)
-        model, history, seconds = train_model(train, validation, params, args, run_dir)
-        test_logits = window_logits(model, test)
-        temperature = fit_temperature(window_logits(model, validation), validation.labels)
-        report = score(test_logits, test, temperature)
-        calibration = calibration_report(test_logits, test, temperature)
-        pooled["labels"].append(test.clip_labels)
-        pooled["before"].append(clip_probabilities(test_logits, test.clip_index))
-        pooled["after"].append(clip_probabilities(test_logits, test.clip_index, temperature))
-        result = {
-            "fold": index, "test_speakers": folds[index], "epochs": len(history["epoch"]),
-            "best_epoch": history["best_epoch"], "train_seconds": round(seconds, 1),
-            "accuracy": report["accuracy"], "uar": report["uar"], "macro_f1": report["macro_f1"],
-            "recall": {e: v["recall"] for e, v in report["per_class"].items()},
-            "temperature": temperature,
-            "ece_before": calibration["ece_before"],
-            "ece_after": calibration["ece_after"],
-            "ece_floor": calibration["ece_floor"],
-            "confusion_matrix": report["confusion_matrix"],
-            "robustness": robustness(model, test.clips, params, temperature, args.seed),
-        }
+        model, histories, seconds = train_members(train, validation, params, args, run_dir)
+        result, parts = fold_result(index, folds[index], model, test, validation, params, args.seed)
+        epochs, best = [len(h["epoch"]) for h in histories], [h["best_epoch"] for h in histories]
+        result.update(epochs=epochs if len(epochs) > 1 else epochs[0], best_epoch=best if len(best) > 1 else best[0],
+                      train_seconds=round(seconds, 1))
+        for key, value in parts.items():
+            pooled[key].append(value)
         # The checkpoint this run did not keep, scored on the same clips: best-vs-last costs no extra run.
         other = "last" if args.keep == "best" else "best"
-        other_report = score(window_logits(artifacts.load_model(run_dir / f"{other}.keras"), test), test, temperature)
+        other_report = score(window_logits(load_members(run_dir, len(args.members), other), test), test,
+                             result["temperature"])
         result[f"{other}_checkpoint"] = {key: other_report[key] for key in ("accuracy", "uar", "macro_f1")}
         results.append(result)
         log.info("fold %d: accuracy %.3f UAR %.3f macro-F1 %.3f | %s", index, result["accuracy"],
@@ -363,13 +405,37 @@ def run_cross_validation(args, clips: list[Clip], features: list[np.ndarray], pa
     summary["pooled_calibration"] = pooled_calibration(pooled)
     print_cv_table(results, summary)
     report = {"arch": args.arch, "seed": args.seed, "folds": results, "summary": summary,
-              "augment": args.augment, "epochs": args.epochs, "schedule": args.schedule, "ema": args.ema,
-              "keep": args.keep, "feature_params": params.to_dict(),
+              "members": [str(m) for m in args.members], "epochs": args.epochs, "keep": args.keep,
+              "feature_params": params.to_dict(),
               "n_folds": args.cv, "speakers": len({c.speaker for c in clips}), "clips": len(clips)}
     artifacts.write_json(args.run_dir / f"cv_{args.arch}.json", report)
     if args.folds is None:  # only a complete cross-validation goes next to the model, for the app
         artifacts.write_json(args.artifacts / f"cv_{args.arch}.json", report)
     log.info("cross-validation results written to %s", args.run_dir / f"cv_{args.arch}.json")
+
+
+def fold_result(index: int, test_speakers: list[str], model, test: WindowSet, validation: WindowSet,
+                params: FeatureParams, seed: int) -> tuple[dict, dict[str, np.ndarray]]:
+    """One fold's figures on its test speakers (temperature fitted on its validation speakers), and the
+    clip labels and probabilities that ``pooled_calibration`` pools over folds."""
+    test_logits = window_logits(model, test)
+    temperature = fit_temperature(window_logits(model, validation), validation.labels)
+    report = score(test_logits, test, temperature)
+    calibration = calibration_report(test_logits, test, temperature)
+    result = {
+        "fold": index, "test_speakers": test_speakers,
+        "accuracy": report["accuracy"], "uar": report["uar"], "macro_f1": report["macro_f1"],
+        "recall": {e: v["recall"] for e, v in report["per_class"].items()},
+        "temperature": temperature,
+        "ece_before": calibration["ece_before"],
+        "ece_after": calibration["ece_after"],
+        "ece_floor": calibration["ece_floor"],
+        "confusion_matrix": report["confusion_matrix"],
+        "robustness": robustness(model, test.clips, params, temperature, seed),
+    }
+    parts = {"labels": test.clip_labels, "before": clip_probabilities(test_logits, test.clip_index),
+             "after": clip_probabilities(test_logits, test.clip_index, temperature)}
+    return result, parts
 
 
 def pooled_calibration(pooled: dict[str, list[np.ndarray]]) -> dict:

@@ -30,7 +30,7 @@ def main() -> None:
     args = parser.parse_args()
 
     out_of_fold, temperatures = {}, {}
-    for fold, model, test in fold_models(args.run_dir, args.ravdess_dir):
+    for fold, model, test, _ in fold_models(args.run_dir, args.ravdess_dir):
         out_of_fold[fold["fold"]] = (np.asarray(model.predict(test.x[..., None], verbose=0)), test)
         temperatures[fold["fold"]] = fold["temperature"]
     rows, pooled = [], {"labels": [], "probabilities": [[], [], []]}

@@ -13,11 +13,12 @@ from ser_core import artifacts
 from ser_core.corpora import gather
 from ser_core.dataset import WindowSet, extract_features, window_set
 from ser_core.params import FeatureParams
-from ser_core.split import cross_validation_folds
+from ser_core.split import cross_validation_folds, fold_assignment
 
 
-def fold_models(run_dir: Path, ravdess_dir: str) -> Iterator[tuple[dict, object, WindowSet]]:
-    """``(fold result, best model, test windows)`` for every fold the run recorded.
+def fold_models(run_dir: Path, ravdess_dir: str,
+                checkpoint: str = "best") -> Iterator[tuple[dict, object, WindowSet, WindowSet]]:
+    """``(fold result, model, test windows, validation windows)`` for every fold the run recorded.
 
     The folds are rebuilt from the corpus with the run's seed and checked against the speakers the
     run recorded, so a changed fold assignment cannot go unnoticed.
@@ -30,6 +31,12 @@ def fold_models(run_dir: Path, ravdess_dir: str) -> Iterator[tuple[dict, object,
     for fold in report["folds"]:
         test_speakers = set(folds[fold["fold"]])
         assert test_speakers == set(fold["test_speakers"]), "fold assignment differs from the run's"
-        chosen = [i for i, clip in enumerate(clips) if clip.speaker in test_speakers]
-        test = window_set([clips[i] for i in chosen], [features[i] for i in chosen])
-        yield fold, artifacts.load_model(Path(run_dir) / f"fold{fold['fold']}" / "best.keras"), test
+        assignment = fold_assignment(clips, folds[fold["fold"]], seed=report["seed"])
+        test, validation = (_windows(clips, features, assignment, split) for split in ("test", "validation"))
+        model = artifacts.load_model(Path(run_dir) / f"fold{fold['fold']}" / f"{checkpoint}.keras")
+        yield fold, model, test, validation
+
+
+def _windows(clips, features, assignment: dict[str, str], split: str) -> WindowSet:
+    chosen = [i for i, clip in enumerate(clips) if assignment[clip.speaker] == split]
+    return window_set([clips[i] for i in chosen], [features[i] for i in chosen])

@@ -29,7 +29,7 @@ def main() -> None:
     args = parser.parse_args()
 
     rows = []
-    for fold, model, test in fold_models(args.run_dir, args.ravdess_dir):
+    for fold, model, test, _ in fold_models(args.run_dir, args.ravdess_dir):
         temperature = fold["temperature"]
         logits = {shift: np.asarray(model.predict(np.roll(test.x, shift, axis=2)[..., None], verbose=0))
                   for shift in args.shifts}

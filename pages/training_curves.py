@@ -1,4 +1,5 @@
-"""Training curves: accuracy and loss per epoch, the best epoch and the learning-rate schedule."""
+"""Training curves: accuracy and loss per epoch, the best epoch and the learning-rate schedule,
+for the model or for each member of an averaged ensemble."""
 
 from __future__ import annotations
 
@@ -6,26 +7,41 @@ import streamlit as st
 
 from ser_core import app_support, plots
 
+
+def member_curves(history: dict, keep: str) -> None:
+    epochs = history.get("epoch") or list(range(1, len(history.get("loss") or history.get("accuracy") or []) + 1))
+    best = history.get("best_epoch")
+    columns = st.columns(3)
+    columns[0].metric("Epochs run", len(epochs))
+    columns[1].metric("Best epoch" + (" (kept)" if keep == "best" else ""), best if best is not None else "n/a")
+    val_accuracy = history.get("val_accuracy") or []
+    if best in epochs and len(val_accuracy) == len(epochs):
+        columns[2].metric("Validation accuracy at best", f"{val_accuracy[epochs.index(best)]:.1%}")
+    st.pyplot(plots.training_curves_figure(history))
+
+
 app_support.ensure_entrypoint()
 st.title("Training curves")
 reports = app_support.load_reports()
 if not reports.has_model:
     app_support.show_model_missing()
-history = reports.history
-if not history or not (history.get("accuracy") or history.get("loss")):
+history = reports.history or {}
+members = [h for h in history.get("members") or [] if isinstance(h, dict)] or [history]
+if not any(h.get("accuracy") or h.get("loss") for h in members):
     st.info(f"No training history in {reports.directory} (history.json). Training writes it.")
     st.stop()
 
-epochs = history.get("epoch") or list(range(1, len(history.get("loss") or history["accuracy"]) + 1))
-best = history.get("best_epoch")
-columns = st.columns(3)
-columns[0].metric("Epochs run", len(epochs))
-columns[1].metric("Best epoch (kept)", best if best is not None else "n/a")
-val_accuracy = history.get("val_accuracy") or []
-if best in epochs and len(val_accuracy) == len(epochs):
-    columns[2].metric("Validation accuracy at best", f"{val_accuracy[epochs.index(best)]:.1%}")
-st.pyplot(plots.training_curves_figure(history))
+keep = ((reports.config or {}).get("recipe") or {}).get("keep", "best")
+kept = ("the best epoch's (red line) by validation accuracy" if keep == "best" else "the last epoch's")
 st.caption(
-    "The weights kept are the best epoch's (red line) by validation score; dotted lines mark "
-    "each learning-rate change."
+    f"The weights kept are {kept}. A stepped learning rate (halved when validation loss stalls) has "
+    "each change marked by a dotted line; a warm-up + cosine schedule is drawn as a curve."
 )
+if len(members) == 1:
+    member_curves(members[0], keep)
+else:
+    st.markdown(f"The shipped model averages the outputs of **{len(members)} members**, trained differently "
+                "on the same speakers (recipe `SCHEDULE[+ema]:AUGMENTATION`):")
+    for tab, member in zip(st.tabs([f"{i + 1}: {m.get('member', '?')}" for i, m in enumerate(members)]), members):
+        with tab:
+            member_curves(member, keep)

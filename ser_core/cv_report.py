@@ -179,6 +179,13 @@ def shipped_accuracy(directory: Path | str | None, shipped_arch: str | None) -> 
     return stats[0] if stats else None
 
 
+def _per_member(value: Any) -> Any:
+    """Epoch counts as text: "54", or one per member of an ensemble, "70 / 54 / 70"."""
+    if isinstance(value, (list, tuple)):
+        return " / ".join(str(v) for v in value)
+    return None if value is None else str(value)
+
+
 def pooled_confusion(report: CVReport) -> np.ndarray | None:
     """The folds' test confusion matrices summed: every clip once, scored by a model that never heard
     its speaker. None unless every fold has a square matrix of the same size."""
@@ -246,8 +253,8 @@ def folds_table(reports: Mapping[str, CVReport], shipped_arch: str | None = None
                 "UAR": _number(fold.get("uar")),
                 "Macro-F1": _number(fold.get("macro_f1")),
                 "ECE after": _number(fold.get("ece_after")),
-                "Epochs": fold.get("epochs"),
-                "Best epoch": fold.get("best_epoch"),
+                "Epochs": _per_member(fold.get("epochs")),
+                "Best epoch": _per_member(fold.get("best_epoch")),
                 "Training (s)": _number(fold.get("train_seconds")),
             })
     return pd.DataFrame(rows, columns=FOLD_COLUMNS)

@@ -61,6 +61,19 @@ def ser_cnn(input_shape: tuple[int, int, int], n_classes: int, width: int = 24,
     return keras.Model(inputs, logits, name="ser_cnn")
 
 
+def ensemble(members: list[keras.Model]) -> keras.Model:
+    """One model whose logits are the mean of ``members``' logits (each member kept whole inside).
+
+    Built from built-in layers only, so it saves as one ``.keras`` file and loads in safe mode.
+    """
+    inputs = keras.Input(shape=members[0].input_shape[1:], name="log_mel")
+    logits = []
+    for index, member in enumerate(members):
+        member.name = f"member_{index}"  # nested models need distinct names
+        logits.append(member(inputs))
+    return keras.Model(inputs, layers.Average(name="logits")(logits), name=f"ensemble_of_{len(members)}")
+
+
 ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {"ser_cnn": ser_cnn, "vgg_baseline": vgg_baseline}
 DEFAULT_ARCH = "ser_cnn"
 # The baseline keeps the notebook's optimiser; ours trains faster with a larger rate.

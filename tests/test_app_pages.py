@@ -208,15 +208,22 @@ def test_test_results_page(monkeypatch: pytest.MonkeyPatch, fake_artifacts: Path
     metrics = json.loads((directory / "metrics.json").read_text())
     app = open_app(monkeypatch, directory, "pages/test_results.py")
     assert_clean(app)
+    frames = [frame.value for frame in app.dataframe]
+    split = next(f for f in frames if "speaker ids" in f.columns)
+    if "test" not in metrics:  # trained on every speaker: the unseen-speaker figures are the CV's
+        assert any("trained on every speaker" in i.value for i in app.info)
+        assert set(split["split"]) >= {"train", "validation"}
+        if (directory / "cv_ser_cnn.json").is_file():
+            assert any("Confusion matrix** of all" in m.value for m in app.markdown)
+            assert len(app.get("image")) >= 3  # pooled confusion matrices and reliability diagram
+        return
     shown = {m.label: m.value for m in app.main.metric}
     assert shown["Accuracy"] == f"{metrics['test']['accuracy']:.1%}"
     assert shown["UAR (mean recall)"] == f"{metrics['test']['uar']:.1%}"
     assert shown["Macro-F1"] == f"{metrics['test']['macro_f1']:.3f}"
     assert "ECE before" in shown and "ECE after" in shown
-    frames = [frame.value for frame in app.dataframe]
     per_class = next(f for f in frames if "emotion" in f.columns and "f1" in f.columns)
     assert set(per_class["emotion"]) == set(metrics["test"]["per_class"])
-    split = next(f for f in frames if "speaker ids" in f.columns)
     assert set(split["split"]) >= {"train", "test"}
     assert len(app.get("image")) >= 3  # two confusion matrices and the reliability diagram
 
@@ -226,12 +233,28 @@ def test_training_curves_page(monkeypatch: pytest.MonkeyPatch, fake_artifacts: P
                               directory: Path | None) -> None:
     directory = directory or fake_artifacts
     history = json.loads((directory / "history.json").read_text())
+    members = history.get("members") or [history]
     app = open_app(monkeypatch, directory, "pages/training_curves.py")
     assert_clean(app)
-    shown = {m.label: m.value for m in app.main.metric}
-    assert shown["Best epoch (kept)"] == str(history["best_epoch"])
-    assert shown["Epochs run"] == str(len(history["epoch"]))
-    assert app.get("image")
+    shown = [m.value for m in app.main.metric if m.label == "Best epoch (kept)"]
+    assert shown == [str(h["best_epoch"]) for h in members]
+    assert [m.value for m in app.main.metric if m.label == "Epochs run"] == [str(len(h["epoch"])) for h in members]
+    assert len(app.get("image")) == len(members)
+    if len(members) > 1:
+        assert [t.label for t in app.tabs] == [f"{i + 1}: {h['member']}" for i, h in enumerate(members)]
+
+
+def test_training_curves_page_shows_each_member(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    write_reports(tmp_path)
+    single = fake_reports()["history.json"]
+    members = [{**single, "member": "plateau:acoustic"}, {**single, "member": "cosine+ema:acoustic", "best_epoch": 10}]
+    (tmp_path / "history.json").write_text(json.dumps({"members": members}))
+    (tmp_path / "model.keras").write_bytes(b"")
+    app = open_app(monkeypatch, tmp_path, "pages/training_curves.py")
+    assert_clean(app)
+    assert [t.label for t in app.tabs] == ["1: plateau:acoustic", "2: cosine+ema:acoustic"]
+    assert [m.value for m in app.main.metric if m.label == "Best epoch (kept)"] == ["9", "10"]
+    assert len(app.get("image")) == 2
 
 
 def test_evaluation_pages_degrade_with_partial_reports(

@@ -81,7 +81,14 @@ def test_folds_table_has_one_row_per_fold(cv_dir: Path) -> None:
     assert list(table["Fold"]) == [0, 1, 2, 3, 4, 0]
     first = table.iloc[0]
     assert first["Test speakers"] == "ravdess_01, ravdess_02, ravdess_03, ravdess_04"
-    assert first["Accuracy"] == pytest.approx(0.60) and first["Best epoch"] == 25
+    assert first["Accuracy"] == pytest.approx(0.60) and first["Best epoch"] == "25"
+
+
+def test_folds_table_shows_an_ensembles_epochs_per_member() -> None:
+    report = fake_cv_report()
+    report["folds"][0].update(epochs=[70, 54, 70], best_epoch=[61, 34, 48])
+    table = cv_report.folds_table({"ser_cnn": cv_report.parse_cv_report(report)}, "ser_cnn")
+    assert table.iloc[0]["Epochs"] == "70 / 54 / 70" and table.iloc[0]["Best epoch"] == "61 / 34 / 48"
 
 
 def test_recall_table_is_the_mean_per_emotion(cv_dir: Path) -> None:

@@ -67,13 +67,17 @@ def test_metrics_have_the_documented_keys(tiny_artifacts):
     assert metrics["test"]["n"] == split["test"]["clips"]
 
 
-def test_history_has_one_row_per_epoch(tiny_artifacts):
-    history = json.loads((tiny_artifacts / "history.json").read_text())
-    assert history["epoch"] == [1, 2]
-    for key in ("accuracy", "val_accuracy", "loss", "val_loss"):
-        assert len(history[key]) == 2, key
-        assert all(np.isfinite(history[key])), key
-    assert history["best_epoch"] in (1, 2)
+def test_history_has_one_row_per_epoch_for_every_member(tiny_artifacts):
+    from ser_core.recipes import DEFAULT_MEMBERS
+
+    members = json.loads((tiny_artifacts / "history.json").read_text())["members"]  # the default ensemble
+    assert [history["member"] for history in members] == list(DEFAULT_MEMBERS)
+    for history in members:
+        assert history["epoch"] == [1, 2]
+        for key in ("accuracy", "val_accuracy", "loss", "val_loss", "learning_rate"):
+            assert len(history[key]) == 2, key
+            assert all(np.isfinite(history[key])), key
+        assert history["best_epoch"] in (1, 2)
 
 
 def _split_rows(path: Path) -> list[dict]:
@@ -230,7 +234,7 @@ def test_missing_artifacts_say_how_to_train(tmp_path):
 def test_cross_validation_one_fold_with_cosine_schedule_and_ema(tiny_run, tmp_path):
     run_dir = tmp_path / "cv"
     code = run_train(["--ravdess-dir", str(tiny_run.data_dir), "--cv", "2", "--folds", "0", "--epochs", "5",
-                      "--batch-size", "16", "--schedule", "cosine", "--ema",
+                      "--batch-size", "16", "--members", "cosine+ema:acoustic",
                       "--artifacts", str(tmp_path / "unused"), "--run-dir", str(run_dir),
                       "--cache-dir", str(tiny_run.cache_dir), "--fresh", "--verbose", "0"])
     assert code == 0
@@ -271,28 +275,49 @@ class _Interrupt(Exception):
     pass
 
 
-def test_interrupted_training_resumes(tiny_run, tmp_path, monkeypatch):
+def test_interrupted_ensemble_resumes_where_it_stopped(tiny_run, tmp_path, monkeypatch):
     import keras
 
     run_dir, out = tmp_path / "run", tmp_path / "artifacts"
     argv = ["--ravdess-dir", str(tiny_run.data_dir), "--epochs", "3", "--artifacts", str(out),
-            "--run-dir", str(run_dir), "--cache-dir", str(tiny_run.cache_dir), "--verbose", "0"]
+            "--members", "plateau:none", "cosine:none", "--run-dir", str(run_dir),
+            "--cache-dir", str(tiny_run.cache_dir), "--verbose", "0"]
     original_logger = keras.callbacks.CSVLogger
+    members_started = []
 
-    class InterruptAfterTwoEpochs(original_logger):  # last callback: the backup is already written
+    class InterruptSecondMember(original_logger):  # last callback: the backup is already written
+        def on_train_begin(self, logs=None):
+            members_started.append(self)
+            super().on_train_begin(logs)
+
         def on_epoch_end(self, epoch, logs=None):
             super().on_epoch_end(epoch, logs)
-            if epoch == 1:
+            if len(members_started) == 2 and epoch == 1:
                 raise _Interrupt
 
-    monkeypatch.setattr(keras.callbacks, "CSVLogger", InterruptAfterTwoEpochs)
+    monkeypatch.setattr(keras.callbacks, "CSVLogger", InterruptSecondMember)
     with pytest.raises(_Interrupt):
         run_train(argv)
-    assert (run_dir / "backup").is_dir()
+    first, second = run_dir / "member0", run_dir / "member1"
+    assert (first / "finished.json").is_file() and (second / "backup").is_dir()
     assert not (out / "model.keras").exists()
+    first_finished = (first / "finished.json").stat().st_mtime_ns
 
     monkeypatch.setattr(keras.callbacks, "CSVLogger", original_logger)
     assert run_train(argv) == 0
+    assert (first / "finished.json").stat().st_mtime_ns == first_finished  # not trained again
     history = json.loads((out / "history.json").read_text())
-    assert history["epoch"] == [1, 2, 3]  # resumed at epoch 3, not restarted at epoch 1
-    assert not (run_dir / "backup").exists()  # a finished run leaves no backup behind
+    assert [h["member"] for h in history["members"]] == ["plateau:none", "cosine:none"]
+    assert [h["epoch"] for h in history["members"]] == [[1, 2, 3], [1, 2, 3]]  # the second resumed at epoch 3
+    assert not (second / "backup").exists()  # a finished run leaves no backup behind
+    config = json.loads((out / "config.json").read_text())
+    assert config["recipe"]["members"] == ["plateau:none", "cosine:none"] and "2 ×" in config["model_name"]
+
+
+def test_a_bad_member_spec_is_refused_with_the_choices(capsys):
+    import train
+
+    with pytest.raises(SystemExit) as exit_info:
+        train.parse_args(["--members", "cosine+swa:acoustic"])
+    assert exit_info.value.code == 2
+    assert "SCHEDULE[+ema]:PRESET" in capsys.readouterr().err
