@@ -171,7 +171,7 @@ def test_live_streams_fake_microphone(page, server: str) -> None:
 
 @pytest.mark.parametrize("path, heading, last, images", [
     ("test_results", "Test results", "Data split", 3),
-    ("training_curves", "Training curves", "learning-rate change", 1),
+    ("training_curves", "Training curves", "marked by a dotted line", 1),
 ])
 def test_evaluation_pages(page, server: str, path: str, heading: str, last: str, images: int) -> None:
     page.goto(f"{server}/{path}")
