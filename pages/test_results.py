@@ -81,7 +81,9 @@ def cross_validation_section(directory, shipped_arch: str | None) -> None:
     report = results[arch]
     clips = f", {report.clips:,} clips" if report.clips else ""
     speakers = f"{report.speakers} speakers" if report.speakers else "all speakers"
-    st.caption(f"Below: **{arch}**, {report.folds_label()} over {speakers}{clips}.")
+    members = f" (members: {', '.join(f'`{m}`' for m in report.members)})" if len(report.members) > 1 else ""
+    st.caption(f"Below: **{cv_report.arch_label(report, shipped_arch)}**{members}, {report.folds_label()} over "
+               f"{speakers}{clips}.")
     matrix = cv_report.pooled_confusion(report)
     if matrix is not None and len(matrix) == len(EMOTIONS):
         st.markdown(f"**Confusion matrix** of all {int(matrix.sum())} test clips, each scored by the fold "

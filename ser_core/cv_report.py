@@ -44,6 +44,7 @@ class CVReport:
     speakers: int | None = None
     clips: int | None = None
     path: Path | None = None
+    members: tuple[str, ...] = ()  # the member recipes of an averaged ensemble
 
     @property
     def folds_run(self) -> int:
@@ -83,6 +84,7 @@ def parse_cv_report(data: Any, path: Path | None = None) -> CVReport | None:
         arch=arch, n_folds=n_folds, folds=folds, summary=summary,
         speakers=data.get("speakers") if _number(data.get("speakers")) is not None else None,
         clips=data.get("clips") if _number(data.get("clips")) is not None else None, path=path,
+        members=tuple(str(m) for m in data.get("members") or [] if isinstance(m, str)),
     )
 
 
@@ -179,6 +181,12 @@ def shipped_accuracy(directory: Path | str | None, shipped_arch: str | None) -> 
     return stats[0] if stats else None
 
 
+def arch_label(report: CVReport, shipped_arch: str | None) -> str:
+    """``ser_cnn``, ``ser_cnn × 3 averaged`` for an ensemble, with `` (shipped)`` when it is."""
+    label = f"{report.arch} × {len(report.members)} averaged" if len(report.members) > 1 else report.arch
+    return f"{label} (shipped)" if report.arch == shipped_arch else label
+
+
 def _per_member(value: Any) -> Any:
     """Epoch counts as text: "54", or one per member of an ensemble, "70 / 54 / 70"."""
     if isinstance(value, (list, tuple)):
@@ -225,7 +233,7 @@ def summary_table(reports: Mapping[str, CVReport], shipped_arch: str | None = No
         report = reports[arch]
         single = len(report.folds) == 1
         rows.append({
-            "Architecture": f"{arch} (shipped)" if arch == shipped_arch else arch,
+            "Architecture": arch_label(report, shipped_arch),
             "Folds": report.folds_label(),
             "Accuracy": format_mean_std(metric_stats(report, "accuracy"), single_fold=single),
             "UAR": format_mean_std(metric_stats(report, "uar"), single_fold=single),

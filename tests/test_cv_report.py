@@ -139,3 +139,12 @@ def test_pooled_calibration_is_read_only_when_complete() -> None:
     broken = fake_cv_report()
     broken["summary"]["pooled_calibration"] = {"clips": 880, "ece_after": 0.05}  # no reliability bins
     assert cv_report.pooled_calibration(cv_report.parse_cv_report(broken)) is None
+
+
+def test_an_ensemble_is_labelled_with_its_member_count() -> None:
+    data = fake_cv_report()
+    data["members"] = ["plateau:acoustic", "cosine+ema:acoustic", "cosine+ema:acoustic_vtlp"]
+    reports = {"ser_cnn": cv_report.parse_cv_report(data),
+               "vgg_baseline": cv_report.parse_cv_report(fake_cv_report("vgg_baseline", folds=1))}
+    assert list(cv_report.summary_table(reports, "ser_cnn")["Architecture"]) == [
+        "ser_cnn × 3 averaged (shipped)", "vgg_baseline"]
