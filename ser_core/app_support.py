@@ -192,8 +192,9 @@ def render_sidebar(reports: Reports) -> float:
             if isinstance(accuracy, (int, float)):
                 st.metric("Test accuracy (unseen speakers)", f"{accuracy:.1%}")
             elif cross_validated is not None:
-                st.metric("Cross-validated accuracy (unseen speakers)", f"{cross_validated:.1%}",
-                          help="Mean over the folds of the shipped recipe's cross-validation.")
+                st.metric("Cross-validated accuracy", f"{cross_validated:.1%}",
+                          help="On speakers the model never heard: the mean over the folds of the "
+                               "shipped recipe's cross-validation (Test results page).")
             else:
                 st.caption("No test accuracy recorded.")
         else:

@@ -342,7 +342,7 @@ def test_test_results_page_for_a_model_trained_on_every_speaker(monkeypatch: pyt
     assert not any("No test metrics" in i.value for i in app.info)
     assert any("Confusion matrix** of all 660 test clips" in m.value for m in app.markdown)
     assert frame_with(app, "split", "speaker ids") is not None
-    assert app.sidebar.metric[0].label == "Cross-validated accuracy (unseen speakers)"
+    assert app.sidebar.metric[0].label == "Cross-validated accuracy"
     assert app.sidebar.metric[0].value == "64.0%"
 
 
