@@ -35,14 +35,19 @@ def main() -> None:
     parser.add_argument("--run-dirs", type=Path, nargs="+", required=True)
     parser.add_argument("--members", nargs="+", required=True, help="the recipe of each run, in the same order")
     parser.add_argument("--ravdess-dir", default="../shared/data/ravdess")
-    parser.add_argument("--checkpoint", default="best", choices=("best", "last"))
+    parser.add_argument("--checkpoints", nargs="+", choices=("best", "last"),
+                        help="which weights of each run: best (validation-chosen, default) or last")
     parser.add_argument("--out", type=Path, help="write the cross-validation report here")
     args = parser.parse_args()
     if len(args.members) != len(args.run_dirs):
         parser.error("give one --members recipe per --run-dirs run")
+    checkpoints = args.checkpoints or ["best"] * len(args.run_dirs)
+    if len(checkpoints) != len(args.run_dirs):
+        parser.error("give one --checkpoints value per --run-dirs run")
     members = [str(MemberRecipe.parse(spec)) for spec in args.members]
 
-    runs = [list(fold_models(run_dir, args.ravdess_dir, args.checkpoint)) for run_dir in args.run_dirs]
+    runs = [list(fold_models(run_dir, args.ravdess_dir, checkpoint))
+            for run_dir, checkpoint in zip(args.run_dirs, checkpoints)]
     first = json.loads(next(args.run_dirs[0].glob("cv_*.json")).read_text())
     params = FeatureParams.from_dict(first["feature_params"]) if "feature_params" in first else FeatureParams()
     results, pooled = [], {"labels": [], "before": [], "after": []}
@@ -71,7 +76,7 @@ def main() -> None:
     print("members alone, mean accuracy: " + ", ".join(f"{m} {a:.3f}" for m, a in zip(members, member_means)))
     if args.out:
         report = {"arch": first.get("arch", "ser_cnn"), "seed": first["seed"], "folds": results, "summary": summary,
-                  "members": members, "epochs": first.get("epochs"), "keep": args.checkpoint,
+                  "members": members, "epochs": first.get("epochs"), "keep": checkpoints,
                   "feature_params": params.to_dict(), "n_folds": first.get("n_folds", len(results)),
                   "speakers": first.get("speakers"), "clips": first.get("clips"),
                   "source": "benchmarks/ensemble.py over " + ", ".join(str(d) for d in args.run_dirs)}
