@@ -200,15 +200,15 @@ def train_members(train: WindowSet, validation: WindowSet, params: FeatureParams
         models.append(model)
         histories.append({"member": str(member), **history})
         total_seconds += seconds
-    return (models[0] if len(models) == 1 else ensemble(models)), histories, total_seconds
+    return ensemble(models), histories, total_seconds
 
 
 def load_members(run_dir: Path, n_members: int, checkpoint: str):
     """The ``checkpoint`` ("best" or "last") weights of a finished run's members, averaged."""
     from ser_core.models import ensemble
 
-    models = [artifacts.load_model(directory / f"{checkpoint}.keras") for directory in member_dirs(run_dir, n_members)]
-    return models[0] if len(models) == 1 else ensemble(models)
+    return ensemble([artifacts.load_model(directory / f"{checkpoint}.keras")
+                     for directory in member_dirs(run_dir, n_members)])
 
 
 def history_report(histories: list[dict]) -> dict:
@@ -275,9 +275,13 @@ def score(logits: np.ndarray, windows: WindowSet, temperature: float) -> dict:
 def calibration_report(logits: np.ndarray, windows: WindowSet, temperature: float) -> dict:
     """Expected calibration error and reliability bins of ``windows``, unscaled and scaled, with the
     ECE a perfectly calibrated model would show on this many clips (see ``ece_sampling_floor``)."""
-    scaled = clip_probabilities(logits, windows.clip_index, temperature)
-    before = reliability(clip_probabilities(logits, windows.clip_index), windows.clip_labels)
-    after = reliability(scaled, windows.clip_labels)
+    return calibration_of(clip_probabilities(logits, windows.clip_index),
+                          clip_probabilities(logits, windows.clip_index, temperature), windows.clip_labels)
+
+
+def calibration_of(unscaled: np.ndarray, scaled: np.ndarray, labels: np.ndarray) -> dict:
+    """:func:`calibration_report` from clip probabilities without and with the temperature."""
+    before, after = reliability(unscaled, labels), reliability(scaled, labels)
     return {"ece_before": before["ece"], "ece_after": after["ece"], "ece_floor": ece_sampling_floor(scaled.max(axis=1)),
             "reliability": {"before": before, "after": after}}
 
@@ -420,8 +424,10 @@ def fold_result(index: int, test_speakers: list[str], model, test: WindowSet, va
     clip labels and probabilities that ``pooled_calibration`` pools over folds."""
     test_logits = window_logits(model, test)
     temperature = fit_temperature(window_logits(model, validation), validation.labels)
-    report = score(test_logits, test, temperature)
-    calibration = calibration_report(test_logits, test, temperature)
+    parts = {"labels": test.clip_labels, "before": clip_probabilities(test_logits, test.clip_index),
+             "after": clip_probabilities(test_logits, test.clip_index, temperature)}
+    report = classification_report(test.clip_labels, parts["after"].argmax(axis=1))
+    calibration = calibration_of(parts["before"], parts["after"], test.clip_labels)
     result = {
         "fold": index, "test_speakers": test_speakers,
         "accuracy": report["accuracy"], "uar": report["uar"], "macro_f1": report["macro_f1"],
@@ -433,8 +439,6 @@ def fold_result(index: int, test_speakers: list[str], model, test: WindowSet, va
         "confusion_matrix": report["confusion_matrix"],
         "robustness": robustness(model, test.clips, params, temperature, seed),
     }
-    parts = {"labels": test.clip_labels, "before": clip_probabilities(test_logits, test.clip_index),
-             "after": clip_probabilities(test_logits, test.clip_index, temperature)}
     return result, parts
 
 
@@ -445,10 +449,8 @@ def pooled_calibration(pooled: dict[str, list[np.ndarray]]) -> dict:
     folds brings that sampling floor down to about 0.03, low enough to read a 0.05 target against.
     """
     labels = np.concatenate(pooled["labels"])
-    before, after = np.concatenate(pooled["before"]), np.concatenate(pooled["after"])
-    curves = {"before": reliability(before, labels), "after": reliability(after, labels)}
-    return {"clips": int(len(labels)), "ece_before": curves["before"]["ece"], "ece_after": curves["after"]["ece"],
-            "ece_floor": ece_sampling_floor(after.max(axis=1)), "reliability": curves}
+    return {"clips": int(len(labels)),
+            **calibration_of(np.concatenate(pooled["before"]), np.concatenate(pooled["after"]), labels)}
 
 
 def summarise_folds(results: list[dict]) -> dict:

@@ -62,10 +62,13 @@ def ser_cnn(input_shape: tuple[int, int, int], n_classes: int, width: int = 24,
 
 
 def ensemble(members: list[keras.Model]) -> keras.Model:
-    """One model whose logits are the mean of ``members``' logits (each member kept whole inside).
+    """One model whose logits are the mean of ``members``' logits (each member kept whole inside);
+    a single member is returned as it is.
 
     Built from built-in layers only, so it saves as one ``.keras`` file and loads in safe mode.
     """
+    if len(members) == 1:
+        return members[0]
     inputs = keras.Input(shape=members[0].input_shape[1:], name="log_mel")
     logits = []
     for index, member in enumerate(members):
