@@ -45,6 +45,13 @@ def member_spec(text: str) -> MemberRecipe:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def test_fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 0.5:
+        raise argparse.ArgumentTypeError(f"{text} is not a share between 0 and 0.5 (0.15 holds out 3 of 20 speakers)")
+    return value
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ravdess-dir", help="local RAVDESS folder (Actor_NN/03-01-...); skips the download")
@@ -68,7 +75,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--n-mels", type=int, default=FeatureParams.n_mels, help="mel bands")
     parser.add_argument("--top-db", type=float, default=FeatureParams.top_db,
                         help="dynamic range kept below each window's loudest bin")
-    parser.add_argument("--test-fraction", type=float, default=0.15,
+    parser.add_argument("--test-fraction", type=test_fraction, default=0.15,
                         help="share of speakers held out for testing; 0 trains on every speaker but the "
                              "validation ones (the figures on unseen speakers then come from --cv)")
     parser.add_argument("--cv", type=int, metavar="K", help="run K-fold speaker-independent cross-validation instead")

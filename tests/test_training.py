@@ -321,3 +321,12 @@ def test_a_bad_member_spec_is_refused_with_the_choices(capsys):
         train.parse_args(["--members", "cosine+swa:acoustic"])
     assert exit_info.value.code == 2
     assert "SCHEDULE[+ema]:PRESET" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["1.0", "-0.1", "half"])
+def test_a_bad_test_fraction_is_refused(value, capsys):
+    import train
+
+    with pytest.raises(SystemExit) as exit_info:
+        train.parse_args(["--test-fraction", value])
+    assert exit_info.value.code == 2 and "--test-fraction" in capsys.readouterr().err
