@@ -32,7 +32,7 @@ from ser_core.evaluation import (classification_report, clip_probabilities, ece_
                                  reliability)
 from ser_core.models import DEFAULT_ARCH, LEARNING_RATES, ARCHITECTURES
 from ser_core.params import EMOTIONS, FeatureParams
-from ser_core.recipes import DEFAULT_MEMBERS, MemberRecipe
+from ser_core.recipes import CHECKPOINTS, DEFAULT_MEMBERS, MemberRecipe
 from ser_core.split import cross_validation_folds, fold_assignment, speaker_split, write_split_csv
 
 log = logging.getLogger("train")
@@ -63,14 +63,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--patience", type=int, default=20,
                         help="plateau schedule: epochs without validation gain before stopping")
     parser.add_argument("--members", nargs="+", type=member_spec, default=[MemberRecipe.parse(m) for m in DEFAULT_MEMBERS],
-                        metavar="SCHEDULE[+ema]:PRESET",
+                        metavar="SCHEDULE[+ema]:PRESET[@KEEP]",
                         help=f"one model per spec, averaged (default: {' '.join(DEFAULT_MEMBERS)}). SCHEDULE plateau: halve the "
                              "rate when validation loss stalls, stop early; cosine: warm up, decay to zero over "
-                             "--epochs. +ema: checkpoint the weights' moving average. PRESET: augmentation, one of "
-                             + ", ".join(sorted(PRESETS)))
-    parser.add_argument("--keep", default="best", choices=("best", "last"),
-                        help="which weights the run keeps: the epoch with the best validation accuracy, "
-                             "or the last epoch's")
+                             "--epochs. +ema: validate and keep the weights' moving average. PRESET: augmentation, one of "
+                             + ", ".join(sorted(PRESETS)) + ". KEEP: best (the epoch with the best validation "
+                             "accuracy; plateau's default) or last (the last epoch's weights; cosine's default)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-mels", type=int, default=FeatureParams.n_mels, help="mel bands")
     parser.add_argument("--top-db", type=float, default=FeatureParams.top_db,
@@ -174,7 +172,7 @@ def train_model(train: WindowSet, validation: WindowSet, params: FeatureParams, 
     log.info("training took %.0f s", seconds)
     # With --ema the weights in memory are now the moving average (Keras assigns it at the end of fit).
     artifacts.save_model(model, run_dir / "last.keras")
-    kept = artifacts.load_model(checkpoint if args.keep == "best" else run_dir / "last.keras")
+    kept = artifacts.load_model(run_dir / f"{member.keep}.keras")
     return kept, read_history(history_csv), seconds
 
 
@@ -196,7 +194,7 @@ def train_members(train: WindowSet, validation: WindowSet, params: FeatureParams
     for member, directory, done in zip(args.members, directories, finished):
         if resuming and done:
             log.info("member %s: already trained in %s", member, directory)
-            model = artifacts.load_model(directory / f"{args.keep}.keras")
+            model = artifacts.load_model(directory / f"{member.keep}.keras")
             history = read_history(directory / "history.csv")
             seconds = json.loads((directory / "finished.json").read_text())["seconds"]
         else:
@@ -210,12 +208,13 @@ def train_members(train: WindowSet, validation: WindowSet, params: FeatureParams
     return ensemble(models), histories, total_seconds
 
 
-def load_members(run_dir: Path, n_members: int, checkpoint: str):
-    """The ``checkpoint`` ("best" or "last") weights of a finished run's members, averaged."""
+def load_members(run_dir: Path, members: list[MemberRecipe], checkpoint: str | None = None):
+    """A finished run's members, averaged: each with the weights its recipe keeps, or all with
+    ``checkpoint`` ("best" or "last") when given."""
     from ser_core.models import ensemble
 
-    return ensemble([artifacts.load_model(directory / f"{checkpoint}.keras")
-                     for directory in member_dirs(run_dir, n_members)])
+    return ensemble([artifacts.load_model(directory / f"{checkpoint or member.keep}.keras")
+                     for member, directory in zip(members, member_dirs(run_dir, len(members)))])
 
 
 def history_report(histories: list[dict]) -> dict:
@@ -350,7 +349,7 @@ def run_single(args, clips: list[Clip], features: list[np.ndarray], params: Feat
         "trained_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "training_seconds": round(seconds, 1),
         "seed": args.seed,
-        "recipe": {"members": [str(m) for m in args.members], "keep": args.keep, "epochs": args.epochs,
+        "recipe": {"members": [str(m) for m in args.members], "epochs": args.epochs,
                    "batch_size": args.batch_size, "test_fraction": args.test_fraction},
         "data": data_info,
     }
@@ -404,11 +403,13 @@ def run_cross_validation(args, clips: list[Clip], features: list[np.ndarray], pa
                       train_seconds=round(seconds, 1))
         for key, value in parts.items():
             pooled[key].append(value)
-        # The checkpoint this run did not keep, scored on the same clips: best-vs-last costs no extra run.
-        other = "last" if args.keep == "best" else "best"
-        other_report = score(window_logits(load_members(run_dir, len(args.members), other), test), test,
-                             result["temperature"])
-        result[f"{other}_checkpoint"] = {key: other_report[key] for key in ("accuracy", "uar", "macro_f1")}
+        # Every member with its best, or every member with its last weights, scored on the same clips
+        # (where that differs from what the recipes keep): best-vs-last costs no extra run.
+        for checkpoint in CHECKPOINTS:
+            if any(member.keep != checkpoint for member in args.members):
+                other = score(window_logits(load_members(run_dir, args.members, checkpoint), test), test,
+                              result["temperature"])
+                result[f"{checkpoint}_checkpoint"] = {key: other[key] for key in ("accuracy", "uar", "macro_f1")}
         results.append(result)
         log.info("fold %d: accuracy %.3f UAR %.3f macro-F1 %.3f | %s", index, result["accuracy"],
                  result["uar"], result["macro_f1"], json.dumps(result["robustness"]))
@@ -416,7 +417,7 @@ def run_cross_validation(args, clips: list[Clip], features: list[np.ndarray], pa
     summary["pooled_calibration"] = pooled_calibration(pooled)
     print_cv_table(results, summary)
     report = {"arch": args.arch, "seed": args.seed, "folds": results, "summary": summary,
-              "members": [str(m) for m in args.members], "epochs": args.epochs, "keep": args.keep,
+              "members": [str(m) for m in args.members], "epochs": args.epochs,
               "feature_params": params.to_dict(),
               "n_folds": args.cv, "speakers": len({c.speaker for c in clips}), "clips": len(clips)}
     artifacts.write_json(args.run_dir / f"cv_{args.arch}.json", report)
@@ -486,7 +487,7 @@ def print_cv_table(results: list[dict], summary: dict) -> None:
     for key in ("best_checkpoint", "last_checkpoint"):
         if key in results[0]:
             values = [r[key]["accuracy"] for r in results]
-            print(f"{key.replace('_', ' ')} instead: accuracy {np.mean(values):.3f} ± {np.std(values):.3f} "
+            print(f"every member's {key.replace('_', ' ')}: accuracy {np.mean(values):.3f} ± {np.std(values):.3f} "
                   f"({', '.join(f'{v:.3f}' for v in values)})")
     c = s["pooled_calibration"]
     print(f"ECE over all {c['clips']} test clips: {c['ece_before']:.3f} unscaled, {c['ece_after']:.3f} with "

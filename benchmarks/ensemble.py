@@ -1,10 +1,11 @@
 """Does averaging several models help on unseen speakers? Re-scores saved CV fold models as one.
 
     python -m benchmarks.ensemble --run-dirs runs/cv_main runs/cv_cosine_ema runs/cv_vtlp \
-        --members plateau:acoustic cosine+ema:acoustic cosine+ema:acoustic_vtlp [--out FILE]
+        --members plateau:acoustic@best cosine+ema:acoustic@last cosine+ema:acoustic_vtlp@last [--out FILE]
 
 Each run is a ``train.py --cv 5`` run of one member recipe, all with the same folds (same seed and
-data); ``--members`` names their recipes. In every fold the members' models are averaged exactly as
+data); ``--members`` names their recipes, and with them which weights of each run are used (``@best``
+or ``@last``; without it, as train.py would choose). In every fold the members' models are averaged exactly as
 ``train.py --members ...`` averages them (``ser_core.models.ensemble``), and the fold is scored by
 the same code as ``train.py --cv`` (temperature on the fold's validation speakers, robustness,
 pooled calibration). So this gives the figures ``train.py --cv 5 --members ...`` would, without
@@ -35,19 +36,18 @@ def main() -> None:
     parser.add_argument("--run-dirs", type=Path, nargs="+", required=True)
     parser.add_argument("--members", nargs="+", required=True, help="the recipe of each run, in the same order")
     parser.add_argument("--ravdess-dir", default="../shared/data/ravdess")
-    parser.add_argument("--checkpoints", nargs="+", choices=("best", "last"),
-                        help="which weights of each run: best (validation-chosen, default) or last")
     parser.add_argument("--out", type=Path, help="write the cross-validation report here")
     args = parser.parse_args()
     if len(args.members) != len(args.run_dirs):
         parser.error("give one --members recipe per --run-dirs run")
-    checkpoints = args.checkpoints or ["best"] * len(args.run_dirs)
-    if len(checkpoints) != len(args.run_dirs):
-        parser.error("give one --checkpoints value per --run-dirs run")
-    members = [str(MemberRecipe.parse(spec)) for spec in args.members]
+    try:
+        recipes = [MemberRecipe.parse(spec) for spec in args.members]
+    except ValueError as error:
+        parser.error(str(error))
+    members = [str(recipe) for recipe in recipes]
 
-    runs = [list(fold_models(run_dir, args.ravdess_dir, checkpoint))
-            for run_dir, checkpoint in zip(args.run_dirs, checkpoints)]
+    runs = [list(fold_models(run_dir, args.ravdess_dir, recipe.keep))
+            for run_dir, recipe in zip(args.run_dirs, recipes)]
     first = json.loads(next(args.run_dirs[0].glob("cv_*.json")).read_text())
     params = FeatureParams.from_dict(first["feature_params"]) if "feature_params" in first else FeatureParams()
     results, pooled = [], {"labels": [], "before": [], "after": []}
@@ -76,7 +76,7 @@ def main() -> None:
     print("members alone, mean accuracy: " + ", ".join(f"{m} {a:.3f}" for m, a in zip(members, member_means)))
     if args.out:
         report = {"arch": first.get("arch", "ser_cnn"), "seed": first["seed"], "folds": results, "summary": summary,
-                  "members": members, "epochs": first.get("epochs"), "keep": checkpoints,
+                  "members": members, "epochs": first.get("epochs"),
                   "feature_params": params.to_dict(), "n_folds": first.get("n_folds", len(results)),
                   "speakers": first.get("speakers"), "clips": first.get("clips"),
                   "source": "benchmarks/ensemble.py over " + ", ".join(str(d) for d in args.run_dirs)}

@@ -13,10 +13,9 @@ def member_curves(history: dict, keep: str) -> None:
     best = history.get("best_epoch")
     columns = st.columns(3)
     columns[0].metric("Epochs run", len(epochs))
-    columns[1].metric("Best epoch" + (" (kept)" if keep == "best" else ""), best if best is not None else "n/a")
-    val_accuracy = history.get("val_accuracy") or []
-    if best in epochs and len(val_accuracy) == len(epochs):
-        columns[2].metric("Validation accuracy at best", f"{val_accuracy[epochs.index(best)]:.1%}")
+    columns[1].metric("Best epoch (validation)", best if best is not None else "n/a")
+    kept_epoch = best if keep == "best" else (epochs[-1] if epochs else None)
+    columns[2].metric("Weights kept", f"epoch {kept_epoch} ({keep})" if kept_epoch is not None else "n/a")
     st.pyplot(plots.training_curves_figure(history))
 
 
@@ -25,23 +24,21 @@ st.title("Training curves")
 reports = app_support.load_reports()
 if not reports.has_model:
     app_support.show_model_missing()
-history = reports.history or {}
-members = [h for h in history.get("members") or [] if isinstance(h, dict)] or [history]
+members = reports.member_histories
 if not any(h.get("accuracy") or h.get("loss") for h in members):
     st.info(f"No training history in {reports.directory} (history.json). Training writes it.")
     st.stop()
 
-keep = ((reports.config or {}).get("recipe") or {}).get("keep", "best")
-kept = ("the best epoch's (red line) by validation accuracy" if keep == "best" else "the last epoch's")
 st.caption(
-    f"The weights kept are {kept}. A stepped learning rate (halved when validation loss stalls) has "
-    "each change marked by a dotted line; a warm-up + cosine schedule is drawn as a curve."
+    "The red line marks the epoch with the best validation accuracy. A member keeps either that epoch's "
+    "weights (best) or the last epoch's (last). A stepped learning rate (halved when validation loss "
+    "stalls) has each change marked by a dotted line; a warm-up + cosine schedule is drawn as a curve."
 )
 if len(members) == 1:
-    member_curves(members[0], keep)
+    member_curves(members[0], reports.kept_weights(members[0]))
 else:
     st.markdown(f"The shipped model averages the outputs of **{len(members)} members**, trained differently "
-                "on the same speakers (recipe `SCHEDULE[+ema]:AUGMENTATION`):")
+                "on the same speakers (recipe `SCHEDULE[+ema]:AUGMENTATION@KEPT`):")
     for tab, member in zip(st.tabs([f"{i + 1}: {m.get('member', '?')}" for i, m in enumerate(members)]), members):
         with tab:
-            member_curves(member, keep)
+            member_curves(member, reports.kept_weights(member))

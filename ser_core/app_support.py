@@ -22,6 +22,7 @@ import streamlit as st
 from ser_core import artifacts, cv_report
 from ser_core.artifacts import ModelNotFoundError, read_json_artifact
 from ser_core.predictor import DEFAULT_THRESHOLD
+from ser_core.recipes import CHECKPOINTS, kept_checkpoint
 
 LOGGER = logging.getLogger("ser_app")
 
@@ -150,6 +151,19 @@ class Reports:
     def test_metrics(self) -> dict[str, Any] | None:
         test = (self.metrics or {}).get("test")
         return test if isinstance(test, dict) else None
+
+    @property
+    def member_histories(self) -> list[dict[str, Any]]:
+        """One training history per member of the shipped model (one for a single model)."""
+        history = self.history or {}
+        return [h for h in history.get("members") or [] if isinstance(h, dict)] or [history]
+
+    def kept_weights(self, member_history: dict[str, Any]) -> str:
+        """"best" or "last": which epoch's weights this member ships with."""
+        legacy = ((self.config or {}).get("recipe") or {}).get("keep")  # one choice for all, older artifacts
+        if legacy in CHECKPOINTS:
+            return legacy
+        return kept_checkpoint(str(member_history.get("member", "")))
 
     @property
     def threshold(self) -> float:

@@ -1,20 +1,24 @@
 """How one member of the shipped ensemble is trained, written as a short spec string.
 
-``"cosine+ema:acoustic_vtlp"`` means: warm-up + cosine learning-rate schedule, checkpoints of the
-weights' moving average, augmentation preset ``acoustic_vtlp``. ``"plateau:acoustic"``: constant rate
-halved when validation loss stalls, early stopping, preset ``acoustic``.
+``"cosine+ema:acoustic_vtlp@last"`` means: warm-up + cosine learning-rate schedule, the weights'
+moving average, augmentation preset ``acoustic_vtlp``, and the last epoch's weights kept.
+``"plateau:acoustic@best"``: constant rate halved when validation loss stalls, early stopping, preset
+``acoustic``, and the epoch with the best validation accuracy kept.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ser_core.augment import PRESETS
-
 SCHEDULES = ("plateau", "cosine")
-# Three members trained differently: their average beat each of them by about 4 points on unseen
-# speakers (docs/experiments.md), for 3x the model time (still ~15 ms per 3 s clip).
-DEFAULT_MEMBERS = ("plateau:acoustic", "cosine+ema:acoustic", "cosine+ema:acoustic_vtlp")
+CHECKPOINTS = ("best", "last")
+# A cosine schedule anneals to zero, so its last epoch is the one it was designed to end on; on
+# unseen speakers it beat the epoch that 2-3 validation actors chose by 2-3 points
+# (docs/experiments.md). A plateau run stops early, 20 epochs past its best, so it keeps the best.
+DEFAULT_KEEP = {"plateau": "best", "cosine": "last"}
+# Three members trained differently: their average beat each of them on unseen speakers
+# (docs/experiments.md), for 3x the model time (about 6 ms per 3 s clip).
+DEFAULT_MEMBERS = ("plateau:acoustic@best", "cosine+ema:acoustic@last", "cosine+ema:acoustic_vtlp@last")
 
 
 @dataclass(frozen=True)
@@ -22,16 +26,32 @@ class MemberRecipe:
     schedule: str
     ema: bool
     augment: str
+    keep: str
 
     @classmethod
     def parse(cls, spec: str) -> MemberRecipe:
-        """``"SCHEDULE[+ema]:PRESET"`` -> recipe; ValueError naming the valid choices otherwise."""
-        training, _, augment = spec.partition(":")
+        """``"SCHEDULE[+ema]:PRESET[@best|@last]"`` -> recipe; ValueError naming the valid choices otherwise.
+
+        Without ``@``, a plateau member keeps its best epoch and a cosine member its last.
+        """
+        from ser_core.augment import PRESETS  # imports TensorFlow; kept_checkpoint() must not
+
+        training, _, rest = spec.partition(":")
+        augment, at, keep = rest.partition("@")
         schedule, _, extra = training.partition("+")
-        if schedule not in SCHEDULES or extra not in ("", "ema") or augment not in PRESETS:
-            raise ValueError(f"bad member {spec!r}: expected SCHEDULE[+ema]:PRESET with SCHEDULE in "
-                             f"{', '.join(SCHEDULES)} and PRESET in {', '.join(sorted(PRESETS))}")
-        return cls(schedule, extra == "ema", augment)
+        if (schedule not in SCHEDULES or extra not in ("", "ema") or augment not in PRESETS
+                or (at and keep not in CHECKPOINTS)):
+            raise ValueError(f"bad member {spec!r}: expected SCHEDULE[+ema]:PRESET[@KEEP] with SCHEDULE in "
+                             f"{', '.join(SCHEDULES)}, PRESET in {', '.join(sorted(PRESETS))} and KEEP in "
+                             f"{', '.join(CHECKPOINTS)}")
+        return cls(schedule, extra == "ema", augment, keep or DEFAULT_KEEP[schedule])
 
     def __str__(self) -> str:
-        return f"{self.schedule}{'+ema' if self.ema else ''}:{self.augment}"
+        return f"{self.schedule}{'+ema' if self.ema else ''}:{self.augment}@{self.keep}"
+
+
+def kept_checkpoint(spec: str) -> str:
+    """"best" or "last": the weights a member spec keeps, read without checking the rest of it."""
+    training, _, rest = spec.partition(":")
+    keep = rest.partition("@")[2]
+    return keep if keep in CHECKPOINTS else DEFAULT_KEEP.get(training.partition("+")[0], "best")

@@ -236,7 +236,7 @@ def test_training_curves_page(monkeypatch: pytest.MonkeyPatch, fake_artifacts: P
     members = history.get("members") or [history]
     app = open_app(monkeypatch, directory, "pages/training_curves.py")
     assert_clean(app)
-    shown = [m.value for m in app.main.metric if m.label == "Best epoch (kept)"]
+    shown = [m.value for m in app.main.metric if m.label == "Best epoch (validation)"]
     assert shown == [str(h["best_epoch"]) for h in members]
     assert [m.value for m in app.main.metric if m.label == "Epochs run"] == [str(len(h["epoch"])) for h in members]
     assert len(app.get("image")) == len(members)
@@ -247,14 +247,32 @@ def test_training_curves_page(monkeypatch: pytest.MonkeyPatch, fake_artifacts: P
 def test_training_curves_page_shows_each_member(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     write_reports(tmp_path)
     single = fake_reports()["history.json"]
-    members = [{**single, "member": "plateau:acoustic"}, {**single, "member": "cosine+ema:acoustic", "best_epoch": 10}]
+    members = [{**single, "member": "plateau:acoustic@best"},
+               {**single, "member": "cosine+ema:acoustic@last", "best_epoch": 10}]
     (tmp_path / "history.json").write_text(json.dumps({"members": members}))
     (tmp_path / "model.keras").write_bytes(b"")
     app = open_app(monkeypatch, tmp_path, "pages/training_curves.py")
     assert_clean(app)
-    assert [t.label for t in app.tabs] == ["1: plateau:acoustic", "2: cosine+ema:acoustic"]
-    assert [m.value for m in app.main.metric if m.label == "Best epoch (kept)"] == ["9", "10"]
+    assert [t.label for t in app.tabs] == ["1: plateau:acoustic@best", "2: cosine+ema:acoustic@last"]
+    assert [m.value for m in app.main.metric if m.label == "Best epoch (validation)"] == ["9", "10"]
+    last_epoch = single["epoch"][-1]
+    assert [m.value for m in app.main.metric if m.label == "Weights kept"] == ["epoch 9 (best)",
+                                                                              f"epoch {last_epoch} (last)"]
     assert len(app.get("image")) == 2
+
+
+def test_training_curves_page_reads_the_older_single_keep_setting(monkeypatch: pytest.MonkeyPatch,
+                                                                   tmp_path: Path) -> None:
+    write_reports(tmp_path)
+    single = fake_reports()["history.json"]
+    members = [{**single, "member": "plateau:acoustic"}, {**single, "member": "cosine+ema:acoustic"}]
+    (tmp_path / "history.json").write_text(json.dumps({"members": members}))
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "recipe": {"keep": "best"}}))
+    (tmp_path / "model.keras").write_bytes(b"")
+    app = open_app(monkeypatch, tmp_path, "pages/training_curves.py")
+    assert_clean(app)
+    assert [m.value for m in app.main.metric if m.label == "Weights kept"] == ["epoch 9 (best)"] * 2
 
 
 def test_evaluation_pages_degrade_with_partial_reports(

@@ -244,7 +244,9 @@ def test_cross_validation_one_fold_with_cosine_schedule_and_ema(tiny_run, tmp_pa
     assert len(fold["test_speakers"]) == len(TINY_ACTORS) // 2
     assert np.asarray(fold["confusion_matrix"]).sum() == len(TINY_ACTORS) // 2 * 6 * TINY_CLIPS_PER_EMOTION
     assert set(fold["robustness"]) == {"snr_20db", "snr_10db", "snr_5db", "reverb_rt60_0.6s"}
-    assert set(fold["last_checkpoint"]) == {"accuracy", "uar", "macro_f1"}  # the weights not kept, scored too
+    # a cosine member keeps its last weights; the best ones are scored too, for comparison
+    assert set(fold["best_checkpoint"]) == {"accuracy", "uar", "macro_f1"} and "last_checkpoint" not in fold
+    assert result["members"] == ["cosine+ema:acoustic@last"]
     assert (run_dir / "fold0" / "last.keras").is_file() and (run_dir / "fold0" / "best.keras").is_file()
     assert set(result["summary"]) >= {"accuracy", "uar", "macro_f1", "recall", "pooled_calibration"}
     pooled = result["summary"]["pooled_calibration"]
@@ -307,11 +309,19 @@ def test_interrupted_ensemble_resumes_where_it_stopped(tiny_run, tmp_path, monke
     assert run_train(argv) == 0
     assert (first / "finished.json").stat().st_mtime_ns == first_finished  # not trained again
     history = json.loads((out / "history.json").read_text())
-    assert [h["member"] for h in history["members"]] == ["plateau:none", "cosine:none"]
+    assert [h["member"] for h in history["members"]] == ["plateau:none@best", "cosine:none@last"]
     assert [h["epoch"] for h in history["members"]] == [[1, 2, 3], [1, 2, 3]]  # the second resumed at epoch 3
     assert not (second / "backup").exists()  # a finished run leaves no backup behind
     config = json.loads((out / "config.json").read_text())
-    assert config["recipe"]["members"] == ["plateau:none", "cosine:none"] and "2 ×" in config["model_name"]
+    assert config["recipe"]["members"] == ["plateau:none@best", "cosine:none@last"] and "2 ×" in config["model_name"]
+
+    # The shipped model averages the logits of each member's kept weights: best of the first, last of the second.
+    from ser_core import artifacts
+
+    x = np.random.default_rng(0).normal(size=(4, *artifacts.load_model(first / "best.keras").input_shape[1:]))
+    kept = [artifacts.load_model(first / "best.keras"), artifacts.load_model(second / "last.keras")]
+    expected = np.mean([m.predict(x, verbose=0) for m in kept], axis=0)
+    np.testing.assert_allclose(artifacts.load_model(out / "model.keras").predict(x, verbose=0), expected, atol=1e-4)
 
 
 def test_a_bad_member_spec_is_refused_with_the_choices(capsys):
@@ -320,7 +330,25 @@ def test_a_bad_member_spec_is_refused_with_the_choices(capsys):
     with pytest.raises(SystemExit) as exit_info:
         train.parse_args(["--members", "cosine+swa:acoustic"])
     assert exit_info.value.code == 2
-    assert "SCHEDULE[+ema]:PRESET" in capsys.readouterr().err
+    assert "SCHEDULE[+ema]:PRESET[@KEEP]" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("spec, keep", [("plateau:acoustic", "best"), ("cosine+ema:acoustic", "last"),
+                                        ("cosine:none@best", "best"), ("plateau:acoustic_vtlp@last", "last")])
+def test_member_spec_keeps_its_schedule_default_unless_told(spec, keep):
+    from ser_core.recipes import MemberRecipe, kept_checkpoint
+
+    recipe = MemberRecipe.parse(spec)
+    assert recipe.keep == keep == kept_checkpoint(spec)
+    assert MemberRecipe.parse(str(recipe)) == recipe and str(recipe).endswith(f"@{keep}")
+
+
+@pytest.mark.parametrize("spec", ["cosine:acoustic@first", "cosine:acoustic@", "plateau@best:acoustic"])
+def test_a_bad_keep_is_refused(spec):
+    from ser_core.recipes import MemberRecipe
+
+    with pytest.raises(ValueError, match="KEEP in best, last"):
+        MemberRecipe.parse(spec)
 
 
 @pytest.mark.parametrize("value", ["1.0", "-0.1", "half"])
