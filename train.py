@@ -76,6 +76,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--test-fraction", type=test_fraction, default=0.15,
                         help="share of speakers held out for testing; 0 trains on every speaker but the "
                              "validation ones (the figures on unseen speakers then come from --cv)")
+    parser.add_argument("--temperature-from", type=Path, metavar="CV_JSON",
+                        help="calibrate with the temperature fitted on this cross-validation's out-of-fold test "
+                             "clips (a cv_<arch>.json of the same recipe) instead of on the validation speakers")
     parser.add_argument("--cv", type=int, metavar="K", help="run K-fold speaker-independent cross-validation instead")
     parser.add_argument("--folds", type=int, nargs="+", metavar="I", help="with --cv: only these folds (0-based)")
     parser.add_argument("--artifacts", type=Path, default=artifacts.ARTIFACTS_DIR, help="output folder")
@@ -85,7 +88,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--fresh", action="store_true", help="ignore (delete) any interrupted run in --run-dir")
     parser.add_argument("--workers", type=int, help="feature-extraction processes (default: CPU count)")
     parser.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2), help="Keras progress output")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.cv and args.temperature_from:
+        parser.error("--temperature-from calibrates a model trained without --cv")
+    return args
 
 
 def setup_logging(run_dir: Path) -> None:
@@ -307,13 +313,42 @@ def split_summary(clips: list[Clip], assignment: dict[str, str]) -> dict:
     return summary
 
 
-def run_single(args, clips: list[Clip], features: list[np.ndarray], params: FeatureParams, data_info: dict) -> None:
+def cross_validated_temperature(path: Path, args, params: FeatureParams) -> dict:
+    """The temperature a cross-validation of this very recipe fitted on its out-of-fold test clips.
+
+    ValueError, saying what differs, when the file is missing or describes another recipe.
+    """
+    try:
+        report = json.loads(Path(path).read_text())
+        recorded = [str(MemberRecipe.parse(spec)) for spec in report["members"]]
+        pooled = report["summary"]["pooled_calibration"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path} is not a readable cross-validation report ({error})") from None
+    wanted = {"arch": args.arch, "members": [str(m) for m in args.members], "feature_params": params.to_dict()}
+    differing = [key for key, value in wanted.items()
+                 if (recorded if key == "members" else report.get(key)) != value]
+    if differing:
+        raise ValueError(f"{path} cross-validated another recipe ({', '.join(differing)} differ): "
+                         f"run train.py --cv 5 with the same options first")
+    if "cv_temperature" not in pooled:
+        raise ValueError(f"{path} has no temperature fitted on out-of-fold clips (a complete --cv run writes one)")
+    return {"temperature": float(pooled["cv_temperature"]), "clips": int(pooled["clips"]),
+            "speakers": report.get("speakers"), "source": str(path)}
+
+
+def run_single(args, clips: list[Clip], features: list[np.ndarray], params: FeatureParams, data_info: dict,
+               cv_calibration: dict | None = None) -> None:
     assignment = speaker_split(clips, seed=args.seed, test=args.test_fraction)
     train, validation = (subset(clips, features, assignment, s) for s in ("train", "validation"))
     test = subset(clips, features, assignment, "test") if "test" in assignment.values() else None
     model, histories, seconds = train_members(train, validation, params, args, args.run_dir)
     validation_logits = window_logits(model, validation)
-    temperature = fit_temperature(validation_logits, validation.labels)
+    if cv_calibration:
+        temperature = cv_calibration["temperature"]
+        fitted_on = (f"cross-validation's out-of-fold test clips ({cv_calibration['clips']} clips of "
+                     f"{cv_calibration['speakers']} speakers, each scored by a model that never heard its speaker)")
+    else:
+        temperature, fitted_on = fit_temperature(validation_logits, validation.labels), "validation speakers"
     validation_report = score(validation_logits, validation, temperature)
     on_validation = calibration_report(validation_logits, validation, temperature)
     metrics = {"validation": validation_report}
@@ -321,14 +356,14 @@ def run_single(args, clips: list[Clip], features: list[np.ndarray], params: Feat
         test_logits = window_logits(model, test)
         metrics["test"] = score(test_logits, test, temperature)
         metrics["calibration"] = {
-            "temperature": temperature, "fitted_on": "validation speakers", "measured_on": "test speakers",
+            "temperature": temperature, "fitted_on": fitted_on, "measured_on": "test speakers",
             **calibration_report(test_logits, test, temperature),
             "validation": {"ece_before": on_validation["ece_before"], "ece_after": on_validation["ece_after"]}}
         log.info("test speakers: accuracy %.3f, UAR %.3f, macro-F1 %.3f (n=%d); temperature %.2f",
                  metrics["test"]["accuracy"], metrics["test"]["uar"], metrics["test"]["macro_f1"],
                  metrics["test"]["n"], temperature)
-    else:  # no test speakers: the temperature's own data is all there is, so the ECE is optimistic
-        metrics["calibration"] = {"temperature": temperature, "fitted_on": "validation speakers",
+    else:  # no test speakers: with the validation temperature this ECE is optimistic (its own data)
+        metrics["calibration"] = {"temperature": temperature, "fitted_on": fitted_on,
                                   "measured_on": "validation speakers", **on_validation}
         log.info("no test speakers; validation accuracy %.3f, UAR %.3f (n=%d); temperature %.2f",
                  validation_report["accuracy"], validation_report["uar"], validation_report["n"], temperature)
@@ -389,7 +424,7 @@ def robustness(model, clips: list[Clip], params: FeatureParams, temperature: flo
 def run_cross_validation(args, clips: list[Clip], features: list[np.ndarray], params: FeatureParams) -> None:
     folds = cross_validation_folds(clips, args.cv, seed=args.seed)
     chosen = args.folds if args.folds is not None else range(args.cv)
-    results, pooled = [], {"labels": [], "before": [], "after": []}
+    results, fold_parts = [], []
     for index in chosen:
         assignment = fold_assignment(clips, folds[index], seed=args.seed)
         train, validation, test = (subset(clips, features, assignment, s) for s in ("train", "validation", "test"))
@@ -401,8 +436,7 @@ def run_cross_validation(args, clips: list[Clip], features: list[np.ndarray], pa
         epochs, best = [len(h["epoch"]) for h in histories], [h["best_epoch"] for h in histories]
         result.update(epochs=epochs if len(epochs) > 1 else epochs[0], best_epoch=best if len(best) > 1 else best[0],
                       train_seconds=round(seconds, 1))
-        for key, value in parts.items():
-            pooled[key].append(value)
+        fold_parts.append(parts)
         # Every member with its best, or every member with its last weights, scored on the same clips
         # (where that differs from what the recipes keep): best-vs-last costs no extra run.
         for checkpoint in CHECKPOINTS:
@@ -414,7 +448,7 @@ def run_cross_validation(args, clips: list[Clip], features: list[np.ndarray], pa
         log.info("fold %d: accuracy %.3f UAR %.3f macro-F1 %.3f | %s", index, result["accuracy"],
                  result["uar"], result["macro_f1"], json.dumps(result["robustness"]))
     summary = summarise_folds(results)
-    summary["pooled_calibration"] = pooled_calibration(pooled)
+    summary["pooled_calibration"] = pooled_calibration(fold_parts)
     print_cv_table(results, summary)
     report = {"arch": args.arch, "seed": args.seed, "folds": results, "summary": summary,
               "members": [str(m) for m in args.members], "epochs": args.epochs,
@@ -429,11 +463,12 @@ def run_cross_validation(args, clips: list[Clip], features: list[np.ndarray], pa
 def fold_result(index: int, test_speakers: list[str], model, test: WindowSet, validation: WindowSet,
                 params: FeatureParams, seed: int) -> tuple[dict, dict[str, np.ndarray]]:
     """One fold's figures on its test speakers (temperature fitted on its validation speakers), and the
-    clip labels and probabilities that ``pooled_calibration`` pools over folds."""
+    the test clips' labels, probabilities and window logits that ``pooled_calibration`` pools over folds."""
     test_logits = window_logits(model, test)
     temperature = fit_temperature(window_logits(model, validation), validation.labels)
     parts = {"labels": test.clip_labels, "before": clip_probabilities(test_logits, test.clip_index),
-             "after": clip_probabilities(test_logits, test.clip_index, temperature)}
+             "after": clip_probabilities(test_logits, test.clip_index, temperature),
+             "logits": test_logits, "window_labels": test.labels, "clip_index": test.clip_index}
     report = classification_report(test.clip_labels, parts["after"].argmax(axis=1))
     calibration = calibration_of(parts["before"], parts["after"], test.clip_labels)
     result = {
@@ -450,15 +485,36 @@ def fold_result(index: int, test_speakers: list[str], model, test: WindowSet, va
     return result, parts
 
 
-def pooled_calibration(pooled: dict[str, list[np.ndarray]]) -> dict:
-    """ECE over every test clip of every fold, each scored by its own fold's model and temperature.
+def pooled_calibration(fold_parts: list[dict[str, np.ndarray]]) -> dict:
+    """ECE over every test clip of every fold, each scored by its own fold's model.
 
     A fold's ~176 clips put the ECE of even a perfectly calibrated model near 0.07; pooling the
     folds brings that sampling floor down to about 0.03, low enough to read a 0.05 target against.
+
+    Each fold's clips are scaled by a temperature fitted on the *other* folds' test clips (cross-
+    fitting: never on the speakers it is measured on). Two or three validation actors per fold fit a
+    temperature poorly (docs/experiments.md); the ECE with their temperatures is reported too.
+    ``cv_temperature``, fitted on every fold's test clips, is what ``train.py --temperature-from``
+    gives the shipped model.
     """
-    labels = np.concatenate(pooled["labels"])
-    return {"clips": int(len(labels)),
-            **calibration_of(np.concatenate(pooled["before"]), np.concatenate(pooled["after"]), labels)}
+    labels = np.concatenate([part["labels"] for part in fold_parts])
+    unscaled = np.concatenate([part["before"] for part in fold_parts])
+    with_validation_temperature = np.concatenate([part["after"] for part in fold_parts])
+    result = {"clips": int(len(labels))}
+    if len(fold_parts) < 2:  # nothing to cross-fit on
+        return {**result, **calibration_of(unscaled, with_validation_temperature, labels),
+                "scaled_with": "validation speakers"}
+    fold_temperatures = [_temperature_over(fold_parts[:k] + fold_parts[k + 1:]) for k in range(len(fold_parts))]
+    cross_fitted = np.concatenate([clip_probabilities(part["logits"], part["clip_index"], temperature)
+                                   for part, temperature in zip(fold_parts, fold_temperatures)])
+    return {**result, **calibration_of(unscaled, cross_fitted, labels), "scaled_with": "other folds",
+            "fold_temperatures": fold_temperatures, "cv_temperature": _temperature_over(fold_parts),
+            "ece_validation_temperature": reliability(with_validation_temperature, labels)["ece"]}
+
+
+def _temperature_over(fold_parts: list[dict[str, np.ndarray]]) -> float:
+    return fit_temperature(np.concatenate([part["logits"] for part in fold_parts]),
+                           np.concatenate([part["window_labels"] for part in fold_parts]))
 
 
 def summarise_folds(results: list[dict]) -> dict:
@@ -491,7 +547,11 @@ def print_cv_table(results: list[dict], summary: dict) -> None:
                   f"({', '.join(f'{v:.3f}' for v in values)})")
     c = s["pooled_calibration"]
     print(f"ECE over all {c['clips']} test clips: {c['ece_before']:.3f} unscaled, {c['ece_after']:.3f} with "
-          f"temperature (a perfectly calibrated model would measure about {c['ece_floor']:.3f} here)")
+          f"temperatures fitted on the {c['scaled_with']} (a perfectly calibrated model would measure about "
+          f"{c['ece_floor']:.3f} here)")
+    if "cv_temperature" in c:
+        print(f"  with each fold's validation temperature instead: {c['ece_validation_temperature']:.3f}; "
+              f"temperature over all folds (for --temperature-from): {c['cv_temperature']:.3f}")
     print("per-class recall: " + ", ".join(f"{e} {s['recall'][e]['mean']:.2f}" for e in EMOTIONS))
 
 
@@ -500,6 +560,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.fresh and args.run_dir.exists():
         shutil.rmtree(args.run_dir)
     setup_logging(args.run_dir)
+    params = FeatureParams(n_mels=args.n_mels, top_db=args.top_db)
+    cv_calibration = None
+    if args.temperature_from:
+        try:  # checked before the data and the training, not after
+            cv_calibration = cross_validated_temperature(args.temperature_from, args, params)
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     try:
         clips, reports = gather(args.ravdess_dir, args.crema_dir)
     except DataUnavailableError as error:
@@ -511,13 +579,12 @@ def main(argv: list[str] | None = None) -> int:
     for report in reports:
         print(report.summary())
     log.info("device: %s", configure_device())
-    params = FeatureParams(n_mels=args.n_mels, top_db=args.top_db)
     clips, features = load_windows(clips, params, args)
     log.info("%d clips, %d speakers, classes %s", len(clips), len({c.speaker for c in clips}), class_counts(clips))
     if args.cv:
         run_cross_validation(args, clips, features, params)
     else:
-        run_single(args, clips, features, params, data_info)
+        run_single(args, clips, features, params, data_info, cv_calibration)
     return 0
 
 

@@ -50,7 +50,7 @@ def main() -> None:
             for run_dir, recipe in zip(args.run_dirs, recipes)]
     first = json.loads(next(args.run_dirs[0].glob("cv_*.json")).read_text())
     params = FeatureParams.from_dict(first["feature_params"]) if "feature_params" in first else FeatureParams()
-    results, pooled = [], {"labels": [], "before": [], "after": []}
+    results, fold_parts = [], []
     for fold_members in zip(*runs):
         records = [record for record, _, _, _ in fold_members]
         test, validation = fold_members[0][2], fold_members[0][3]
@@ -64,13 +64,12 @@ def main() -> None:
         result.update(epochs=[r["epochs"] for r in records], best_epoch=[r["best_epoch"] for r in records],
                       train_seconds=round(sum(r["train_seconds"] for r in records), 1),
                       member_accuracy=alone)
-        for key, value in parts.items():
-            pooled[key].append(value)
+        fold_parts.append(parts)
         results.append(result)
         print(f"fold {result['fold']}: members {' '.join(f'{a:.3f}' for a in alone)} -> ensemble "
               f"{result['accuracy']:.3f} (UAR {result['uar']:.3f})", flush=True)
     summary = summarise_folds(results)
-    summary["pooled_calibration"] = pooled_calibration(pooled)
+    summary["pooled_calibration"] = pooled_calibration(fold_parts)
     print_cv_table(results, summary)
     member_means = np.mean([r["member_accuracy"] for r in results], axis=0)
     print("members alone, mean accuracy: " + ", ".join(f"{m} {a:.3f}" for m, a in zip(members, member_means)))

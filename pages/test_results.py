@@ -105,8 +105,8 @@ def cross_validation_section(directory, shipped_arch: str | None) -> None:
         st.dataframe(cv_report.robustness_table(report), hide_index=True, key="cv_robustness")
     pooled = cv_report.pooled_calibration(report)
     if pooled:
-        st.markdown(f"**Calibration over all {int(pooled['clips'])} test clips**, each scored by its own "
-                    "fold's model and temperature (fitted on that fold's validation speakers)")
+        st.markdown(f"**Calibration over all {int(pooled['clips'])} test clips**, each scored by its own fold's "
+                    f"model, with {cv_report.pooled_scaling_text(pooled)}")
         metric_row(pooled, ECE_FIELDS, {"ece_floor": ECE_FLOOR_HELP})
         st.pyplot(plots.reliability_figure(pooled))
 
@@ -163,6 +163,10 @@ elif metrics.get("split") and not (metrics["split"].get("test") or {}).get("clip
     st.info("The shipped model was trained on every speaker (training + validation speakers, none held "
             "out for testing). How its recipe does on speakers it never heard is measured by the "
             "cross-validation below, which trains one model per fold with that fold's speakers left out.")
+    shipped_calibration = metrics.get("calibration") or {}
+    if isinstance(shipped_calibration.get("temperature"), (int, float)):
+        st.caption(f"Its confidences are scaled by the temperature T = {shipped_calibration['temperature']:.2f}, "
+                   f"fitted on the {shipped_calibration.get('fitted_on', 'validation speakers')}.")
 else:
     st.info(f"No test metrics in {reports.directory} (metrics.json is missing or has no “test” "
             "section). Training writes them.")

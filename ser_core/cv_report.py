@@ -212,6 +212,21 @@ def pooled_calibration(report: CVReport) -> dict[str, Any] | None:
     return None
 
 
+def pooled_scaling_text(pooled: dict[str, Any]) -> str:
+    """Which temperatures scaled the pooled clips, in words (older reports: the validation speakers')."""
+    if pooled.get("scaled_with") != "other folds":
+        return "a temperature fitted on that fold's validation speakers."
+    text = ("a temperature fitted on the other folds' test clips, never on the speakers it is measured on "
+            "(cross-fitting).")
+    validation_ece = _number(pooled.get("ece_validation_temperature"))
+    if validation_ece is not None:
+        text += f" With each fold's own validation speakers' temperature instead, the ECE is {validation_ece:.3f}."
+    cv_temperature = _number(pooled.get("cv_temperature"))
+    if cv_temperature is not None:
+        text += f" Fitted on all {int(pooled['clips'])} clips, the temperature is {cv_temperature:.2f}."
+    return text
+
+
 def format_mean_std(stats: tuple[float, float] | None, percent: bool = True, single_fold: bool = False) -> str:
     """``61.0% ± 3.0%`` (or ``0.600 ± 0.030``); ``n/a`` when there is no figure.
 

@@ -161,7 +161,9 @@ def fake_cv_report(arch: str = "ser_cnn", folds: int = 5, n_folds: int = 5,
     if pooled:
         curve = fake_reports()["metrics.json"]["calibration"]["reliability"]["after"]
         summary["pooled_calibration"] = {"clips": 880, "ece_before": 0.081, "ece_after": 0.047, "ece_floor": 0.031,
-                                         "reliability": {"before": curve, "after": curve}}
+                                         "reliability": {"before": curve, "after": curve},
+                                         "scaled_with": "other folds", "ece_validation_temperature": 0.069,
+                                         "fold_temperatures": [0.8] * n_folds, "cv_temperature": 0.77}
     return {"arch": arch, "seed": 0, "n_folds": n_folds, "speakers": 20, "clips": 880,
             "augment": "acoustic", "epochs": 70,
             "feature_params": fake_reports()["config.json"]["feature_params"],

@@ -349,7 +349,8 @@ def test_test_results_page_for_a_model_trained_on_every_speaker(monkeypatch: pyt
     write_reports(tmp_path)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     del metrics["test"]
-    metrics["calibration"]["measured_on"] = "validation speakers"
+    metrics["calibration"].update(measured_on="validation speakers", temperature=0.77,
+                                  fitted_on="cross-validation's out-of-fold test clips (880 clips of 20 speakers)")
     metrics["split"]["test"] = {"clips": 0, "speakers": []}
     (tmp_path / "metrics.json").write_text(json.dumps(metrics))
     (tmp_path / "cv_ser_cnn.json").write_text(json.dumps(fake_cv_report("ser_cnn")))
@@ -359,6 +360,9 @@ def test_test_results_page_for_a_model_trained_on_every_speaker(monkeypatch: pyt
     assert any("trained on every speaker" in i.value for i in app.info)
     assert not any("No test metrics" in i.value for i in app.info)
     assert any("Confusion matrix** of all 660 test clips" in m.value for m in app.markdown)
+    assert any("T = 0.77, fitted on the cross-validation's out-of-fold test clips" in c.value for c in app.caption)
+    pooled = next(m.value for m in app.markdown if "Calibration over all 880 test clips" in m.value)
+    assert "fitted on the other folds' test clips" in pooled and "the ECE is 0.069" in pooled
     assert frame_with(app, "split", "speaker ids") is not None
     assert app.sidebar.metric[0].label == "Cross-validated accuracy"
     assert app.sidebar.metric[0].value == "64.0%"

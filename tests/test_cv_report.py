@@ -148,3 +148,12 @@ def test_an_ensemble_is_labelled_with_its_member_count() -> None:
                "vgg_baseline": cv_report.parse_cv_report(fake_cv_report("vgg_baseline", folds=1))}
     assert list(cv_report.summary_table(reports, "ser_cnn")["Architecture"]) == [
         "ser_cnn × 3 averaged (shipped)", "vgg_baseline"]
+
+
+def test_pooled_scaling_is_described_for_new_and_older_reports() -> None:
+    pooled = cv_report.pooled_calibration(cv_report.parse_cv_report(fake_cv_report()))
+    text = cv_report.pooled_scaling_text(pooled)
+    assert "other folds' test clips" in text and "0.069" in text and "temperature is 0.77" in text
+    older = {key: value for key, value in pooled.items()
+             if key not in ("scaled_with", "ece_validation_temperature", "cv_temperature", "fold_temperatures")}
+    assert cv_report.pooled_scaling_text(older) == "a temperature fitted on that fold's validation speakers."

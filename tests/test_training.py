@@ -252,6 +252,7 @@ def test_cross_validation_one_fold_with_cosine_schedule_and_ema(tiny_run, tmp_pa
     pooled = result["summary"]["pooled_calibration"]
     assert pooled["clips"] == np.asarray(fold["confusion_matrix"]).sum()
     assert 0 < pooled["ece_floor"] < 1 and 0 <= pooled["ece_after"] <= 1
+    assert pooled["scaled_with"] == "validation speakers"  # one fold: no other folds to fit a temperature on
     with open(run_dir / "fold0" / "history.csv") as f:
         rates = [float(row["learning_rate"]) for row in csv.DictReader(f)]
     assert len(rates) == 5 and rates[0] < rates[1] < rates[2]  # three warm-up epochs to the peak,
@@ -259,17 +260,26 @@ def test_cross_validation_one_fold_with_cosine_schedule_and_ema(tiny_run, tmp_pa
     assert not (tmp_path / "unused").exists()  # cross-validation leaves the shipped artifacts alone
 
 
-def test_training_on_every_speaker_but_validation(tiny_run, tmp_path):
-    out = tmp_path / "artifacts"
+def test_training_on_every_speaker_but_validation_calibrated_by_the_cross_validation(tiny_run, tmp_path):
+    from ser_core.recipes import DEFAULT_MEMBERS
+
+    out, cv_json = tmp_path / "artifacts", tmp_path / "cv_ser_cnn.json"
+    cv_json.write_text(json.dumps({  # as train.py --cv 5 of the same recipe writes it, less what is not read
+        "arch": "ser_cnn", "members": list(DEFAULT_MEMBERS), "feature_params": FeatureParams().to_dict(),
+        "speakers": 20, "summary": {"pooled_calibration": {"clips": 880, "cv_temperature": 0.77}}}))
     code = run_train(["--ravdess-dir", str(tiny_run.data_dir), "--test-fraction", "0", "--epochs", "1",
                       "--batch-size", "16", "--artifacts", str(out), "--run-dir", str(tmp_path / "run"),
+                      "--temperature-from", str(cv_json),
                       "--cache-dir", str(tiny_run.cache_dir), "--fresh", "--verbose", "0"])
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert "test" not in metrics and metrics["split"]["test"]["clips"] == 0
     assert metrics["split"]["train"]["clips"] + metrics["split"]["validation"]["clips"] == N_TINY_CLIPS
-    assert metrics["calibration"]["measured_on"] == "validation speakers"
-    assert json.loads((out / "config.json").read_text())["recipe"]["test_fraction"] == 0
+    calibration = metrics["calibration"]
+    assert calibration["measured_on"] == "validation speakers" and calibration["temperature"] == 0.77
+    assert calibration["fitted_on"].startswith("cross-validation's out-of-fold test clips (880 clips of 20 speakers")
+    config = json.loads((out / "config.json").read_text())
+    assert config["recipe"]["test_fraction"] == 0 and config["temperature"] == 0.77
     assert (out / "model.keras").is_file()
 
 
