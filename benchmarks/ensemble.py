@@ -77,7 +77,8 @@ def main() -> None:
         report = {"arch": first.get("arch", "ser_cnn"), "seed": first["seed"], "folds": results, "summary": summary,
                   "members": members, "epochs": first.get("epochs"),
                   "feature_params": params.to_dict(), "n_folds": first.get("n_folds", len(results)),
-                  "speakers": first.get("speakers"), "clips": first.get("clips"),
+                  "speakers": len({s for r in results for s in r["test_speakers"]}),
+                  "clips": summary["pooled_calibration"]["clips"],
                   "source": "benchmarks/ensemble.py over " + ", ".join(str(d) for d in args.run_dirs)}
         artifacts.write_json(args.out, report)
         print(f"written to {args.out}")
