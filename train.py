@@ -462,7 +462,7 @@ def run_cross_validation(args, clips: list[Clip], features: list[np.ndarray], pa
 
 def fold_result(index: int, test_speakers: list[str], model, test: WindowSet, validation: WindowSet,
                 params: FeatureParams, seed: int) -> tuple[dict, dict[str, np.ndarray]]:
-    """One fold's figures on its test speakers (temperature fitted on its validation speakers), and the
+    """One fold's figures on its test speakers (temperature fitted on its validation speakers), and
     the test clips' labels, probabilities and window logits that ``pooled_calibration`` pools over folds."""
     test_logits = window_logits(model, test)
     temperature = fit_temperature(window_logits(model, validation), validation.labels)
