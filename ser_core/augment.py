@@ -52,6 +52,12 @@ PRESETS: dict[str, AugmentConfig | None] = {
         band_limit_probability=0.15, freq_masks=1, time_masks=1, time_mask_frames=20,
         mixup_probability=0.0,
     ),
+    # acoustic_vtlp + mixup of pairs of examples (and their labels)
+    "acoustic_vtlp_mixup": AugmentConfig(
+        shift_fraction=0.1, warp=0.0, vtlp=0.1, noise_probability=0.5, reverb_probability=0.2,
+        band_limit_probability=0.15, freq_masks=1, time_masks=1, time_mask_frames=20,
+        mixup_probability=0.5, mixup_alpha=0.4,
+    ),
     "none": None,
 }
 
