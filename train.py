@@ -155,7 +155,7 @@ def train_model(train: WindowSet, validation: WindowSet, params: FeatureParams, 
     checkpoint = run_dir / "best.keras"
     history_csv = run_dir / "history.csv"
     # On a resumed run, only an epoch better than the interrupted run's best may replace best.keras.
-    best_so_far = best_logged(history_csv, "val_accuracy")
+    best_so_far, epochs_since_best = logged_progress(history_csv, "val_accuracy")
     # Order matters: the backup holds the raw weights; the EMA weights are swapped in after it, for
     # validation and the checkpoint, and swapped out again when the next epoch begins.
     callbacks = [keras.callbacks.BackupAndRestore(str(run_dir / "backup"))]
@@ -166,7 +166,7 @@ def train_model(train: WindowSet, validation: WindowSet, params: FeatureParams, 
     if member.schedule == "plateau":
         callbacks += [
             keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=5, min_lr=1e-5),
-            keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=args.patience),
+            _resumable_early_stopping(args.patience, best_so_far, epochs_since_best),
         ]
     callbacks += [_log_learning_rate_callback(), keras.callbacks.CSVLogger(str(history_csv), append=True)]
     log.info("%s as %s: %d parameters, %d training windows (%d steps/epoch), %d validation windows",
@@ -255,12 +255,30 @@ def make_optimizer(schedule: str, peak_rate: float, steps_per_epoch: int, epochs
     return keras.optimizers.Adam(rate, use_ema=ema, ema_momentum=0.99)
 
 
-def best_logged(path: Path, key: str) -> float | None:
-    """The highest ``key`` in a CSV history log, or None when there is no log or no epoch yet."""
+def logged_progress(path: Path, key: str) -> tuple[float | None, int]:
+    """The highest ``key`` in a CSV history log and how many epochs were logged after it;
+    (None, 0) when there is no log or no epoch yet."""
     if not path.is_file():
-        return None
+        return None, 0
     with open(path, newline="") as handle:
-        return max((float(row[key]) for row in csv.DictReader(handle)), default=None)
+        values = [float(row[key]) for row in csv.DictReader(handle)]
+    if not values:
+        return None, 0
+    best = int(np.argmax(values))
+    return values[best], len(values) - 1 - best
+
+
+def _resumable_early_stopping(patience: int, best: float | None, epochs_since_best: int):
+    """EarlyStopping on validation accuracy that, on a resumed run, goes on counting from where the
+    interrupted run stood instead of granting a fresh ``patience``."""
+    import keras
+
+    class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+        def on_train_begin(self, logs=None):
+            super().on_train_begin(logs)
+            self.best, self.wait = best, epochs_since_best
+
+    return ResumableEarlyStopping(monitor="val_accuracy", mode="max", patience=patience)
 
 
 def read_history(path: Path) -> dict[str, list]:

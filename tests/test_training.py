@@ -368,3 +368,28 @@ def test_a_bad_test_fraction_is_refused(value, capsys):
     with pytest.raises(SystemExit) as exit_info:
         train.parse_args(["--test-fraction", value])
     assert exit_info.value.code == 2 and "--test-fraction" in capsys.readouterr().err
+
+
+def test_a_resumed_run_keeps_counting_its_patience(tmp_path):
+    import keras
+
+    import train
+
+    history = tmp_path / "history.csv"
+    assert train.logged_progress(history, "val_accuracy") == (None, 0)
+    history.write_text("epoch,val_accuracy\n0,0.30\n1,0.50\n2,0.45\n3,0.40\n")
+    assert train.logged_progress(history, "val_accuracy") == (0.5, 2)
+
+    stopping = train._resumable_early_stopping(patience=3, best=0.5, epochs_since_best=2)
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    stopping.set_model(model)
+    stopping.on_train_begin()
+    stopping.on_epoch_end(4, {"val_accuracy": 0.49})  # the third epoch without a gain: stop
+    assert model.stop_training
+
+    fresh = train._resumable_early_stopping(patience=3, best=None, epochs_since_best=0)
+    fresh.set_model(model := keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)]))
+    fresh.on_train_begin()
+    for epoch, value in enumerate([0.3, 0.2, 0.2]):
+        fresh.on_epoch_end(epoch, {"val_accuracy": value})
+    assert not getattr(model, "stop_training", False)  # a new run has its full patience
