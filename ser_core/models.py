@@ -37,15 +37,17 @@ def _conv_block(x, filters: int, pool: tuple[int, int] | None):
 
 
 def ser_cnn(input_shape: tuple[int, int, int], n_classes: int, width: int = 24,
-            dropout: float = 0.3) -> keras.Model:
+            dropout: float = 0.3, band_norm: bool = False) -> keras.Model:
     """Compact CNN: four conv blocks, frequency kept as features, mean+max pooling over time.
 
     Per-utterance normalisation up front makes it indifferent to level and channel colour; pooling
     over time instead of flattening keeps the head tiny (no 4 M-weight dense layer) and lets one
-    network take any clip length.
+    network take any clip length. ``band_norm``: normalise each mel band over time instead (per-utterance
+    mean and variance per band, against speaker timbre and channel colour).
     """
     inputs = keras.Input(shape=input_shape, name="log_mel")
-    x = layers.LayerNormalization(axis=(1, 2, 3), center=False, scale=False, name="utterance_norm")(inputs)
+    axes = (2, 3) if band_norm else (1, 2, 3)
+    x = layers.LayerNormalization(axis=axes, center=False, scale=False, name="utterance_norm")(inputs)
     x = _conv_block(x, width, (2, 2))
     x = _conv_block(x, width * 2, (2, 2))
     x = _conv_block(x, width * 4, (2, 2))
@@ -58,7 +60,12 @@ def ser_cnn(input_shape: tuple[int, int, int], n_classes: int, width: int = 24,
     x = layers.Concatenate()([layers.GlobalAveragePooling1D()(x), layers.GlobalMaxPooling1D()(x)])
     x = layers.Dropout(dropout)(x)
     logits = layers.Dense(n_classes, dtype="float32", name="logits")(x)
-    return keras.Model(inputs, logits, name="ser_cnn")
+    return keras.Model(inputs, logits, name="ser_cnn_band_norm" if band_norm else "ser_cnn")
+
+
+def ser_cnn_band_norm(input_shape: tuple[int, int, int], n_classes: int) -> keras.Model:
+    """``ser_cnn`` with each mel band normalised over time (an experiment: docs/experiments.md)."""
+    return ser_cnn(input_shape, n_classes, band_norm=True)
 
 
 def ensemble(members: list[keras.Model]) -> keras.Model:
@@ -77,10 +84,11 @@ def ensemble(members: list[keras.Model]) -> keras.Model:
     return keras.Model(inputs, layers.Average(name="logits")(logits), name=f"ensemble_of_{len(members)}")
 
 
-ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {"ser_cnn": ser_cnn, "vgg_baseline": vgg_baseline}
+ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {"ser_cnn": ser_cnn, "ser_cnn_band_norm": ser_cnn_band_norm,
+                                                      "vgg_baseline": vgg_baseline}
 DEFAULT_ARCH = "ser_cnn"
 # The baseline keeps the notebook's optimiser; ours trains faster with a larger rate.
-LEARNING_RATES = {"ser_cnn": 2e-3, "vgg_baseline": 1e-4}
+LEARNING_RATES = {"ser_cnn": 2e-3, "ser_cnn_band_norm": 2e-3, "vgg_baseline": 1e-4}
 
 
 def build_model(arch: str, input_shape: tuple[int, int, int], n_classes: int) -> keras.Model:
