@@ -351,7 +351,7 @@ def cross_validated_temperature(path: Path, args, params: FeatureParams) -> dict
     if "cv_temperature" not in pooled:
         raise ValueError(f"{path} has no temperature fitted on out-of-fold clips (a complete --cv run writes one)")
     return {"temperature": float(pooled["cv_temperature"]), "clips": int(pooled["clips"]),
-            "speakers": report.get("speakers"), "source": str(path)}
+            "speakers": report.get("speakers")}
 
 
 def run_single(args, clips: list[Clip], features: list[np.ndarray], params: FeatureParams, data_info: dict,
