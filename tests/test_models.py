@@ -1,6 +1,9 @@
-"""What the input normalisation of the CNNs makes them indifferent to."""
+"""What the input normalisation of the CNNs makes them indifferent to, and how TensorFlow runs them."""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,3 +30,17 @@ def test_band_norm_also_ignores_each_band_s_colour(windows):
     np.testing.assert_allclose(band_norm.predict(windows + colour, verbose=0), band_norm.predict(windows, verbose=0),
                                atol=1e-4)
     assert not np.allclose(plain.predict(windows + colour, verbose=0), plain.predict(windows, verbose=0), atol=1e-4)
+
+
+def test_ser_core_turns_on_tensorflows_onednn_kernels_unless_told_not_to():
+    import subprocess
+    import sys
+
+    code = "import os, ser_core; print(os.environ['TF_ENABLE_ONEDNN_OPTS'])"
+    env = {key: value for key, value in os.environ.items() if key != "TF_ENABLE_ONEDNN_OPTS"}
+    def setting(extra: dict[str, str]) -> str:
+        return subprocess.run([sys.executable, "-c", code], env={**env, **extra}, capture_output=True, text=True,
+                              check=True, cwd=Path(__file__).resolve().parents[1]).stdout.strip()
+
+    assert setting({}) == "1"
+    assert setting({"TF_ENABLE_ONEDNN_OPTS": "0"}) == "0"
