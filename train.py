@@ -79,6 +79,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--temperature-from", type=Path, metavar="CV_JSON",
                         help="calibrate with the temperature fitted on this cross-validation's out-of-fold test "
                              "clips (a cv_<arch>.json of the same recipe) instead of on the validation speakers")
+    parser.add_argument("--pool-validation", action="store_true",
+                        help="members that need no validation speakers (cosine schedule, last epoch kept) train "
+                             "on them too; plateau and @best members still hold them out")
     parser.add_argument("--cv", type=int, metavar="K", help="run K-fold speaker-independent cross-validation instead")
     parser.add_argument("--folds", type=int, nargs="+", metavar="I", help="with --cv: only these folds (0-based)")
     parser.add_argument("--artifacts", type=Path, default=artifacts.ARTIFACTS_DIR, help="output folder")
@@ -125,14 +128,19 @@ def load_windows(clips: list[Clip], params: FeatureParams, args) -> tuple[list[C
     return [clip for clip, _ in kept], [f for _, f in kept]
 
 
-def subset(clips: list[Clip], features: list[np.ndarray], assignment: dict[str, str], split: str) -> WindowSet:
-    chosen = [i for i, clip in enumerate(clips) if assignment[clip.speaker] == split]
+def subset(clips: list[Clip], features: list[np.ndarray], assignment: dict[str, str],
+           split: str | tuple[str, ...]) -> WindowSet:
+    splits = (split,) if isinstance(split, str) else split
+    chosen = [i for i, clip in enumerate(clips) if assignment[clip.speaker] in splits]
     return window_set([clips[i] for i in chosen], [features[i] for i in chosen])
 
 
-def train_model(train: WindowSet, validation: WindowSet, params: FeatureParams, args, run_dir: Path,
+def train_model(train: WindowSet, validation: WindowSet | None, params: FeatureParams, args, run_dir: Path,
                 member: MemberRecipe):
-    """Fit one model as ``member`` says, with best/last checkpoints and resumable backups."""
+    """Fit one model as ``member`` says, with best/last checkpoints and resumable backups.
+
+    Without ``validation`` (a member trained on the validation speakers too) nothing is validated
+    and only the last epoch's weights are saved."""
     import keras
 
     from ser_core.augment import make_augmenter
@@ -143,7 +151,7 @@ def train_model(train: WindowSet, validation: WindowSet, params: FeatureParams, 
     preset = PRESETS[member.augment]
     augment = None if preset is None else make_augmenter(params, preset)
     train_data, steps = training_dataset(train, args.batch_size, augment, args.seed)
-    validation_data = evaluation_dataset(validation, 64)
+    validation_data = None if validation is None else evaluation_dataset(validation, 64)
 
     model = build_model(args.arch, params.input_shape, len(EMOTIONS))
     peak_rate = args.learning_rate or LEARNING_RATES[args.arch]
@@ -155,22 +163,24 @@ def train_model(train: WindowSet, validation: WindowSet, params: FeatureParams, 
     checkpoint = run_dir / "best.keras"
     history_csv = run_dir / "history.csv"
     # On a resumed run, only an epoch better than the interrupted run's best may replace best.keras.
-    best_so_far, epochs_since_best = logged_progress(history_csv, "val_accuracy")
+    best_so_far, epochs_since_best = logged_progress(history_csv, "val_accuracy") if validation else (None, 0)
     # Order matters: the backup holds the raw weights; the EMA weights are swapped in after it, for
     # validation and the checkpoint, and swapped out again when the next epoch begins.
     callbacks = [keras.callbacks.BackupAndRestore(str(run_dir / "backup"))]
     if member.ema:
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
-    callbacks.append(keras.callbacks.ModelCheckpoint(str(checkpoint), monitor="val_accuracy", save_best_only=True,
-                                                     initial_value_threshold=best_so_far))
+    if validation is not None:
+        callbacks.append(keras.callbacks.ModelCheckpoint(str(checkpoint), monitor="val_accuracy",
+                                                         save_best_only=True, initial_value_threshold=best_so_far))
     if member.schedule == "plateau":
         callbacks += [
             keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=5, min_lr=1e-5),
             _resumable_early_stopping(args.patience, best_so_far, epochs_since_best),
         ]
     callbacks += [_log_learning_rate_callback(), keras.callbacks.CSVLogger(str(history_csv), append=True)]
-    log.info("%s as %s: %d parameters, %d training windows (%d steps/epoch), %d validation windows",
-             model.name, member, model.count_params(), len(train.x), steps, len(validation.x))
+    log.info("%s as %s: %d parameters, %d training windows (%d steps/epoch), %s", model.name, member,
+             model.count_params(), len(train.x), steps,
+             f"{len(validation.x)} validation windows" if validation else "validation speakers trained on")
     started = time.perf_counter()
     model.fit(train_data, steps_per_epoch=steps, epochs=args.epochs, validation_data=validation_data,
               callbacks=callbacks, verbose=args.verbose)
@@ -186,10 +196,13 @@ def member_dirs(run_dir: Path, n_members: int) -> list[Path]:
     return [run_dir] if n_members == 1 else [run_dir / f"member{index}" for index in range(n_members)]
 
 
-def train_members(train: WindowSet, validation: WindowSet, params: FeatureParams, args, run_dir: Path):
+def train_members(train: WindowSet, validation: WindowSet, params: FeatureParams, args, run_dir: Path,
+                  train_and_validation: WindowSet | None = None):
     """Train every ``args.members`` recipe; returns (their average as one model, histories, seconds).
 
-    An interrupted run resumes: members that had finished are loaded, the interrupted one continues.
+    With ``train_and_validation`` (``--pool-validation``), members that need no validation speakers
+    train on those too. An interrupted run resumes: members that had finished are loaded, the
+    interrupted one continues.
     """
     from ser_core.models import ensemble
 
@@ -206,12 +219,20 @@ def train_members(train: WindowSet, validation: WindowSet, params: FeatureParams
         else:
             (directory / "finished.json").unlink(missing_ok=True)
             prepare_run_dir(directory)
-            model, history, seconds = train_model(train, validation, params, args, directory, member)
+            pooled = train_and_validation is not None and not member.needs_validation
+            model, history, seconds = train_model(train_and_validation if pooled else train,
+                                                  None if pooled else validation, params, args, directory, member)
             artifacts.write_json(directory / "finished.json", {"member": str(member), "seconds": round(seconds, 1)})
         models.append(model)
         histories.append({"member": str(member), **history})
         total_seconds += seconds
     return ensemble(models), histories, total_seconds
+
+
+def pooled_training_set(clips: list[Clip], features: list[np.ndarray], assignment: dict[str, str],
+                        args) -> WindowSet | None:
+    """Training and validation speakers together, for ``--pool-validation``'s members; else None."""
+    return subset(clips, features, assignment, ("train", "validation")) if args.pool_validation else None
 
 
 def load_members(run_dir: Path, members: list[MemberRecipe], checkpoint: str | None = None):
@@ -287,8 +308,10 @@ def read_history(path: Path) -> dict[str, list]:
         rows = list(csv.DictReader(handle))
     history: dict[str, list] = {"epoch": [int(row["epoch"]) + 1 for row in rows]}
     for key in ("accuracy", "val_accuracy", "loss", "val_loss", "learning_rate"):
-        history[key] = [float(row[key]) for row in rows if key in row]
-    history["best_epoch"] = int(history["epoch"][int(np.argmax(history["val_accuracy"]))])
+        history[key] = [float(row[key]) for row in rows if row.get(key, "NA") != "NA"]  # NA: not validated
+    # None for a member trained without validation speakers (nothing to pick a best epoch with)
+    history["best_epoch"] = (int(history["epoch"][int(np.argmax(history["val_accuracy"]))])
+                             if history["val_accuracy"] else None)
     return history
 
 
@@ -342,9 +365,11 @@ def cross_validated_temperature(path: Path, args, params: FeatureParams) -> dict
         pooled = report["summary"]["pooled_calibration"]
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ValueError(f"{path} is not a readable cross-validation report ({error})") from None
-    wanted = {"arch": args.arch, "members": [str(m) for m in args.members], "feature_params": params.to_dict()}
+    wanted = {"arch": args.arch, "members": [str(m) for m in args.members], "feature_params": params.to_dict(),
+              "pool_validation": args.pool_validation}
     differing = [key for key, value in wanted.items()
-                 if (recorded if key == "members" else report.get(key)) != value]
+                 if (recorded if key == "members" else report.get(key, False if key == "pool_validation" else None))
+                 != value]
     if differing:
         raise ValueError(f"{path} cross-validated another recipe ({', '.join(differing)} differ): "
                          f"run train.py --cv 5 with the same options first")
@@ -359,7 +384,8 @@ def run_single(args, clips: list[Clip], features: list[np.ndarray], params: Feat
     assignment = speaker_split(clips, seed=args.seed, test=args.test_fraction)
     train, validation = (subset(clips, features, assignment, s) for s in ("train", "validation"))
     test = subset(clips, features, assignment, "test") if "test" in assignment.values() else None
-    model, histories, seconds = train_members(train, validation, params, args, args.run_dir)
+    model, histories, seconds = train_members(train, validation, params, args, args.run_dir,
+                                              pooled_training_set(clips, features, assignment, args))
     validation_logits = window_logits(model, validation)
     if cv_calibration:
         temperature = cv_calibration["temperature"]
@@ -403,6 +429,7 @@ def run_single(args, clips: list[Clip], features: list[np.ndarray], params: Feat
         "training_seconds": round(seconds, 1),
         "seed": args.seed,
         "recipe": {"members": [str(m) for m in args.members], "epochs": args.epochs,
+                   "pool_validation": args.pool_validation,
                    "batch_size": args.batch_size, "test_fraction": args.test_fraction},
         "data": data_info,
     }
@@ -416,13 +443,17 @@ def run_single(args, clips: list[Clip], features: list[np.ndarray], params: Feat
     log.info("artifacts written to %s", out)
 
 
-def robustness(model, clips: list[Clip], params: FeatureParams, temperature: float, seed: int) -> dict:
-    """Accuracy and UAR of ``clips`` clean, with white noise at 20/10/5 dB SNR, and reverberated."""
+CONDITIONS = ("snr_20db", "snr_10db", "snr_5db", "reverb_rt60_0.6s")
+
+
+def corrupted_logits(model, clips: list[Clip], params: FeatureParams, seed: int) -> dict[str, dict[str, np.ndarray]]:
+    """``{condition: {"clip_index", "logits"}}`` of ``clips`` with white noise at 20/10/5 dB SNR and
+    reverberated, features recomputed from the corrupted waveform (which may change the window count)."""
     from ser_core.audio import load_audio
     from ser_core.corrupt import add_noise, reverberate
     from ser_core.features import clip_features
 
-    conditions = {
+    corruptions = {
         "snr_20db": lambda w, rng: add_noise(w, 20, rng),
         "snr_10db": lambda w, rng: add_noise(w, 10, rng),
         "snr_5db": lambda w, rng: add_noise(w, 5, rng),
@@ -430,12 +461,10 @@ def robustness(model, clips: list[Clip], params: FeatureParams, temperature: flo
     }
     waves = [load_audio(clip.path, params.sample_rate) for clip in clips]
     results = {}
-    for name, corrupt in conditions.items():
+    for name in CONDITIONS:
         rng = np.random.default_rng(seed)
-        features = [clip_features(corrupt(wave, rng), params)[0] for wave in waves]
-        corrupted = window_set(clips, features)
-        report = score(window_logits(model, corrupted), corrupted, temperature)
-        results[name] = {"accuracy": report["accuracy"], "uar": report["uar"]}
+        corrupted = window_set(clips, [clip_features(corruptions[name](wave, rng), params)[0] for wave in waves])
+        results[name] = {"clip_index": corrupted.clip_index, "logits": window_logits(model, corrupted)}
     return results
 
 
@@ -449,7 +478,8 @@ def run_cross_validation(args, clips: list[Clip], features: list[np.ndarray], pa
         log.info("fold %d: test speakers %s, validation speakers %s", index, folds[index],
                  sorted({c.speaker for c in validation.clips}))
         run_dir = args.run_dir / f"fold{index}"
-        model, histories, seconds = train_members(train, validation, params, args, run_dir)
+        model, histories, seconds = train_members(train, validation, params, args, run_dir,
+                                                  pooled_training_set(clips, features, assignment, args))
         result, parts = fold_result(index, folds[index], model, test, validation, params, args.seed)
         epochs, best = [len(h["epoch"]) for h in histories], [h["best_epoch"] for h in histories]
         result.update(epochs=epochs if len(epochs) > 1 else epochs[0], best_epoch=best if len(best) > 1 else best[0],
@@ -458,7 +488,9 @@ def run_cross_validation(args, clips: list[Clip], features: list[np.ndarray], pa
         # Every member with its best, or every member with its last weights, scored on the same clips
         # (where that differs from what the recipes keep): best-vs-last costs no extra run.
         for checkpoint in CHECKPOINTS:
-            if any(member.keep != checkpoint for member in args.members):
+            saved = all((directory / f"{checkpoint}.keras").exists()
+                        for directory in member_dirs(run_dir, len(args.members)))
+            if saved and any(member.keep != checkpoint for member in args.members):
                 other = score(window_logits(load_members(run_dir, args.members, checkpoint), test), test,
                               result["temperature"])
                 result[f"{checkpoint}_checkpoint"] = {key: other[key] for key in ("accuracy", "uar", "macro_f1")}
@@ -470,9 +502,14 @@ def run_cross_validation(args, clips: list[Clip], features: list[np.ndarray], pa
     print_cv_table(results, summary)
     report = {"arch": args.arch, "seed": args.seed, "folds": results, "summary": summary,
               "members": [str(m) for m in args.members], "epochs": args.epochs,
-              "feature_params": params.to_dict(),
+              "pool_validation": args.pool_validation, "feature_params": params.to_dict(),
               "n_folds": args.cv, "speakers": len({c.speaker for c in clips}), "clips": len(clips)}
     artifacts.write_json(args.run_dir / f"cv_{args.arch}.json", report)
+    artifacts.write_json(args.run_dir / f"oof_{args.arch}.json",
+                         {"members": report["members"], "seed": args.seed, "n_folds": args.cv,
+                          "pool_validation": args.pool_validation,
+                          "folds": [{**rounded(parts["out_of_fold"]), "train_seconds": result["train_seconds"]}
+                                    for parts, result in zip(fold_parts, results)]}, indent=None)
     if args.folds is None:  # only a complete cross-validation goes next to the model, for the app
         artifacts.write_json(args.artifacts / f"cv_{args.arch}.json", report)
     log.info("cross-validation results written to %s", args.run_dir / f"cv_{args.arch}.json")
@@ -480,17 +517,49 @@ def run_cross_validation(args, clips: list[Clip], features: list[np.ndarray], pa
 
 def fold_result(index: int, test_speakers: list[str], model, test: WindowSet, validation: WindowSet,
                 params: FeatureParams, seed: int) -> tuple[dict, dict[str, np.ndarray]]:
-    """One fold's figures on its test speakers (temperature fitted on its validation speakers), and
-    the test clips' labels, probabilities and window logits that ``pooled_calibration`` pools over folds."""
-    test_logits = window_logits(model, test)
-    temperature = fit_temperature(window_logits(model, validation), validation.labels)
-    parts = {"labels": test.clip_labels, "before": clip_probabilities(test_logits, test.clip_index),
-             "after": clip_probabilities(test_logits, test.clip_index, temperature),
-             "logits": test_logits, "window_labels": test.labels, "clip_index": test.clip_index}
-    report = classification_report(test.clip_labels, parts["after"].argmax(axis=1))
-    calibration = calibration_of(parts["before"], parts["after"], test.clip_labels)
-    result = {
+    """One fold's figures on its test speakers (see ``score_fold``) from ``model``'s window logits."""
+    record = {
         "fold": index, "test_speakers": test_speakers,
+        "test": {"clips": [Path(clip.path).name for clip in test.clips], "labels": test.clip_labels,
+                 "conditions": {"clean": {"clip_index": test.clip_index, "logits": window_logits(model, test)},
+                                **corrupted_logits(model, test.clips, params, seed)}},
+        "validation": {"clips": [Path(clip.path).name for clip in validation.clips], "labels": validation.clip_labels,
+                       "clip_index": validation.clip_index, "logits": window_logits(model, validation)},
+    }
+    return score_fold(record)
+
+
+def score_fold(record: dict) -> tuple[dict, dict[str, np.ndarray]]:
+    """A fold's figures from its window logits: temperature fitted on its validation speakers,
+    accuracy, UAR, macro-F1, recall, ECE and robustness on its test speakers; and the parts that
+    ``pooled_calibration`` pools over folds, with the record itself (``out_of_fold``).
+
+    ``record`` holds the fold's window logits (``fold_result`` computes them with a model;
+    ``benchmarks.oof_ensemble`` averages several CV runs' saved ones), so any average of CV runs
+    is scored by this same code.
+    """
+    test, validation = record["test"], record["validation"]
+    labels = np.asarray(test["labels"])
+    validation_index = np.asarray(validation["clip_index"])
+    temperature = fit_temperature(np.asarray(validation["logits"]), np.asarray(validation["labels"])[validation_index])
+
+    def probabilities(condition: dict, scale: float = 1.0) -> np.ndarray:
+        return clip_probabilities(np.asarray(condition["logits"]), np.asarray(condition["clip_index"]), scale)
+
+    clean = test["conditions"]["clean"]
+    clip_index = np.asarray(clean["clip_index"])
+    parts = {"labels": labels, "before": probabilities(clean), "after": probabilities(clean, temperature),
+             "logits": np.asarray(clean["logits"]), "window_labels": labels[clip_index], "clip_index": clip_index,
+             "out_of_fold": record}
+    report = classification_report(labels, parts["after"].argmax(axis=1))
+    calibration = calibration_of(parts["before"], parts["after"], labels)
+    robust = {}
+    for name in CONDITIONS:
+        if name in test["conditions"]:
+            corrupted = classification_report(labels, probabilities(test["conditions"][name], temperature).argmax(axis=1))
+            robust[name] = {"accuracy": corrupted["accuracy"], "uar": corrupted["uar"]}
+    result = {
+        "fold": record["fold"], "test_speakers": record["test_speakers"],
         "accuracy": report["accuracy"], "uar": report["uar"], "macro_f1": report["macro_f1"],
         "recall": {e: v["recall"] for e, v in report["per_class"].items()},
         "temperature": temperature,
@@ -498,9 +567,18 @@ def fold_result(index: int, test_speakers: list[str], model, test: WindowSet, va
         "ece_after": calibration["ece_after"],
         "ece_floor": calibration["ece_floor"],
         "confusion_matrix": report["confusion_matrix"],
-        "robustness": robustness(model, test.clips, params, temperature, seed),
+        "robustness": robust,
     }
     return result, parts
+
+
+def rounded(record, decimals: int = 4):
+    """``record`` with its arrays as (rounded) lists, for JSON."""
+    if isinstance(record, dict):
+        return {key: rounded(value, decimals) for key, value in record.items()}
+    if isinstance(record, np.ndarray):
+        return (np.round(record, decimals) if record.dtype.kind == "f" else record).tolist()
+    return record
 
 
 def pooled_calibration(fold_parts: list[dict[str, np.ndarray]]) -> dict:

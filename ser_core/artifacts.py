@@ -45,10 +45,10 @@ def _replace_atomically(path: Path, write) -> None:
             os.remove(temporary)
 
 
-def write_json(path: Path, data: Any) -> None:
+def write_json(path: Path, data: Any, indent: int | None = 2) -> None:
     def write(temporary: str) -> None:
         with open(temporary, "w") as handle:
-            json.dump(data, handle, indent=2)
+            json.dump(data, handle, indent=indent, separators=None if indent else (",", ":"))
             handle.write("\n")
 
     _replace_atomically(Path(path), write)

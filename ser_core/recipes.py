@@ -46,6 +46,13 @@ class MemberRecipe:
                              f"{', '.join(CHECKPOINTS)}")
         return cls(schedule, extra == "ema", augment, keep or DEFAULT_KEEP[schedule])
 
+    @property
+    def needs_validation(self) -> bool:
+        """Whether the validation speakers steer this member: a plateau schedule cuts its rate and
+        stops on them, and ``@best`` picks its weights with them. A cosine member keeping its last
+        epoch does neither, so ``train.py --pool-validation`` can train it on those speakers too."""
+        return self.schedule == "plateau" or self.keep == "best"
+
     def __str__(self) -> str:
         return f"{self.schedule}{'+ema' if self.ema else ''}:{self.augment}@{self.keep}"
 

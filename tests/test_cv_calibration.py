@@ -53,6 +53,7 @@ def _cv_report(**changes) -> dict:
 @pytest.mark.parametrize("changes, message", [
     ({"members": ["plateau:acoustic"]}, "members differ"),
     ({"arch": "vgg_baseline"}, "arch differ"),
+    ({"pool_validation": True}, "pool_validation differ"),  # its cosine members saw 2 more actors
     ({"summary": {"pooled_calibration": {"clips": 176}}}, "no temperature fitted on out-of-fold clips"),
 ])
 def test_temperature_from_another_recipe_is_refused_before_any_work(tmp_path, capsys, changes, message):

@@ -283,6 +283,80 @@ def test_training_on_every_speaker_but_validation_calibrated_by_the_cross_valida
     assert (out / "model.keras").is_file()
 
 
+def test_pool_validation_trains_only_the_members_that_need_no_validation_on_those_speakers(tiny_run, tmp_path,
+                                                                                             monkeypatch):
+    import train
+
+    seen = []
+    original = train.train_model
+
+    def recording(training, validation, *args):
+        seen.append((len(training.x), {c.speaker for c in training.clips},
+                     None if validation is None else {c.speaker for c in validation.clips}))
+        return original(training, validation, *args)
+
+    monkeypatch.setattr(train, "train_model", recording)
+    run_dir = tmp_path / "cv"
+    code = run_train(["--ravdess-dir", str(tiny_run.data_dir), "--cv", "2", "--folds", "0", "--epochs", "2",
+                      "--batch-size", "16", "--members", "plateau:none", "cosine:none", "--pool-validation",
+                      "--artifacts", str(tmp_path / "unused"), "--run-dir", str(run_dir),
+                      "--cache-dir", str(tiny_run.cache_dir), "--fresh", "--verbose", "0"])
+    assert code == 0
+    (plateau_size, plateau_speakers, validation_speakers), (cosine_size, cosine_speakers, cosine_validation) = seen
+    assert validation_speakers and not plateau_speakers & validation_speakers  # plateau still holds them out
+    assert cosine_validation is None and cosine_speakers == plateau_speakers | validation_speakers
+    assert cosine_size == plateau_size + len(validation_speakers) * len(EMOTIONS) * TINY_CLIPS_PER_EMOTION
+    fold = run_dir / "fold0"
+    assert (fold / "member0" / "best.keras").is_file() and not (fold / "member1" / "best.keras").exists()
+    result = json.loads((run_dir / "cv_ser_cnn.json").read_text())
+    assert result["pool_validation"] is True
+    assert result["folds"][0]["best_epoch"][1] is None  # nothing validated: no best epoch
+    assert "best_checkpoint" not in result["folds"][0]  # member1 has no best weights to score
+
+
+def test_out_of_fold_logits_score_exactly_as_the_run_did(tiny_run, tmp_path, monkeypatch, capsys):
+    from benchmarks import oof_ensemble
+
+    run_dir = tmp_path / "cv"
+    code = run_train(["--ravdess-dir", str(tiny_run.data_dir), "--cv", "3", "--folds", "0", "1", "--epochs", "2",
+                      "--batch-size", "16", "--members", "cosine:none",
+                      "--artifacts", str(tmp_path / "unused"), "--run-dir", str(run_dir),
+                      "--cache-dir", str(tiny_run.cache_dir), "--fresh", "--verbose", "0"])
+    assert code == 0
+    report = json.loads((run_dir / "cv_ser_cnn.json").read_text())
+    oof = run_dir / "oof_ser_cnn.json"
+    recorded = json.loads(oof.read_text())
+    assert [f["fold"] for f in recorded["folds"]] == [0, 1] and recorded["members"] == ["cosine:none@last"]
+    conditions = recorded["folds"][0]["test"]["conditions"]
+    assert set(conditions) == {"clean", "snr_20db", "snr_10db", "snr_5db", "reverb_rt60_0.6s"}
+    assert len(conditions["clean"]["logits"]) == len(conditions["clean"]["clip_index"])
+
+    out = tmp_path / "rescored.json"
+    monkeypatch.setattr("sys.argv", ["oof_ensemble", "--member", str(oof), "--member", str(oof), "--out", str(out)])
+    oof_ensemble.main()  # a run averaged with itself is that run
+    rescored = json.loads(out.read_text())
+    for mine, theirs in zip(rescored["folds"], report["folds"]):
+        assert mine["confusion_matrix"] == theirs["confusion_matrix"]
+        assert mine["accuracy"] == theirs["accuracy"] and mine["member_accuracy"] == [theirs["accuracy"]] * 2
+        for condition, figures in theirs["robustness"].items():
+            assert mine["robustness"][condition]["accuracy"] == figures["accuracy"]
+        assert mine["temperature"] == pytest.approx(theirs["temperature"], rel=1e-3)  # logits kept to 4 decimals
+    assert rescored["summary"]["pooled_calibration"]["clips"] == report["summary"]["pooled_calibration"]["clips"]
+    assert "average 0." in capsys.readouterr().out
+
+
+def test_out_of_fold_runs_of_other_clips_are_not_averaged(tmp_path):
+    from benchmarks.oof_ensemble import average
+
+    record = {"fold": 0, "test": {"clips": ["a.wav"], "labels": [0],
+                                  "conditions": {"clean": {"clip_index": [0], "logits": [[0.0] * 6]}}},
+              "validation": {"clips": ["b.wav"], "labels": [1], "clip_index": [0], "logits": [[0.0] * 6]}}
+    other = json.loads(json.dumps(record))
+    other["test"]["clips"] = ["c.wav"]
+    with pytest.raises(ValueError, match="test clips differ"):
+        average([record, other])
+
+
 class _Interrupt(Exception):
     pass
 
@@ -351,6 +425,14 @@ def test_member_spec_keeps_its_schedule_default_unless_told(spec, keep):
     recipe = MemberRecipe.parse(spec)
     assert recipe.keep == keep == kept_checkpoint(spec)
     assert MemberRecipe.parse(str(recipe)) == recipe and str(recipe).endswith(f"@{keep}")
+
+
+@pytest.mark.parametrize("spec, needs", [("plateau:acoustic@last", True), ("cosine+ema:acoustic@best", True),
+                                         ("cosine+ema:acoustic_vtlp", False)])
+def test_only_a_cosine_member_keeping_its_last_weights_can_do_without_validation(spec, needs):
+    from ser_core.recipes import MemberRecipe
+
+    assert MemberRecipe.parse(spec).needs_validation is needs
 
 
 @pytest.mark.parametrize("spec", ["cosine:acoustic@first", "cosine:acoustic@", "plateau@best:acoustic"])
