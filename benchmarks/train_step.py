@@ -1,0 +1,63 @@
+"""Time one training step of a member on this machine, and project the shipped recipe's training time.
+
+    python -m benchmarks.train_step [--preset acoustic_vtlp] [--steps 40]
+    TF_ENABLE_ONEDNN_OPTS=0 python -m benchmarks.train_step      # without TensorFlow's oneDNN kernels
+
+Uses random log-mel windows of the model's input shape (the step's cost does not depend on the
+values) through the real pipeline: class-balanced tf.data batches, the preset's augmentation, the
+``ser_cnn`` model and Adam. The projection assumes every member runs the full ``--epochs`` (a plateau
+member usually stops earlier) on the 17 training actors of ``--test-fraction 0``: class-balanced, 17 x 8 clips of each of the six
+emotions, 25 steps of 32 an epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+
+from ser_core.augment import PRESETS, make_augmenter
+from ser_core.dataset import WindowSet, training_dataset
+from ser_core.models import build_model
+from ser_core.params import EMOTIONS, FeatureParams
+from ser_core.recipes import DEFAULT_MEMBERS
+
+SHIPPED_STEPS_PER_EPOCH = 17 * 8 * len(EMOTIONS) // 32
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="acoustic_vtlp", choices=sorted(PRESETS))
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--epochs", type=int, default=70)
+    args = parser.parse_args()
+
+    import keras
+
+    params = FeatureParams()
+    rng = np.random.default_rng(0)
+    n = 600
+    windows = WindowSet(x=rng.uniform(-50, 0, (n, *params.input_shape[:2])).astype(np.float32),
+                        labels=np.arange(n) % len(EMOTIONS), clip_index=np.arange(n), clips=[])
+    preset = PRESETS[args.preset]
+    dataset, _ = training_dataset(windows, 32, None if preset is None else make_augmenter(params, preset), 0)
+    model = build_model("ser_cnn", params.input_shape, len(EMOTIONS))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                  loss=keras.losses.CategoricalCrossentropy(from_logits=True))
+    model.fit(dataset, steps_per_epoch=5, epochs=1, verbose=0)  # trace and warm up
+    started = time.perf_counter()
+    model.fit(dataset, steps_per_epoch=args.steps, epochs=1, verbose=0)
+    step = (time.perf_counter() - started) / args.steps
+    member_minutes = step * SHIPPED_STEPS_PER_EPOCH * args.epochs / 60
+    print(f"oneDNN kernels: {os.environ.get('TF_ENABLE_ONEDNN_OPTS')} | preset {args.preset} | "
+          f"{step:.3f} s per step of 32")
+    print(f"projected: {member_minutes:.1f} min per member of {args.epochs} epochs on 17 actors, "
+          f"{member_minutes * len(DEFAULT_MEMBERS):.1f} min for the {len(DEFAULT_MEMBERS)} default members")
+
+
+if __name__ == "__main__":
+    main()
