@@ -163,7 +163,7 @@ def train_model(train: WindowSet, validation: WindowSet | None, params: FeatureP
     checkpoint = run_dir / "best.keras"
     history_csv = run_dir / "history.csv"
     # On a resumed run, only an epoch better than the interrupted run's best may replace best.keras.
-    best_so_far, epochs_since_best = logged_progress(history_csv, "val_accuracy") if validation else (None, 0)
+    best_so_far, epochs_since_best = logged_progress(history_csv, "val_accuracy") if validation is not None else (None, 0)
     # Order matters: the backup holds the raw weights; the EMA weights are swapped in after it, for
     # validation and the checkpoint, and swapped out again when the next epoch begins.
     callbacks = [keras.callbacks.BackupAndRestore(str(run_dir / "backup"))]
@@ -180,7 +180,7 @@ def train_model(train: WindowSet, validation: WindowSet | None, params: FeatureP
     callbacks += [_log_learning_rate_callback(), keras.callbacks.CSVLogger(str(history_csv), append=True)]
     log.info("%s as %s: %d parameters, %d training windows (%d steps/epoch), %s", model.name, member,
              model.count_params(), len(train.x), steps,
-             f"{len(validation.x)} validation windows" if validation else "validation speakers trained on")
+             f"{len(validation.x)} validation windows" if validation is not None else "validation speakers trained on")
     started = time.perf_counter()
     model.fit(train_data, steps_per_epoch=steps, epochs=args.epochs, validation_data=validation_data,
               callbacks=callbacks, verbose=args.verbose)
@@ -505,11 +505,7 @@ def run_cross_validation(args, clips: list[Clip], features: list[np.ndarray], pa
               "pool_validation": args.pool_validation, "feature_params": params.to_dict(),
               "n_folds": args.cv, "speakers": len({c.speaker for c in clips}), "clips": len(clips)}
     artifacts.write_json(args.run_dir / f"cv_{args.arch}.json", report)
-    artifacts.write_json(args.run_dir / f"oof_{args.arch}.json",
-                         {"members": report["members"], "seed": args.seed, "n_folds": args.cv,
-                          "pool_validation": args.pool_validation,
-                          "folds": [{**rounded(parts["out_of_fold"]), "train_seconds": result["train_seconds"]}
-                                    for parts, result in zip(fold_parts, results)]}, indent=None)
+    write_out_of_fold(args.run_dir / f"oof_{args.arch}.json", report, fold_parts, results)
     if args.folds is None:  # only a complete cross-validation goes next to the model, for the app
         artifacts.write_json(args.artifacts / f"cv_{args.arch}.json", report)
     log.info("cross-validation results written to %s", args.run_dir / f"cv_{args.arch}.json")
@@ -570,6 +566,15 @@ def score_fold(record: dict) -> tuple[dict, dict[str, np.ndarray]]:
         "robustness": robust,
     }
     return result, parts
+
+
+def write_out_of_fold(path: Path, report: dict, fold_parts: list[dict], results: list[dict]) -> None:
+    """``oof_<arch>.json``: the run's recipe and every fold's out-of-fold record (logits to 4 decimals),
+    compact, for ``benchmarks.oof_ensemble``."""
+    artifacts.write_json(path, {"members": report["members"], "seed": report["seed"], "n_folds": report["n_folds"],
+                                "pool_validation": report.get("pool_validation", False),
+                                "folds": [{**rounded(parts["out_of_fold"]), "train_seconds": result["train_seconds"]}
+                                          for parts, result in zip(fold_parts, results)]}, indent=None)
 
 
 def rounded(record, decimals: int = 4):

@@ -15,10 +15,9 @@ import json
 from pathlib import Path
 
 from benchmarks.cv_models import fold_models
-from ser_core import artifacts
 from ser_core.params import FeatureParams
 from ser_core.recipes import kept_checkpoint
-from train import fold_result, rounded
+from train import fold_result, write_out_of_fold
 
 
 def main() -> None:
@@ -33,16 +32,16 @@ def main() -> None:
     if len(report["members"]) != 1:
         parser.error("only single-member runs (one model per fold) are supported")
     params = FeatureParams.from_dict(report["feature_params"])
-    folds = []
+    fold_parts, results = [], []
     for fold, model, test, validation in fold_models(args.run_dir, args.ravdess_dir,
                                                       kept_checkpoint(report["members"][0])):
         result, parts = fold_result(fold["fold"], fold["test_speakers"], model, test, validation, params,
                                     report["seed"])
         print(f"fold {fold['fold']}: accuracy {result['accuracy']:.3f} (the run recorded {fold['accuracy']:.3f})")
-        folds.append({**rounded(parts["out_of_fold"]), "train_seconds": fold["train_seconds"]})
+        fold_parts.append(parts)
+        results.append({**result, "train_seconds": fold["train_seconds"]})
     out = args.run_dir / f"oof_{report['arch']}.json"
-    artifacts.write_json(out, {"members": report["members"], "seed": report["seed"], "n_folds": report["n_folds"],
-                               "pool_validation": report.get("pool_validation", False), "folds": folds}, indent=None)
+    write_out_of_fold(out, report, fold_parts, results)
     print(f"written to {out}")
 
 

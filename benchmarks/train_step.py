@@ -1,13 +1,13 @@
 """Time one training step of a member on this machine, and project the shipped recipe's training time.
 
-    python -m benchmarks.train_step [--preset acoustic_vtlp] [--steps 40]
+    python -m benchmarks.train_step [--preset acoustic_vtlp] [--steps 20]
     TF_ENABLE_ONEDNN_OPTS=0 python -m benchmarks.train_step      # without TensorFlow's oneDNN kernels
 
 Uses random log-mel windows of the model's input shape (the step's cost does not depend on the
 values) through the real pipeline: class-balanced tf.data batches, the preset's augmentation, the
 ``ser_cnn`` model and Adam. The projection assumes every member runs the full ``--epochs`` (a plateau
-member usually stops earlier) on the 17 training actors of ``--test-fraction 0``: class-balanced, 17 x 8 clips of each of the six
-emotions, 25 steps of 32 an epoch.
+member usually stops earlier) on the 17 training actors of ``--test-fraction 0``: class-balanced,
+17 x 8 clips of each of the six emotions, 25 steps of 32 an epoch.
 """
 
 from __future__ import annotations
