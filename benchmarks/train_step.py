@@ -22,7 +22,7 @@ import numpy as np
 
 from ser_core.augment import PRESETS, make_augmenter
 from ser_core.dataset import WindowSet, training_dataset
-from ser_core.models import build_model
+from ser_core.models import ARCHITECTURES, build_model
 from ser_core.params import EMOTIONS, FeatureParams
 from ser_core.recipes import DEFAULT_MEMBERS
 
@@ -34,6 +34,7 @@ def main() -> None:
     parser.add_argument("--preset", default="acoustic_vtlp", choices=sorted(PRESETS))
     parser.add_argument("--steps", type=int, default=20, help="steps per timed epoch")
     parser.add_argument("--epochs", type=int, default=70)
+    parser.add_argument("--arch", default="ser_cnn", choices=sorted(ARCHITECTURES))
     args = parser.parse_args()
 
     import keras
@@ -45,7 +46,7 @@ def main() -> None:
                         labels=np.arange(n) % len(EMOTIONS), clip_index=np.arange(n), clips=[])
     preset = PRESETS[args.preset]
     dataset, _ = training_dataset(windows, 32, None if preset is None else make_augmenter(params, preset), 0)
-    model = build_model("ser_cnn", params.input_shape, len(EMOTIONS))
+    model = build_model(args.arch, params.input_shape, len(EMOTIONS))
     model.compile(optimizer=keras.optimizers.Adam(1e-3),
                   loss=keras.losses.CategoricalCrossentropy(from_logits=True))
     epoch_seconds = []
@@ -62,7 +63,7 @@ def main() -> None:
     step = float(np.median(epoch_seconds[1:])) / args.steps
     member_minutes = step * SHIPPED_STEPS_PER_EPOCH * args.epochs / 60
     print(f"oneDNN kernels: {os.environ.get('TF_ENABLE_ONEDNN_OPTS')} | preset {args.preset} | "
-          f"{step:.3f} s per step of 32")
+          f"{args.arch} | {step:.3f} s per step of 32")
     print(f"projected: {member_minutes:.1f} min per member of {args.epochs} epochs on 17 actors, "
           f"{member_minutes * len(DEFAULT_MEMBERS):.1f} min for the {len(DEFAULT_MEMBERS)} default members")
 

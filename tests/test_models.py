@@ -18,10 +18,25 @@ def windows() -> np.ndarray:
     return np.random.default_rng(0).uniform(-50, 0, (3, *SHAPE)).astype("float32")
 
 
-def test_ser_cnn_ignores_the_level(windows):
-    model = build_model("ser_cnn", SHAPE, 6)
+@pytest.mark.parametrize("arch", ["ser_cnn", "ser_cnn_fast"])
+def test_ser_cnn_ignores_the_level(windows, arch):
+    model = build_model(arch, SHAPE, 6)
     np.testing.assert_allclose(model.predict(windows + 7.0, verbose=0), model.predict(windows, verbose=0),
                                atol=1e-4)
+
+
+def test_ser_cnn_fast_has_the_same_weights_and_steps_over_time_in_pairs(windows):
+    import keras
+
+    fast, plain = build_model("ser_cnn_fast", SHAPE, 6), build_model("ser_cnn", SHAPE, 6)
+    assert fast.count_params() == plain.count_params()
+
+    def first_conv_frames(model) -> int:
+        return next(layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)).output.shape[2]
+
+    assert (first_conv_frames(plain), first_conv_frames(fast)) == (101, 51)
+    fast.set_weights(plain.get_weights())  # same layers, same shapes: only the stride differs
+    assert not np.allclose(fast.predict(windows, verbose=0), plain.predict(windows, verbose=0), atol=1e-4)
 
 
 def test_band_norm_also_ignores_each_band_s_colour(windows):
