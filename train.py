@@ -568,11 +568,15 @@ def score_fold(record: dict) -> tuple[dict, dict[str, np.ndarray]]:
     return result, parts
 
 
+# What a cross-validation report says about its run besides the members and the figures.
+RUN_DESCRIPTION = ("arch", "seed", "epochs", "feature_params", "n_folds", "speakers", "clips")
+
+
 def write_out_of_fold(path: Path, report: dict, fold_parts: list[dict], results: list[dict]) -> None:
     """``oof_<arch>.json``: the run's recipe and every fold's out-of-fold record (logits to 4 decimals),
     compact, for ``benchmarks.oof_ensemble``."""
-    artifacts.write_json(path, {"members": report["members"], "seed": report["seed"], "n_folds": report["n_folds"],
-                                "pool_validation": report.get("pool_validation", False),
+    artifacts.write_json(path, {**{key: report[key] for key in RUN_DESCRIPTION if key in report},
+                                "members": report["members"], "pool_validation": report.get("pool_validation", False),
                                 "folds": [{**rounded(parts["out_of_fold"]), "train_seconds": result["train_seconds"]}
                                           for parts, result in zip(fold_parts, results)]}, indent=None)
 

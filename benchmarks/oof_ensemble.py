@@ -10,27 +10,50 @@ with one ``--member`` this re-scores that run. In each fold that every member ha
 logits are averaged, as ``ser_core.models.ensemble`` averages them, and scored by the code
 ``train.py --cv`` uses (``train.score_fold``), pooled calibration included. Unlike
 ``benchmarks.ensemble`` this needs no saved model, so the small OOF files are enough to try a new
-member against runs made in earlier sessions.
+member against runs made in earlier sessions. ``--out`` writes a report like ``train.py --cv``'s
+(architecture, features, members in order, figures), which the app's evaluation pages read and
+``train.py --temperature-from`` takes its temperature from.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ser_core import artifacts
-from train import pooled_calibration, print_cv_table, score_fold, summarise_folds
+from train import RUN_DESCRIPTION, pooled_calibration, print_cv_table, score_fold, summarise_folds
 
 
-def load_run(paths: list[Path]) -> tuple[str, dict[int, dict]]:
-    """A run's recipe (its member specs joined) and its out-of-fold records by fold."""
-    records, recipes = {}, set()
-    for path in paths:
-        report = json.loads(Path(path).read_text())
-        recipes.add(" + ".join(report["members"]) + (" (validation pooled)" if report.get("pool_validation") else ""))
+@dataclass
+class Run:
+    """One cross-validation run of one recipe: its member specs, its folds' records, and what its
+    report says about it (architecture, features, seed, epochs, speakers, clips)."""
+
+    members: list[str]
+    pool_validation: bool
+    records: dict[int, dict]
+    description: dict
+
+    @property
+    def recipe(self) -> str:
+        return " + ".join(self.members) + (" (validation pooled)" if self.pool_validation else "")
+
+
+def load_run(paths: list[Path]) -> Run:
+    """A run from its out-of-fold file(s); older files that lack the run's description take it from the
+    ``cv_<arch>.json`` that ``train.py --cv`` wrote beside them, where there is one."""
+    records, recipes, description = {}, set(), {}
+    for path in map(Path, paths):
+        report = json.loads(path.read_text())
+        beside = path.with_name(path.name.replace("oof_", "cv_", 1))
+        if any(key not in report for key in RUN_DESCRIPTION) and beside != path and beside.is_file():
+            report = {**json.loads(beside.read_text()), **report}
+        recipes.add((tuple(report["members"]), bool(report.get("pool_validation"))))
+        description.update({key: report[key] for key in RUN_DESCRIPTION if key in report})
         for record in report["folds"]:
             if "conditions" not in record["test"]:
                 raise ValueError(f"{path} is an out-of-fold file of an older format: write it again with "
@@ -40,7 +63,22 @@ def load_run(paths: list[Path]) -> tuple[str, dict[int, dict]]:
             records[record["fold"]] = record
     if len(recipes) != 1:
         raise ValueError(f"the files of one --member describe different recipes: {sorted(recipes)}")
-    return recipes.pop(), records
+    members, pooled = recipes.pop()
+    return Run(list(members), pooled, records, description)
+
+
+def describe(runs: list[Run]) -> dict:
+    """The averaged runs' common description, as a ``train.py --cv`` report gives it: the members of
+    every run in order, and each other key where the runs agree on it (``arch`` joined where they don't)."""
+    merged = {"members": [member for run in runs for member in run.members],
+              "pool_validation": any(run.pool_validation for run in runs)}
+    for key in RUN_DESCRIPTION:
+        values = [run.description.get(key) for run in runs]
+        if all(value == values[0] for value in values) and values[0] is not None:
+            merged[key] = values[0]
+        elif key == "arch":
+            merged[key] = " + ".join(dict.fromkeys(str(value) for value in values))
+    return merged
 
 
 def average(records: list[dict]) -> dict:
@@ -76,17 +114,17 @@ def main() -> None:
         runs = [load_run(paths) for paths in args.member]
     except (OSError, ValueError, KeyError) as error:
         parser.error(str(error))
-    folds = sorted(set.intersection(*(set(records) for _, records in runs)))
+    folds = sorted(set.intersection(*(set(run.records) for run in runs)))
     if not folds:
         parser.error("the members have no fold in common")
     results, fold_parts = [], []
     for fold in folds:
-        alone = [score_fold(records[fold])[0] for _, records in runs]
+        alone = [score_fold(run.records[fold])[0] for run in runs]
         try:
-            result, parts = score_fold(average([records[fold] for _, records in runs]))
+            result, parts = score_fold(average([run.records[fold] for run in runs]))
         except ValueError as error:
             parser.error(str(error))
-        result.update(train_seconds=round(sum(records[fold].get("train_seconds", 0.0) for _, records in runs), 1),
+        result.update(train_seconds=round(sum(run.records[fold].get("train_seconds", 0.0) for run in runs), 1),
                       member_accuracy=[r["accuracy"] for r in alone])
         results.append(result)
         fold_parts.append(parts)
@@ -96,11 +134,12 @@ def main() -> None:
     summary = summarise_folds(results)
     summary["pooled_calibration"] = pooled_calibration(fold_parts)
     print_cv_table(results, summary)
-    for (recipe, _), accuracies in zip(runs, np.array([r["member_accuracy"] for r in results]).T):
-        print(f"alone: {recipe}: accuracy {accuracies.mean():.3f} ± {accuracies.std():.3f}")
+    for run, accuracies in zip(runs, np.array([r["member_accuracy"] for r in results]).T):
+        print(f"alone: {run.recipe}: accuracy {accuracies.mean():.3f} ± {accuracies.std():.3f}")
     if args.out:
-        artifacts.write_json(args.out, {"members": [recipe for recipe, _ in runs], "folds": results,
-                                        "summary": summary, "n_folds": len(results),
+        # A complete average is a cross-validation report like train.py --cv's: the app's evaluation
+        # pages read it, and train.py --temperature-from takes its out-of-fold temperature.
+        artifacts.write_json(args.out, {"n_folds": len(results), **describe(runs), "folds": results, "summary": summary,
                                         "source": "benchmarks/oof_ensemble.py over "
                                                   + "; ".join(" ".join(map(str, p)) for p in args.member)})
         print(f"written to {args.out}")

@@ -342,6 +342,15 @@ def test_out_of_fold_logits_score_exactly_as_the_run_did(tiny_run, tmp_path, mon
             assert mine["robustness"][condition]["accuracy"] == figures["accuracy"]
         assert mine["temperature"] == pytest.approx(theirs["temperature"], rel=1e-3)  # logits kept to 4 decimals
     assert rescored["summary"]["pooled_calibration"]["clips"] == report["summary"]["pooled_calibration"]["clips"]
+    # described as train.py --cv describes a run, so the app and --temperature-from can read it
+    for key in ("arch", "seed", "epochs", "feature_params", "n_folds", "speakers", "clips"):
+        assert rescored[key] == report[key] == recorded[key], key
+    assert rescored["members"] == ["cosine:none@last"] * 2 and rescored["pool_validation"] is False
+    # an older out-of-fold file without the description takes it from the report beside it
+    oof.write_text(json.dumps({key: value for key, value in recorded.items() if key not in ("arch", "feature_params")}))
+    assert oof_ensemble.load_run([oof]).description == {key: report[key] for key in
+                                                         ("arch", "seed", "epochs", "feature_params", "n_folds",
+                                                          "speakers", "clips")}
     assert "average 0." in capsys.readouterr().out
 
 
