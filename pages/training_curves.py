@@ -13,7 +13,9 @@ def member_curves(history: dict, keep: str) -> None:
     best = history.get("best_epoch")
     columns = st.columns(3)
     columns[0].metric("Epochs run", len(epochs))
-    columns[1].metric("Best epoch (validation)", best if best is not None else "n/a")
+    columns[1].metric("Best epoch (validation)", best if best is not None else "n/a",
+                      help=None if best is not None else "This member was not validated: it trained on the "
+                      "validation speakers too (train.py --pool-validation) and keeps its last epoch.")
     kept_epoch = best if keep == "best" else (epochs[-1] if epochs else None)
     columns[2].metric("Weights kept", f"epoch {kept_epoch} ({keep})" if kept_epoch is not None else "n/a")
     st.pyplot(plots.training_curves_figure(history))

@@ -261,6 +261,20 @@ def test_training_curves_page_shows_each_member(monkeypatch: pytest.MonkeyPatch,
     assert len(app.get("image")) == 2
 
 
+def test_training_curves_page_explains_a_member_without_validation(monkeypatch: pytest.MonkeyPatch,
+                                                                    tmp_path: Path) -> None:
+    write_reports(tmp_path)
+    single = fake_reports()["history.json"]
+    pooled = {**single, "member": "cosine+ema:acoustic_vtlp@last", "best_epoch": None}
+    (tmp_path / "history.json").write_text(json.dumps({"members": [pooled, pooled]}))
+    (tmp_path / "model.keras").write_bytes(b"")
+    app = open_app(monkeypatch, tmp_path, "pages/training_curves.py")
+    assert_clean(app)
+    best = [m for m in app.main.metric if m.label == "Best epoch (validation)"]
+    assert [m.value for m in best] == ["n/a", "n/a"] and all("--pool-validation" in m.proto.help for m in best)
+    assert [m.value for m in app.main.metric if m.label == "Weights kept"] == [f"epoch {single['epoch'][-1]} (last)"] * 2
+
+
 def test_training_curves_page_reads_the_older_single_keep_setting(monkeypatch: pytest.MonkeyPatch,
                                                                    tmp_path: Path) -> None:
     write_reports(tmp_path)
