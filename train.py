@@ -18,6 +18,7 @@ import os
 import shutil
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -136,8 +137,8 @@ def subset(clips: list[Clip], features: list[np.ndarray], assignment: dict[str, 
 
 
 def train_model(train: WindowSet, validation: WindowSet | None, params: FeatureParams, args, run_dir: Path,
-                member: MemberRecipe):
-    """Fit one model as ``member`` says, with best/last checkpoints and resumable backups.
+                member: MemberRecipe, seed: int):
+    """Fit one model as ``member`` says, seeded with ``seed``, with best/last checkpoints and resumable backups.
 
     Without ``validation`` (a member trained on the validation speakers too) nothing is validated
     and only the last epoch's weights are saved."""
@@ -147,10 +148,10 @@ def train_model(train: WindowSet, validation: WindowSet | None, params: FeatureP
     from ser_core.dataset import evaluation_dataset, training_dataset
     from ser_core.models import build_model
 
-    keras.utils.set_random_seed(args.seed)
+    keras.utils.set_random_seed(seed)
     preset = PRESETS[member.augment]
     augment = None if preset is None else make_augmenter(params, preset)
-    train_data, steps = training_dataset(train, args.batch_size, augment, args.seed)
+    train_data, steps = training_dataset(train, args.batch_size, augment, seed)
     validation_data = None if validation is None else evaluation_dataset(validation, 64)
 
     model = build_model(args.arch, params.input_shape, len(EMOTIONS))
@@ -178,8 +179,8 @@ def train_model(train: WindowSet, validation: WindowSet | None, params: FeatureP
             _resumable_early_stopping(args.patience, best_so_far, epochs_since_best),
         ]
     callbacks += [_log_learning_rate_callback(), keras.callbacks.CSVLogger(str(history_csv), append=True)]
-    log.info("%s as %s: %d parameters, %d training windows (%d steps/epoch), %s", model.name, member,
-             model.count_params(), len(train.x), steps,
+    log.info("%s as %s (seed %d): %d parameters, %d training windows (%d steps/epoch), %s", model.name, member,
+             seed, model.count_params(), len(train.x), steps,
              f"{len(validation.x)} validation windows" if validation is not None else "validation speakers trained on")
     started = time.perf_counter()
     model.fit(train_data, steps_per_epoch=steps, epochs=args.epochs, validation_data=validation_data,
@@ -210,7 +211,11 @@ def train_members(train: WindowSet, validation: WindowSet, params: FeatureParams
     finished = [(directory / "finished.json").exists() for directory in directories]
     resuming = any((directory / "backup").exists() for directory in directories) or (any(finished) and not all(finished))
     models, histories, total_seconds = [], [], 0.0
+    # A recipe repeated in --members gets the next seed each time: same seeds would train the same model.
+    repeats: Counter[str] = Counter()
     for member, directory, done in zip(args.members, directories, finished):
+        seed = args.seed + repeats[str(member)]
+        repeats[str(member)] += 1
         if resuming and done:
             log.info("member %s: already trained in %s", member, directory)
             model = artifacts.load_model(directory / f"{member.keep}.keras")
@@ -221,7 +226,8 @@ def train_members(train: WindowSet, validation: WindowSet, params: FeatureParams
             prepare_run_dir(directory)
             pooled = train_and_validation is not None and not member.needs_validation
             model, history, seconds = train_model(train_and_validation if pooled else train,
-                                                  None if pooled else validation, params, args, directory, member)
+                                                  None if pooled else validation, params, args, directory, member,
+                                                  seed)
             artifacts.write_json(directory / "finished.json", {"member": str(member), "seconds": round(seconds, 1)})
         models.append(model)
         histories.append({"member": str(member), **history})

@@ -283,6 +283,25 @@ def test_training_on_every_speaker_but_validation_calibrated_by_the_cross_valida
     assert (out / "model.keras").is_file()
 
 
+def test_a_recipe_repeated_in_members_trains_with_the_next_seed_each_time(tiny_run, tmp_path, monkeypatch):
+    import train
+
+    seeds = []
+    original = train.train_model
+
+    def recording(*args):
+        seeds.append((str(args[-2]), args[-1]))  # (member, seed)
+        return original(*args)
+
+    monkeypatch.setattr(train, "train_model", recording)
+    code = run_train(["--ravdess-dir", str(tiny_run.data_dir), "--cv", "2", "--folds", "0", "--epochs", "1",
+                      "--batch-size", "16", "--members", "cosine:none", "plateau:none", "cosine:none", "--seed", "5",
+                      "--artifacts", str(tmp_path / "unused"), "--run-dir", str(tmp_path / "cv"),
+                      "--cache-dir", str(tiny_run.cache_dir), "--fresh", "--verbose", "0"])
+    assert code == 0
+    assert seeds == [("cosine:none@last", 5), ("plateau:none@best", 5), ("cosine:none@last", 6)]
+
+
 def test_pool_validation_trains_only_the_members_that_need_no_validation_on_those_speakers(tiny_run, tmp_path,
                                                                                              monkeypatch):
     import train
