@@ -283,44 +283,45 @@ def test_training_on_every_speaker_but_validation_calibrated_by_the_cross_valida
     assert (out / "model.keras").is_file()
 
 
-def test_a_recipe_repeated_in_members_trains_with_the_next_seed_each_time(tiny_run, tmp_path, monkeypatch):
+def record_train_model_calls(monkeypatch) -> list[tuple]:
+    """The positional arguments of every ``train.train_model`` call, recorded as the real one runs:
+    ``(training, validation, params, args, run_dir, member, seed)``."""
     import train
 
-    seeds = []
+    calls = []
     original = train.train_model
 
-    def recording(*args):
-        seeds.append((str(args[-2]), args[-1]))  # (member, seed)
-        return original(*args)
+    def recording(*arguments):
+        calls.append(arguments)
+        return original(*arguments)
 
     monkeypatch.setattr(train, "train_model", recording)
+    return calls
+
+
+def test_a_recipe_repeated_in_members_trains_with_the_next_seed_each_time(tiny_run, tmp_path, monkeypatch):
+    calls = record_train_model_calls(monkeypatch)
     code = run_train(["--ravdess-dir", str(tiny_run.data_dir), "--cv", "2", "--folds", "0", "--epochs", "1",
                       "--batch-size", "16", "--members", "cosine:none", "plateau:none", "cosine:none", "--seed", "5",
                       "--artifacts", str(tmp_path / "unused"), "--run-dir", str(tmp_path / "cv"),
                       "--cache-dir", str(tiny_run.cache_dir), "--fresh", "--verbose", "0"])
     assert code == 0
+    seeds = [(str(call[-2]), call[-1]) for call in calls]  # (member, seed)
     assert seeds == [("cosine:none@last", 5), ("plateau:none@best", 5), ("cosine:none@last", 6)]
 
 
 def test_pool_validation_trains_only_the_members_that_need_no_validation_on_those_speakers(tiny_run, tmp_path,
                                                                                              monkeypatch):
-    import train
-
-    seen = []
-    original = train.train_model
-
-    def recording(training, validation, *args):
-        seen.append((len(training.x), {c.speaker for c in training.clips},
-                     None if validation is None else {c.speaker for c in validation.clips}))
-        return original(training, validation, *args)
-
-    monkeypatch.setattr(train, "train_model", recording)
+    calls = record_train_model_calls(monkeypatch)
     run_dir = tmp_path / "cv"
     code = run_train(["--ravdess-dir", str(tiny_run.data_dir), "--cv", "2", "--folds", "0", "--epochs", "2",
                       "--batch-size", "16", "--members", "plateau:none", "cosine:none", "--pool-validation",
                       "--artifacts", str(tmp_path / "unused"), "--run-dir", str(run_dir),
                       "--cache-dir", str(tiny_run.cache_dir), "--fresh", "--verbose", "0"])
     assert code == 0
+    seen = [(len(training.x), {c.speaker for c in training.clips},
+             None if validation is None else {c.speaker for c in validation.clips})
+            for training, validation, *_ in calls]
     (plateau_size, plateau_speakers, validation_speakers), (cosine_size, cosine_speakers, cosine_validation) = seen
     assert validation_speakers and not plateau_speakers & validation_speakers  # plateau still holds them out
     assert cosine_validation is None and cosine_speakers == plateau_speakers | validation_speakers
