@@ -26,18 +26,25 @@ def vgg_baseline(input_shape: tuple[int, int, int], n_classes: int) -> keras.Mod
     return keras.Model(inputs, logits, name="vgg_baseline")
 
 
-def _conv_block(x, filters: int, pool: tuple[int, int] | None, strides: tuple[int, int] = (1, 1)):
+def _conv_block(x, filters: int, pool: tuple[int, int] | None, strides: tuple[int, int] = (1, 1),
+                pool_first: bool = False):
     x = layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False)(x)
+    # Pooling straight after the convolution normalises and rectifies a quarter of the values. With a
+    # positive BatchNorm scale the two orders give the same output (both are monotonic per channel),
+    # and the large early feature maps make these memory-bound layers a third of the training step.
+    if pool and pool_first:
+        x = layers.MaxPooling2D(pool)(x)
     # momentum 0.9: with ~25 steps an epoch the default 0.99 leaves inference statistics far behind.
     x = layers.BatchNormalization(momentum=0.9)(x)
     x = layers.Activation("relu")(x)
-    if pool:
+    if pool and not pool_first:
         x = layers.MaxPooling2D(pool)(x)
     return x
 
 
 def ser_cnn(input_shape: tuple[int, int, int], n_classes: int, width: int = 24,
-            dropout: float = 0.3, band_norm: bool = False, time_stride: int = 1) -> keras.Model:
+            dropout: float = 0.3, band_norm: bool = False, time_stride: int = 1,
+            pool_first: bool = False) -> keras.Model:
     """Compact CNN: four conv blocks, frequency kept as features, mean+max pooling over time.
 
     Per-utterance normalisation up front makes it indifferent to level and channel colour; pooling
@@ -45,14 +52,15 @@ def ser_cnn(input_shape: tuple[int, int, int], n_classes: int, width: int = 24,
     network take any clip length. ``band_norm``: normalise each mel band over time instead (per-utterance
     mean and variance per band, against speaker timbre and channel colour). ``time_stride``: the first
     convolution steps over time by this many frames, dividing the cost of every layer after it.
+    ``pool_first``: each block max-pools before its BatchNorm and ReLU instead of after them.
     """
     inputs = keras.Input(shape=input_shape, name="log_mel")
     axes = (2, 3) if band_norm else (1, 2, 3)
     x = layers.LayerNormalization(axis=axes, center=False, scale=False, name="utterance_norm")(inputs)
-    x = _conv_block(x, width, (2, 2), strides=(1, time_stride))
-    x = _conv_block(x, width * 2, (2, 2))
-    x = _conv_block(x, width * 4, (2, 2))
-    x = _conv_block(x, width * 6, (2, 1))
+    x = _conv_block(x, width, (2, 2), strides=(1, time_stride), pool_first=pool_first)
+    x = _conv_block(x, width * 2, (2, 2), pool_first=pool_first)
+    x = _conv_block(x, width * 4, (2, 2), pool_first=pool_first)
+    x = _conv_block(x, width * 6, (2, 1), pool_first=pool_first)
     # [batch, mel, time, channels] -> [batch, time, mel * channels]: the mel position still matters.
     x = layers.Permute((2, 1, 3))(x)
     x = layers.Reshape((x.shape[1], x.shape[2] * x.shape[3]))(x)
@@ -63,6 +71,14 @@ def ser_cnn(input_shape: tuple[int, int, int], n_classes: int, width: int = 24,
     logits = layers.Dense(n_classes, dtype="float32", name="logits")(x)
     name = "ser_cnn" + ("_band_norm" if band_norm else "") + ("_fast" if time_stride > 1 else "")
     return keras.Model(inputs, logits, name=name)
+
+
+def ser_cnn_lite(input_shape: tuple[int, int, int], n_classes: int) -> keras.Model:
+    """``ser_cnn`` at two thirds of the width (channels 16-32-64-96, 130 k weights), pooling before
+    normalising: about a third of the training step, with the full time resolution kept."""
+    model = ser_cnn(input_shape, n_classes, width=16, pool_first=True)
+    model.name = "ser_cnn_lite"
+    return model
 
 
 def ser_cnn_band_norm(input_shape: tuple[int, int, int], n_classes: int) -> keras.Model:
@@ -92,10 +108,12 @@ def ensemble(members: list[keras.Model]) -> keras.Model:
 
 
 ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {"ser_cnn": ser_cnn, "ser_cnn_band_norm": ser_cnn_band_norm,
-                                                      "ser_cnn_fast": ser_cnn_fast, "vgg_baseline": vgg_baseline}
+                                                      "ser_cnn_fast": ser_cnn_fast, "ser_cnn_lite": ser_cnn_lite,
+                                                      "vgg_baseline": vgg_baseline}
 DEFAULT_ARCH = "ser_cnn"
 # The baseline keeps the notebook's optimiser; ours trains faster with a larger rate.
-LEARNING_RATES = {"ser_cnn": 2e-3, "ser_cnn_band_norm": 2e-3, "ser_cnn_fast": 2e-3, "vgg_baseline": 1e-4}
+LEARNING_RATES = {"ser_cnn": 2e-3, "ser_cnn_band_norm": 2e-3, "ser_cnn_fast": 2e-3, "ser_cnn_lite": 2e-3,
+                  "vgg_baseline": 1e-4}
 
 
 def build_model(arch: str, input_shape: tuple[int, int, int], n_classes: int) -> keras.Model:

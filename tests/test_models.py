@@ -18,7 +18,7 @@ def windows() -> np.ndarray:
     return np.random.default_rng(0).uniform(-50, 0, (3, *SHAPE)).astype("float32")
 
 
-@pytest.mark.parametrize("arch", ["ser_cnn", "ser_cnn_fast"])
+@pytest.mark.parametrize("arch", ["ser_cnn", "ser_cnn_fast", "ser_cnn_lite"])
 def test_ser_cnn_ignores_the_level(windows, arch):
     model = build_model(arch, SHAPE, 6)
     np.testing.assert_allclose(model.predict(windows + 7.0, verbose=0), model.predict(windows, verbose=0),
@@ -37,6 +37,24 @@ def test_ser_cnn_fast_has_the_same_weights_and_steps_over_time_in_pairs(windows)
     assert (first_conv_frames(plain), first_conv_frames(fast)) == (101, 51)
     fast.set_weights(plain.get_weights())  # same layers, same shapes: only the stride differs
     assert not np.allclose(fast.predict(windows, verbose=0), plain.predict(windows, verbose=0), atol=1e-4)
+
+
+def test_ser_cnn_lite_pools_first_which_changes_nothing_while_batchnorm_scales_are_positive(windows):
+    import keras
+
+    from ser_core.models import ser_cnn
+
+    lite, pool_after = build_model("ser_cnn_lite", SHAPE, 6), ser_cnn(SHAPE, 6, width=16)
+    assert lite.count_params() == pool_after.count_params() == 130_134
+    lite.set_weights(pool_after.get_weights())  # the same layers in another order
+    np.testing.assert_allclose(lite.predict(windows, verbose=0), pool_after.predict(windows, verbose=0), atol=1e-5)
+
+    # A negative scale (set in both) turns a channel's max into a min: then the order matters.
+    for model in (lite, pool_after):
+        first_norm = next(layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization))
+        gamma, *rest = first_norm.get_weights()
+        first_norm.set_weights([-gamma, *rest])
+    assert not np.allclose(lite.predict(windows, verbose=0), pool_after.predict(windows, verbose=0), atol=1e-5)
 
 
 def test_band_norm_also_ignores_each_band_s_colour(windows):
