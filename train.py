@@ -175,7 +175,7 @@ def train_model(train: WindowSet, validation: WindowSet | None, params: FeatureP
                                                          save_best_only=True, initial_value_threshold=best_so_far))
     if member.schedule == "plateau":
         callbacks += [
-            keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=5, min_lr=1e-5),
+            _resumable_lr_plateau(*logged_plateau(history_csv)),
             _resumable_early_stopping(args.patience, best_so_far, epochs_since_best),
         ]
     callbacks += [_log_learning_rate_callback(), keras.callbacks.CSVLogger(str(history_csv), append=True)]
@@ -306,6 +306,42 @@ def _resumable_early_stopping(patience: int, best: float | None, epochs_since_be
             self.best, self.wait = best, epochs_since_best
 
     return ResumableEarlyStopping(monitor="val_accuracy", mode="max", patience=patience)
+
+
+PLATEAU_MIN_DELTA = 1e-4  # ReduceLROnPlateau's default: a smaller fall of the loss is no gain
+
+
+def logged_plateau(path: Path) -> tuple[float | None, int]:
+    """Where the rate-halving rule stood after the epochs of a CSV history log: the lowest validation
+    loss and the epochs counted since it, a rate cut restarting the count (as ReduceLROnPlateau
+    does). (None, 0) when there is no log or no epoch yet."""
+    if not path.is_file():
+        return None, 0
+    with open(path, newline="") as handle:
+        rows = [(float(row["val_loss"]), float(row["learning_rate"])) for row in csv.DictReader(handle)]
+    best, wait = None, 0
+    for index, (loss, rate) in enumerate(rows):
+        if best is None or loss < best - PLATEAU_MIN_DELTA:
+            best, wait = loss, 0
+        else:
+            wait += 1
+        if index and rate < rows[index - 1][1]:  # the logged rate is the one after this epoch's cut
+            wait = 0
+    return best, wait
+
+
+def _resumable_lr_plateau(best: float | None, wait: int):
+    """Halve the rate after 5 epochs without a validation-loss gain; a resumed run goes on counting
+    from the interrupted run's state (``logged_plateau``) instead of waiting 5 epochs afresh."""
+    import keras
+
+    class ResumableReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
+        def on_train_begin(self, logs=None):
+            super().on_train_begin(logs)
+            self.best, self.wait = best, wait
+
+    return ResumableReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=5, min_lr=1e-5,
+                                      min_delta=PLATEAU_MIN_DELTA)
 
 
 def read_history(path: Path) -> dict[str, list]:

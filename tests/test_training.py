@@ -504,3 +504,39 @@ def test_a_resumed_run_keeps_counting_its_patience(tmp_path):
     for epoch, value in enumerate([0.3, 0.2, 0.2]):
         fresh.on_epoch_end(epoch, {"val_accuracy": value})
     assert not getattr(model, "stop_training", False)  # a new run has its full patience
+
+
+def test_a_resumed_run_keeps_counting_towards_its_next_rate_cut(tmp_path):
+    """Replaying the log of an interrupted run puts the rate-halving rule where an uninterrupted run has it."""
+    import keras
+
+    import train
+
+    losses = [1.0, 0.9, 0.95, 0.93, 0.92, 0.91, 0.94, 0.90, 0.89, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9]
+
+    def run(plateau, epochs, rate=1e-3):
+        model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+        model.compile(optimizer=keras.optimizers.Adam(rate))
+        plateau.set_model(model)
+        plateau.on_train_begin()
+        rates = []
+        for epoch in epochs:
+            plateau.on_epoch_end(epoch, {"val_loss": losses[epoch]})
+            rates.append(float(model.optimizer.learning_rate.numpy()))  # logged after the cut, as in training
+        return rates
+
+    whole = run(train._resumable_lr_plateau(None, 0), range(len(losses)))
+    cuts = [epoch for epoch in range(1, len(whole)) if whole[epoch] < whole[epoch - 1]]
+    assert cuts == [6, 13]  # five epochs without a gain after 0.9 (0.90 is no gain), then after 0.89
+
+    assert train.logged_plateau(tmp_path / "history.csv") == (None, 0)
+    for stop in (4, 7, 10):  # interrupted before, just after and between the cuts
+        history = tmp_path / "history.csv"
+        history.write_text("epoch,val_loss,learning_rate\n" + "".join(
+            f"{epoch},{losses[epoch]},{rate}\n" for epoch, rate in enumerate(whole[:stop])))
+        resumed = run(train._resumable_lr_plateau(*train.logged_plateau(history)), range(stop, len(losses)),
+                      rate=whole[stop - 1])
+        assert resumed == whole[stop:], stop
+    fresh = run(keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=5, min_lr=1e-5), range(10, len(losses)),
+                rate=whole[9])
+    assert fresh != whole[10:]  # what a resumed run did before: a new count of five epochs, no cut at 13
