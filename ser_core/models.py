@@ -44,7 +44,7 @@ def _conv_block(x, filters: int, pool: tuple[int, int] | None, strides: tuple[in
 
 def ser_cnn(input_shape: tuple[int, int, int], n_classes: int, width: int = 24,
             dropout: float = 0.3, band_norm: bool = False, time_stride: int = 1,
-            pool_first: bool = False) -> keras.Model:
+            pool_first: bool = False, name: str = "ser_cnn") -> keras.Model:
     """Compact CNN: four conv blocks, frequency kept as features, mean+max pooling over time.
 
     Per-utterance normalisation up front makes it indifferent to level and channel colour; pooling
@@ -69,34 +69,29 @@ def ser_cnn(input_shape: tuple[int, int, int], n_classes: int, width: int = 24,
     x = layers.Concatenate()([layers.GlobalAveragePooling1D()(x), layers.GlobalMaxPooling1D()(x)])
     x = layers.Dropout(dropout)(x)
     logits = layers.Dense(n_classes, dtype="float32", name="logits")(x)
-    name = "ser_cnn" + ("_band_norm" if band_norm else "") + ("_fast" if time_stride > 1 else "")
     return keras.Model(inputs, logits, name=name)
 
 
 def ser_cnn_lite(input_shape: tuple[int, int, int], n_classes: int) -> keras.Model:
     """``ser_cnn`` at two thirds of the width (channels 16-32-64-96, 130 k weights), pooling before
     normalising: about 40 % of its training step on CPU, with the full time resolution kept."""
-    model = ser_cnn(input_shape, n_classes, width=16, pool_first=True)
-    model.name = "ser_cnn_lite"
-    return model
+    return ser_cnn(input_shape, n_classes, width=16, pool_first=True, name="ser_cnn_lite")
 
 
 def ser_cnn_wide(input_shape: tuple[int, int, int], n_classes: int) -> keras.Model:
     """``ser_cnn`` at 4/3 of the width (channels 32-64-128-192, 415 k weights), pooling before
     normalising: more capacity for about the training step of ``ser_cnn``."""
-    model = ser_cnn(input_shape, n_classes, width=32, pool_first=True)
-    model.name = "ser_cnn_wide"
-    return model
+    return ser_cnn(input_shape, n_classes, width=32, pool_first=True, name="ser_cnn_wide")
 
 
 def ser_cnn_band_norm(input_shape: tuple[int, int, int], n_classes: int) -> keras.Model:
     """``ser_cnn`` with each mel band normalised over time (an experiment: docs/experiments.md)."""
-    return ser_cnn(input_shape, n_classes, band_norm=True)
+    return ser_cnn(input_shape, n_classes, band_norm=True, name="ser_cnn_band_norm")
 
 
 def ser_cnn_fast(input_shape: tuple[int, int, int], n_classes: int) -> keras.Model:
     """``ser_cnn`` whose first convolution steps over time by 2 frames (20 ms): half the compute."""
-    return ser_cnn(input_shape, n_classes, time_stride=2)
+    return ser_cnn(input_shape, n_classes, time_stride=2, name="ser_cnn_fast")
 
 
 def ensemble(members: list[keras.Model]) -> keras.Model:
