@@ -71,6 +71,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              + ", ".join(sorted(PRESETS)) + ". KEEP: best (the epoch with the best validation "
                              "accuracy; plateau's default) or last (the last epoch's weights; cosine's default)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--member-seed", type=int, metavar="SEED",
+                        help="seed of the first member's training (default: --seed; folds and splits keep --seed), "
+                             "so one copy of a repeated recipe can be cross-validated on its own with the seed it "
+                             "gets in the ensemble")
     parser.add_argument("--n-mels", type=int, default=FeatureParams.n_mels, help="mel bands")
     parser.add_argument("--top-db", type=float, default=FeatureParams.top_db,
                         help="dynamic range kept below each window's loudest bin")
@@ -214,7 +218,7 @@ def train_members(train: WindowSet, validation: WindowSet, params: FeatureParams
     # A recipe repeated in --members gets the next seed each time: same seeds would train the same model.
     repeats: Counter[str] = Counter()
     for member, directory, done in zip(args.members, directories, finished):
-        seed = args.seed + repeats[str(member)]
+        seed = (args.seed if args.member_seed is None else args.member_seed) + repeats[str(member)]
         repeats[str(member)] += 1
         if resuming and done:
             log.info("member %s: already trained in %s", member, directory)

@@ -310,6 +310,20 @@ def test_a_recipe_repeated_in_members_trains_with_the_next_seed_each_time(tiny_r
     assert seeds == [("cosine:none@last", 5), ("plateau:none@best", 5), ("cosine:none@last", 6)]
 
 
+def test_member_seed_moves_the_members_seeds_but_not_the_folds(tiny_run, tmp_path, monkeypatch):
+    calls = record_train_model_calls(monkeypatch)
+    speakers = []
+    for extra in ([], ["--member-seed", "6"]):
+        code = run_train(["--ravdess-dir", str(tiny_run.data_dir), "--cv", "2", "--folds", "0", "--epochs", "1",
+                          "--batch-size", "16", "--members", "cosine:none", "--seed", "5", *extra,
+                          "--artifacts", str(tmp_path / "unused"), "--run-dir", str(tmp_path / "cv"),
+                          "--cache-dir", str(tiny_run.cache_dir), "--fresh", "--verbose", "0"])
+        assert code == 0
+        speakers.append([{c.speaker for c in data.clips} for data in calls[-1][:2]])
+    assert [call[-1] for call in calls] == [5, 6]
+    assert speakers[0] == speakers[1]  # same training and validation speakers: the folds follow --seed
+
+
 def test_pool_validation_trains_only_the_members_that_need_no_validation_on_those_speakers(tiny_run, tmp_path,
                                                                                              monkeypatch):
     calls = record_train_model_calls(monkeypatch)
