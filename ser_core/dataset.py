@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ser_core import audio, features
 from ser_core.audio import AudioError, load_audio
 from ser_core.corpora import Clip
 from ser_core.features import clip_features, is_silent
@@ -23,10 +24,20 @@ log = logging.getLogger(__name__)
 DEFAULT_CACHE_DIR = Path(".cache/features")
 
 
-def cache_key(path: str, params: FeatureParams) -> str:
-    """Changes when the file (size, modification time) or any feature parameter changes."""
+def source_fingerprint(*paths: str | Path) -> str:
+    """SHA-1 of these files' bytes, in order."""
+    return hashlib.sha1(b"".join(Path(path).read_bytes() for path in paths)).hexdigest()
+
+
+# The source of the modules that decode audio and compute features is part of every cache key:
+# editing either invalidates the cache, so a changed feature function never trains on stale features.
+FEATURE_CODE = source_fingerprint(audio.__file__, features.__file__)
+
+
+def cache_key(path: str, params: FeatureParams, feature_code: str = FEATURE_CODE) -> str:
+    """Changes when the file (size, modification time), any feature parameter or the feature code changes."""
     stat = os.stat(path)
-    identity = [os.path.abspath(path), stat.st_size, stat.st_mtime_ns, params.to_dict()]
+    identity = [os.path.abspath(path), stat.st_size, stat.st_mtime_ns, params.to_dict(), feature_code]
     return hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
 

@@ -13,7 +13,7 @@ import audio_factory
 from audio_factory import emotional_speech, tone, with_silence, write_audio
 from ser_core import dataset
 from ser_core.corpora import Clip
-from ser_core.dataset import cache_key, extract_features, window_set
+from ser_core.dataset import FEATURE_CODE, cache_key, extract_features, source_fingerprint, window_set
 from ser_core.features import clip_features, is_silent, log_mel, mel_frequencies, split_windows, trim_bounds
 from ser_core.params import EMOTIONS, FeatureParams
 
@@ -222,6 +222,20 @@ def test_cache_key_changes_with_params_and_content(three_clips, tmp_path):
     write_audio(path, speech(1.5, seed=99), SR)  # same length, new content
     os.utime(path, ns=(before + 10**9, before + 10**9))  # as any later write would have
     assert cache_key(path, P) != key
+
+
+def test_cache_key_changes_with_the_feature_code(three_clips, tmp_path):
+    import ser_core.audio
+    import ser_core.features
+
+    module = tmp_path / "features.py"
+    module.write_text("def log_mel(): return 1\n")
+    fingerprint = source_fingerprint(module)
+    module.write_text("def log_mel(): return 2\n")
+    assert source_fingerprint(module) != fingerprint
+    assert FEATURE_CODE == source_fingerprint(ser_core.audio.__file__, ser_core.features.__file__)
+    path = three_clips[0].path
+    assert cache_key(path, P, feature_code=fingerprint) != cache_key(path, P)
 
 
 def test_changed_file_is_recomputed(three_clips, tmp_path):
