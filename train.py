@@ -201,6 +201,18 @@ def member_dirs(run_dir: Path, n_members: int) -> list[Path]:
     return [run_dir] if n_members == 1 else [run_dir / f"member{index}" for index in range(n_members)]
 
 
+def member_seeds(args: argparse.Namespace) -> list[int]:
+    """Each member's training seed: ``--member-seed`` (default ``--seed``), and a recipe repeated in
+    ``--members`` gets the next seed each time, since the same seed would train the same model."""
+    first = args.seed if args.member_seed is None else args.member_seed
+    repeats: Counter[str] = Counter()
+    seeds = []
+    for member in args.members:
+        seeds.append(first + repeats[str(member)])
+        repeats[str(member)] += 1
+    return seeds
+
+
 def train_members(train: WindowSet, validation: WindowSet, params: FeatureParams, args, run_dir: Path,
                   train_and_validation: WindowSet | None = None):
     """Train every ``args.members`` recipe; returns (their average as one model, histories, seconds).
@@ -215,11 +227,7 @@ def train_members(train: WindowSet, validation: WindowSet, params: FeatureParams
     finished = [(directory / "finished.json").exists() for directory in directories]
     resuming = any((directory / "backup").exists() for directory in directories) or (any(finished) and not all(finished))
     models, histories, total_seconds = [], [], 0.0
-    # A recipe repeated in --members gets the next seed each time: same seeds would train the same model.
-    repeats: Counter[str] = Counter()
-    for member, directory, done in zip(args.members, directories, finished):
-        seed = (args.seed if args.member_seed is None else args.member_seed) + repeats[str(member)]
-        repeats[str(member)] += 1
+    for member, seed, directory, done in zip(args.members, member_seeds(args), directories, finished):
         if resuming and done:
             log.info("member %s: already trained in %s", member, directory)
             model = artifacts.load_model(directory / f"{member.keep}.keras")
@@ -474,8 +482,8 @@ def run_single(args, clips: list[Clip], features: list[np.ndarray], params: Feat
         "trained_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "training_seconds": round(seconds, 1),
         "seed": args.seed,
-        "recipe": {"members": [str(m) for m in args.members], "epochs": args.epochs,
-                   "pool_validation": args.pool_validation,
+        "recipe": {"members": [str(m) for m in args.members], "member_seeds": member_seeds(args),
+                   "epochs": args.epochs, "pool_validation": args.pool_validation,
                    "batch_size": args.batch_size, "test_fraction": args.test_fraction},
         "data": data_info,
     }
@@ -547,7 +555,7 @@ def run_cross_validation(args, clips: list[Clip], features: list[np.ndarray], pa
     summary["pooled_calibration"] = pooled_calibration(fold_parts)
     print_cv_table(results, summary)
     report = {"arch": args.arch, "seed": args.seed, "folds": results, "summary": summary,
-              "members": [str(m) for m in args.members], "epochs": args.epochs,
+              "members": [str(m) for m in args.members], "member_seeds": member_seeds(args), "epochs": args.epochs,
               "pool_validation": args.pool_validation, "feature_params": params.to_dict(),
               "n_folds": args.cv, "speakers": len({c.speaker for c in clips}), "clips": len(clips)}
     artifacts.write_json(args.run_dir / f"cv_{args.arch}.json", report)
@@ -622,7 +630,8 @@ def write_out_of_fold(path: Path, report: dict, fold_parts: list[dict], results:
     """``oof_<arch>.json``: the run's recipe and every fold's out-of-fold record (logits to 4 decimals),
     compact, for ``benchmarks.oof_ensemble``."""
     artifacts.write_json(path, {**{key: report[key] for key in RUN_DESCRIPTION if key in report},
-                                "members": report["members"], "pool_validation": report.get("pool_validation", False),
+                                "members": report["members"], "member_seeds": report.get("member_seeds"),
+                                "pool_validation": report.get("pool_validation", False),
                                 "folds": [{**rounded(parts["out_of_fold"]), "train_seconds": result["train_seconds"]}
                                           for parts, result in zip(fold_parts, results)]}, indent=None)
 

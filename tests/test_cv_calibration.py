@@ -42,10 +42,11 @@ def test_one_fold_has_nothing_to_cross_fit_on():
 
 
 def _cv_report(**changes) -> dict:
+    from ser_core.models import DEFAULT_ARCH
     from ser_core.params import FeatureParams
     from ser_core.recipes import DEFAULT_MEMBERS
 
-    report = {"arch": "ser_cnn", "members": list(DEFAULT_MEMBERS), "feature_params": FeatureParams().to_dict(),
+    report = {"arch": DEFAULT_ARCH, "members": list(DEFAULT_MEMBERS), "feature_params": FeatureParams().to_dict(),
               "speakers": 20, "summary": {"pooled_calibration": {"clips": 880, "cv_temperature": 0.77}}}
     return {**report, **changes}
 

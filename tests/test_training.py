@@ -13,6 +13,7 @@ import pytest
 
 import audio_factory
 from conftest import TINY_ACTORS, TINY_CLIPS_PER_EMOTION, run_train
+from ser_core.models import DEFAULT_ARCH
 from ser_core.params import EMOTIONS, FeatureParams
 
 pytestmark = pytest.mark.slow
@@ -238,7 +239,7 @@ def test_cross_validation_one_fold_with_cosine_schedule_and_ema(tiny_run, tmp_pa
                       "--artifacts", str(tmp_path / "unused"), "--run-dir", str(run_dir),
                       "--cache-dir", str(tiny_run.cache_dir), "--fresh", "--verbose", "0"])
     assert code == 0
-    result = json.loads((run_dir / "cv_ser_cnn.json").read_text())
+    result = json.loads((run_dir / f"cv_{DEFAULT_ARCH}.json").read_text())
     assert [fold["fold"] for fold in result["folds"]] == [0]
     fold = result["folds"][0]
     assert len(fold["test_speakers"]) == len(TINY_ACTORS) // 2
@@ -263,9 +264,9 @@ def test_cross_validation_one_fold_with_cosine_schedule_and_ema(tiny_run, tmp_pa
 def test_training_on_every_speaker_but_validation_calibrated_by_the_cross_validation(tiny_run, tmp_path):
     from ser_core.recipes import DEFAULT_MEMBERS
 
-    out, cv_json = tmp_path / "artifacts", tmp_path / "cv_ser_cnn.json"
+    out, cv_json = tmp_path / "artifacts", tmp_path / f"cv_{DEFAULT_ARCH}.json"
     cv_json.write_text(json.dumps({  # as train.py --cv 5 of the same recipe writes it, less what is not read
-        "arch": "ser_cnn", "members": list(DEFAULT_MEMBERS), "feature_params": FeatureParams().to_dict(),
+        "arch": DEFAULT_ARCH, "members": list(DEFAULT_MEMBERS), "feature_params": FeatureParams().to_dict(),
         "speakers": 20, "summary": {"pooled_calibration": {"clips": 880, "cv_temperature": 0.77}}}))
     code = run_train(["--ravdess-dir", str(tiny_run.data_dir), "--test-fraction", "0", "--epochs", "1",
                       "--batch-size", "16", "--artifacts", str(out), "--run-dir", str(tmp_path / "run"),
@@ -308,6 +309,7 @@ def test_a_recipe_repeated_in_members_trains_with_the_next_seed_each_time(tiny_r
     assert code == 0
     seeds = [(str(call[-2]), call[-1]) for call in calls]  # (member, seed)
     assert seeds == [("cosine:none@last", 5), ("plateau:none@best", 5), ("cosine:none@last", 6)]
+    assert json.loads((tmp_path / "cv" / f"cv_{DEFAULT_ARCH}.json").read_text())["member_seeds"] == [5, 5, 6]
 
 
 def test_member_seed_moves_the_members_seeds_but_not_the_folds(tiny_run, tmp_path, monkeypatch):
@@ -322,6 +324,7 @@ def test_member_seed_moves_the_members_seeds_but_not_the_folds(tiny_run, tmp_pat
         speakers.append([{c.speaker for c in data.clips} for data in calls[-1][:2]])
     assert [call[-1] for call in calls] == [5, 6]
     assert speakers[0] == speakers[1]  # same training and validation speakers: the folds follow --seed
+    assert json.loads((tmp_path / "cv" / f"oof_{DEFAULT_ARCH}.json").read_text())["member_seeds"] == [6]
 
 
 def test_pool_validation_trains_only_the_members_that_need_no_validation_on_those_speakers(tiny_run, tmp_path,
@@ -342,7 +345,7 @@ def test_pool_validation_trains_only_the_members_that_need_no_validation_on_thos
     assert cosine_size == plateau_size + len(validation_speakers) * len(EMOTIONS) * TINY_CLIPS_PER_EMOTION
     fold = run_dir / "fold0"
     assert (fold / "member0" / "best.keras").is_file() and not (fold / "member1" / "best.keras").exists()
-    result = json.loads((run_dir / "cv_ser_cnn.json").read_text())
+    result = json.loads((run_dir / f"cv_{DEFAULT_ARCH}.json").read_text())
     assert result["pool_validation"] is True
     assert result["folds"][0]["best_epoch"][1] is None  # nothing validated: no best epoch
     assert "best_checkpoint" not in result["folds"][0]  # member1 has no best weights to score
@@ -357,8 +360,8 @@ def test_out_of_fold_logits_score_exactly_as_the_run_did(tiny_run, tmp_path, mon
                       "--artifacts", str(tmp_path / "unused"), "--run-dir", str(run_dir),
                       "--cache-dir", str(tiny_run.cache_dir), "--fresh", "--verbose", "0"])
     assert code == 0
-    report = json.loads((run_dir / "cv_ser_cnn.json").read_text())
-    oof = run_dir / "oof_ser_cnn.json"
+    report = json.loads((run_dir / f"cv_{DEFAULT_ARCH}.json").read_text())
+    oof = run_dir / f"oof_{DEFAULT_ARCH}.json"
     recorded = json.loads(oof.read_text())
     assert [f["fold"] for f in recorded["folds"]] == [0, 1] and recorded["members"] == ["cosine:none@last"]
     conditions = recorded["folds"][0]["test"]["conditions"]
