@@ -5,9 +5,9 @@
 
 Uses random log-mel windows of the model's input shape (the step's cost does not depend on the
 values) through the real pipeline: class-balanced tf.data batches, the preset's augmentation, the
-``ser_cnn`` model and Adam. The projection assumes every member runs the full ``--epochs`` (a plateau
-member usually stops earlier) on the 17 training actors of ``--test-fraction 0``: class-balanced,
-17 x 8 clips of each of the six emotions, 25 steps of 32 an epoch.
+default architecture (or ``--arch``) and Adam. The projection assumes every member runs the full
+``--epochs`` (a plateau member usually stops earlier) on the 17 training actors of
+``--test-fraction 0``: class-balanced, 17 x 8 clips of each of the six emotions, 25 steps of 32 an epoch.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 
 from ser_core.augment import PRESETS, make_augmenter
 from ser_core.dataset import WindowSet, training_dataset
-from ser_core.models import ARCHITECTURES, build_model
+from ser_core.models import ARCHITECTURES, DEFAULT_ARCH, build_model
 from ser_core.params import EMOTIONS, FeatureParams
 from ser_core.recipes import DEFAULT_MEMBERS
 
@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--preset", default="acoustic_vtlp", choices=sorted(PRESETS))
     parser.add_argument("--steps", type=int, default=20, help="steps per timed epoch")
     parser.add_argument("--epochs", type=int, default=70)
-    parser.add_argument("--arch", default="ser_cnn", choices=sorted(ARCHITECTURES))
+    parser.add_argument("--arch", default=DEFAULT_ARCH, choices=sorted(ARCHITECTURES))
     args = parser.parse_args()
 
     import keras
