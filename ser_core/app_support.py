@@ -11,6 +11,7 @@ The pages in ``pages/`` hold layout and widgets only. The other app modules:
 
 from __future__ import annotations
 
+import gc
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,7 +86,15 @@ def _load_predictor(directory: str, stamp: tuple[float, float]):
 
     del stamp  # part of the cache key only
     LOGGER.info("loading the model from %s", directory)
-    return Predictor.from_artifacts(directory=directory)
+    predictor = Predictor.from_artifacts(directory=directory)
+    # Streamlit ends every script run, each of the Live page's once-a-second updates included, with
+    # a full garbage collection, and a second one in keras.backend.clear_session(). With TensorFlow's
+    # millions of objects loaded they held the interpreter for half of each second and starved the
+    # WebRTC threads, which then dropped most of the live audio. Freezing what exists now (TensorFlow,
+    # the model) takes it out of every later collection.
+    gc.collect()
+    gc.freeze()
+    return predictor
 
 
 def get_predictor():

@@ -171,6 +171,27 @@ def test_broken_model_is_reported_not_raised(monkeypatch: pytest.MonkeyPatch, tm
     assert "python train.py --ravdess-dir ../shared/data/ravdess" in [c.value for c in app.code]
 
 
+def test_loading_the_model_freezes_the_heap_out_of_later_garbage_collections(model_artifacts: Path) -> None:
+    # Streamlit collects garbage after every script run (the Live page reruns each second); with
+    # TensorFlow's objects in the young generations that stalled the WebRTC threads (audio dropped).
+    import gc
+    import time
+
+    from ser_core import app_support
+
+    gc.unfreeze()
+    app_support._load_predictor.clear()
+    try:
+        app_support._load_predictor(str(model_artifacts.resolve()), (0.0, 0.0))
+        assert gc.get_freeze_count() > 100_000  # TensorFlow and the model, not a handful of objects
+        started = time.perf_counter()
+        gc.collect()
+        assert time.perf_counter() - started < 0.05
+    finally:
+        app_support._load_predictor.clear()
+        gc.unfreeze()
+
+
 def test_live_page_is_guarded_under_apptest(monkeypatch: pytest.MonkeyPatch, model_artifacts: Path) -> None:
     app = open_app(monkeypatch, model_artifacts, "pages/live.py")
     assert_clean(app)
