@@ -53,7 +53,7 @@ def load_run(paths: list[Path]) -> Run:
         if any(key not in report for key in RUN_DESCRIPTION) and beside != path and beside.is_file():
             report = {**json.loads(beside.read_text()), **report}
         recipes.add((tuple(report["members"]), bool(report.get("pool_validation"))))
-        description.update({key: report[key] for key in RUN_DESCRIPTION if key in report})
+        description.update({key: report[key] for key in (*RUN_DESCRIPTION, "member_seeds") if key in report})
         for record in report["folds"]:
             if "conditions" not in record["test"]:
                 raise ValueError(f"{path} is an out-of-fold file of an older format: write it again with "
@@ -72,6 +72,8 @@ def describe(runs: list[Run]) -> dict:
     every run in order, and each other key where the runs agree on it (``arch`` joined where they don't)."""
     merged = {"members": [member for run in runs for member in run.members],
               "pool_validation": any(run.pool_validation for run in runs)}
+    if all(run.description.get("member_seeds") for run in runs):
+        merged["member_seeds"] = [seed for run in runs for seed in run.description["member_seeds"]]
     for key in RUN_DESCRIPTION:
         values = [run.description.get(key) for run in runs]
         if all(value == values[0] for value in values) and values[0] is not None:

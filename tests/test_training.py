@@ -383,11 +383,13 @@ def test_out_of_fold_logits_score_exactly_as_the_run_did(tiny_run, tmp_path, mon
     for key in ("arch", "seed", "epochs", "feature_params", "n_folds", "speakers", "clips"):
         assert rescored[key] == report[key] == recorded[key], key
     assert rescored["members"] == ["cosine:none@last"] * 2 and rescored["pool_validation"] is False
+    assert rescored["member_seeds"] == recorded["member_seeds"] * 2 == [0, 0]
     # an older out-of-fold file without the description takes it from the report beside it
-    oof.write_text(json.dumps({key: value for key, value in recorded.items() if key not in ("arch", "feature_params")}))
+    oof.write_text(json.dumps({key: value for key, value in recorded.items()
+                               if key not in ("arch", "feature_params", "member_seeds")}))
     assert oof_ensemble.load_run([oof]).description == {key: report[key] for key in
                                                          ("arch", "seed", "epochs", "feature_params", "n_folds",
-                                                          "speakers", "clips")}
+                                                          "speakers", "clips", "member_seeds")}
     assert "average 0." in capsys.readouterr().out
 
 
