@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 from scipy.optimize import minimize
-from sklearn.metrics import balanced_accuracy_score, recall_score
+from scipy.special import logsumexp
 
 from benchmarks.oof_ensemble import average, load_run
-from ser_core.evaluation import clip_probabilities
+from ser_core.evaluation import classification_report, clip_probabilities
 from ser_core.params import EMOTIONS
 
 METHODS = ("none", "validation", "other folds", "prior")
@@ -37,8 +37,7 @@ def log_loss_biases(log_probabilities: np.ndarray, labels: np.ndarray, ridge: fl
 
     def loss(biases: np.ndarray) -> float:
         scores = log_probabilities + biases
-        scores = scores - scores.max(axis=1, keepdims=True)
-        return float(-(scores[rows, labels] - np.log(np.exp(scores).sum(axis=1))).mean() + ridge * biases @ biases)
+        return float((logsumexp(scores, axis=1) - scores[rows, labels]).mean() + ridge * biases @ biases)
 
     return minimize(loss, np.zeros(log_probabilities.shape[1])).x
 
@@ -73,10 +72,10 @@ def main() -> None:
                 biases = log_loss_biases(np.concatenate([o[0] for o in others]), np.concatenate([o[1] for o in others]))
             else:
                 biases = -np.log(np.exp(np.concatenate([o[0] for o in others])).mean(axis=0))
-            predicted = (log_probabilities + biases).argmax(axis=1)
-            accuracy.append(np.mean(predicted == labels))
-            uar.append(balanced_accuracy_score(labels, predicted))
-            recall.append(recall_score(labels, predicted, average=None, labels=range(len(EMOTIONS)), zero_division=0))
+            report = classification_report(labels, (log_probabilities + biases).argmax(axis=1))
+            accuracy.append(report["accuracy"])
+            uar.append(report["uar"])
+            recall.append([report["per_class"][emotion]["recall"] for emotion in EMOTIONS])
         print(f"{method:12s} {100 * np.mean(accuracy):5.1f} ± {100 * np.std(accuracy):4.1f} {100 * np.mean(uar):6.1f}  "
               + " ".join(f"{r:7.2f}" for r in np.mean(recall, axis=0)))
 
