@@ -32,7 +32,7 @@ from ser_core.dataset import DEFAULT_CACHE_DIR, WindowSet, extract_features, win
 from ser_core.evaluation import (classification_report, clip_probabilities, ece_sampling_floor, fit_temperature,
                                  reliability)
 from ser_core.models import DEFAULT_ARCH, LEARNING_RATES, ARCHITECTURES
-from ser_core.params import EMOTIONS, FeatureParams
+from ser_core.params import AUXILIARY_EMOTIONS, EMOTIONS, TRAINING_LABELS, FeatureParams
 from ser_core.recipes import CHECKPOINTS, DEFAULT_MEMBERS, MemberRecipe
 from ser_core.split import cross_validation_folds, fold_assignment, speaker_split, write_split_csv
 
@@ -87,6 +87,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pool-validation", action="store_true",
                         help="members that need no validation speakers (cosine schedule, last epoch kept) train "
                              "on them too; plateau and @best members still hold them out")
+    parser.add_argument("--auxiliary-emotions", action=argparse.BooleanOptionalAction, default=False,
+                        help="also train on RAVDESS's calm and surprised clips, as extra output classes that are "
+                             "dropped from the saved model (it predicts the six emotions only)")
     parser.add_argument("--cv", type=int, metavar="K", help="run K-fold speaker-independent cross-validation instead")
     parser.add_argument("--folds", type=int, nargs="+", metavar="I", help="with --cv: only these folds (0-based)")
     parser.add_argument("--artifacts", type=Path, default=artifacts.ARTIFACTS_DIR, help="output folder")
@@ -136,8 +139,30 @@ def load_windows(clips: list[Clip], params: FeatureParams, args) -> tuple[list[C
 def subset(clips: list[Clip], features: list[np.ndarray], assignment: dict[str, str],
            split: str | tuple[str, ...]) -> WindowSet:
     splits = (split,) if isinstance(split, str) else split
-    chosen = [i for i, clip in enumerate(clips) if assignment[clip.speaker] in splits]
+    chosen = [i for i, clip in enumerate(clips) if assignment.get(clip.speaker) in splits]
     return window_set([clips[i] for i in chosen], [features[i] for i in chosen])
+
+
+Auxiliary = tuple[list[Clip], list[np.ndarray]]  # auxiliary-emotion clips and their features
+NO_AUXILIARY: Auxiliary = ([], [])
+
+
+def training_subset(clips: list[Clip], features: list[np.ndarray], auxiliary: Auxiliary,
+                    assignment: dict[str, str], split: str | tuple[str, ...]) -> WindowSet:
+    """``subset`` with the auxiliary-emotion clips of the same speakers added (training sets only)."""
+    return subset(clips + auxiliary[0], features + auxiliary[1], assignment, split)
+
+
+def n_outputs(args) -> int:
+    """Output classes while training: the six emotions, and the auxiliary ones when asked for."""
+    return len(TRAINING_LABELS) if args.auxiliary_emotions else len(EMOTIONS)
+
+
+def load_member(path: Path):
+    """A trained member as the shipped model uses it: its auxiliary outputs, if any, dropped."""
+    from ser_core.models import without_auxiliary_outputs
+
+    return without_auxiliary_outputs(artifacts.load_model(path), len(EMOTIONS))
 
 
 def train_model(train: WindowSet, validation: WindowSet | None, params: FeatureParams, args, run_dir: Path,
@@ -155,10 +180,10 @@ def train_model(train: WindowSet, validation: WindowSet | None, params: FeatureP
     keras.utils.set_random_seed(seed)
     preset = PRESETS[member.augment]
     augment = None if preset is None else make_augmenter(params, preset)
-    train_data, steps = training_dataset(train, args.batch_size, augment, seed)
-    validation_data = None if validation is None else evaluation_dataset(validation, 64)
+    train_data, steps = training_dataset(train, args.batch_size, augment, seed, n_outputs(args))
+    validation_data = None if validation is None else evaluation_dataset(validation, 64, n_outputs(args))
 
-    model = build_model(args.arch, params.input_shape, len(EMOTIONS))
+    model = build_model(args.arch, params.input_shape, n_outputs(args))
     peak_rate = args.learning_rate or LEARNING_RATES[args.arch]
     model.compile(
         optimizer=make_optimizer(member.schedule, peak_rate, steps, args.epochs, member.ema),
@@ -193,8 +218,7 @@ def train_model(train: WindowSet, validation: WindowSet | None, params: FeatureP
     log.info("training took %.0f s", seconds)
     # With --ema the weights in memory are now the moving average (Keras assigns it at the end of fit).
     artifacts.save_model(model, run_dir / "last.keras")
-    kept = artifacts.load_model(run_dir / f"{member.keep}.keras")
-    return kept, read_history(history_csv), seconds
+    return load_member(run_dir / f"{member.keep}.keras"), read_history(history_csv), seconds
 
 
 def member_dirs(run_dir: Path, n_members: int) -> list[Path]:
@@ -230,7 +254,7 @@ def train_members(train: WindowSet, validation: WindowSet, params: FeatureParams
     for member, seed, directory, done in zip(args.members, member_seeds(args), directories, finished):
         if resuming and done:
             log.info("member %s: already trained in %s", member, directory)
-            model = artifacts.load_model(directory / f"{member.keep}.keras")
+            model = load_member(directory / f"{member.keep}.keras")
             history = read_history(directory / "history.csv")
             seconds = json.loads((directory / "finished.json").read_text())["seconds"]
         else:
@@ -247,10 +271,12 @@ def train_members(train: WindowSet, validation: WindowSet, params: FeatureParams
     return ensemble(models), histories, total_seconds
 
 
-def pooled_training_set(clips: list[Clip], features: list[np.ndarray], assignment: dict[str, str],
-                        args) -> WindowSet | None:
+def pooled_training_set(clips: list[Clip], features: list[np.ndarray], auxiliary: Auxiliary,
+                        assignment: dict[str, str], args) -> WindowSet | None:
     """Training and validation speakers together, for ``--pool-validation``'s members; else None."""
-    return subset(clips, features, assignment, ("train", "validation")) if args.pool_validation else None
+    if not args.pool_validation:
+        return None
+    return training_subset(clips, features, auxiliary, assignment, ("train", "validation"))
 
 
 def load_members(run_dir: Path, members: list[MemberRecipe], checkpoint: str | None = None):
@@ -258,7 +284,7 @@ def load_members(run_dir: Path, members: list[MemberRecipe], checkpoint: str | N
     ``checkpoint`` ("best" or "last") when given."""
     from ser_core.models import ensemble
 
-    return ensemble([artifacts.load_model(directory / f"{checkpoint or member.keep}.keras")
+    return ensemble([load_member(directory / f"{checkpoint or member.keep}.keras")
                      for member, directory in zip(members, member_dirs(run_dir, len(members)))])
 
 
@@ -420,10 +446,10 @@ def cross_validated_temperature(path: Path, args, params: FeatureParams) -> dict
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ValueError(f"{path} is not a readable cross-validation report ({error})") from None
     wanted = {"arch": args.arch, "members": [str(m) for m in args.members], "feature_params": params.to_dict(),
-              "pool_validation": args.pool_validation}
+              "pool_validation": args.pool_validation, "auxiliary_emotions": auxiliary_emotions(args)}
+    absent = {"pool_validation": False, "auxiliary_emotions": []}  # reports older than these options
     differing = [key for key, value in wanted.items()
-                 if (recorded if key == "members" else report.get(key, False if key == "pool_validation" else None))
-                 != value]
+                 if (recorded if key == "members" else report.get(key, absent.get(key))) != value]
     if differing:
         raise ValueError(f"{path} cross-validated another recipe ({', '.join(differing)} differ): "
                          f"run train.py --cv 5 with the same options first")
@@ -433,13 +459,19 @@ def cross_validated_temperature(path: Path, args, params: FeatureParams) -> dict
             "speakers": report.get("speakers")}
 
 
+def auxiliary_emotions(args) -> list[str]:
+    """The auxiliary emotions trained on, as the reports record them."""
+    return list(AUXILIARY_EMOTIONS) if args.auxiliary_emotions else []
+
+
 def run_single(args, clips: list[Clip], features: list[np.ndarray], params: FeatureParams, data_info: dict,
-               cv_calibration: dict | None = None) -> None:
+               cv_calibration: dict | None = None, auxiliary: Auxiliary = NO_AUXILIARY) -> None:
     assignment = speaker_split(clips, seed=args.seed, test=args.test_fraction)
-    train, validation = (subset(clips, features, assignment, s) for s in ("train", "validation"))
+    train = training_subset(clips, features, auxiliary, assignment, "train")
+    validation = subset(clips, features, assignment, "validation")
     test = subset(clips, features, assignment, "test") if "test" in assignment.values() else None
     model, histories, seconds = train_members(train, validation, params, args, args.run_dir,
-                                              pooled_training_set(clips, features, assignment, args))
+                                              pooled_training_set(clips, features, auxiliary, assignment, args))
     validation_logits = window_logits(model, validation)
     if cv_calibration:
         temperature = cv_calibration["temperature"]
@@ -484,6 +516,7 @@ def run_single(args, clips: list[Clip], features: list[np.ndarray], params: Feat
         "seed": args.seed,
         "recipe": {"members": [str(m) for m in args.members], "member_seeds": member_seeds(args),
                    "epochs": args.epochs, "pool_validation": args.pool_validation,
+                   "auxiliary_emotions": auxiliary_emotions(args),
                    "batch_size": args.batch_size, "test_fraction": args.test_fraction},
         "data": data_info,
     }
@@ -522,18 +555,20 @@ def corrupted_logits(model, clips: list[Clip], params: FeatureParams, seed: int)
     return results
 
 
-def run_cross_validation(args, clips: list[Clip], features: list[np.ndarray], params: FeatureParams) -> None:
+def run_cross_validation(args, clips: list[Clip], features: list[np.ndarray], params: FeatureParams,
+                         auxiliary: Auxiliary = NO_AUXILIARY) -> None:
     folds = cross_validation_folds(clips, args.cv, seed=args.seed)
     chosen = args.folds if args.folds is not None else range(args.cv)
     results, fold_parts = [], []
     for index in chosen:
         assignment = fold_assignment(clips, folds[index], seed=args.seed)
-        train, validation, test = (subset(clips, features, assignment, s) for s in ("train", "validation", "test"))
+        train = training_subset(clips, features, auxiliary, assignment, "train")
+        validation, test = (subset(clips, features, assignment, s) for s in ("validation", "test"))
         log.info("fold %d: test speakers %s, validation speakers %s", index, folds[index],
                  sorted({c.speaker for c in validation.clips}))
         run_dir = args.run_dir / f"fold{index}"
         model, histories, seconds = train_members(train, validation, params, args, run_dir,
-                                                  pooled_training_set(clips, features, assignment, args))
+                                                  pooled_training_set(clips, features, auxiliary, assignment, args))
         result, parts = fold_result(index, folds[index], model, test, validation, params, args.seed)
         epochs, best = [len(h["epoch"]) for h in histories], [h["best_epoch"] for h in histories]
         result.update(epochs=epochs if len(epochs) > 1 else epochs[0], best_epoch=best if len(best) > 1 else best[0],
@@ -556,7 +591,8 @@ def run_cross_validation(args, clips: list[Clip], features: list[np.ndarray], pa
     print_cv_table(results, summary)
     report = {"arch": args.arch, "seed": args.seed, "folds": results, "summary": summary,
               "members": [str(m) for m in args.members], "member_seeds": member_seeds(args), "epochs": args.epochs,
-              "pool_validation": args.pool_validation, "feature_params": params.to_dict(),
+              "pool_validation": args.pool_validation, "auxiliary_emotions": auxiliary_emotions(args),
+              "feature_params": params.to_dict(),
               "n_folds": args.cv, "speakers": len({c.speaker for c in clips}), "clips": len(clips)}
     artifacts.write_json(args.run_dir / f"cv_{args.arch}.json", report)
     write_out_of_fold(args.run_dir / f"oof_{args.arch}.json", report, fold_parts, results)
@@ -623,7 +659,8 @@ def score_fold(record: dict) -> tuple[dict, dict[str, np.ndarray]]:
 
 
 # What a cross-validation report says about its run besides the members and the figures.
-RUN_DESCRIPTION = ("arch", "seed", "epochs", "feature_params", "n_folds", "speakers", "clips")
+RUN_DESCRIPTION = ("arch", "seed", "epochs", "feature_params", "n_folds", "speakers", "clips",
+                   "auxiliary_emotions")
 
 
 def write_out_of_fold(path: Path, report: dict, fold_parts: list[dict], results: list[dict]) -> None:
@@ -729,22 +766,28 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 2
     try:
-        clips, reports = gather(args.ravdess_dir, args.crema_dir)
+        clips, reports = gather(args.ravdess_dir, args.crema_dir, auxiliary=args.auxiliary_emotions)
     except DataUnavailableError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     data_info = {report.corpus: {"clips": report.kept, "duplicates_dropped": report.duplicates,
-                                 "unparsed_names": len(report.unparsed), "other_emotions": report.other_emotions}
+                                 "unparsed_names": len(report.unparsed), "other_emotions": report.other_emotions,
+                                 "auxiliary_clips": report.auxiliary}
                  for report in reports}
     for report in reports:
         print(report.summary())
     log.info("device: %s", configure_device())
     clips, features = load_windows(clips, params, args)
+    emotion = [clip.emotion in EMOTIONS for clip in clips]
+    auxiliary = ([c for c, keep in zip(clips, emotion) if not keep], [f for f, keep in zip(features, emotion) if not keep])
+    clips, features = [c for c, keep in zip(clips, emotion) if keep], [f for f, keep in zip(features, emotion) if keep]
     log.info("%d clips, %d speakers, classes %s", len(clips), len({c.speaker for c in clips}), class_counts(clips))
+    if auxiliary[0]:
+        log.info("and %d clips of auxiliary emotions for training: %s", len(auxiliary[0]), class_counts(auxiliary[0]))
     if args.cv:
-        run_cross_validation(args, clips, features, params)
+        run_cross_validation(args, clips, features, params, auxiliary)
     else:
-        run_single(args, clips, features, params, data_info, cv_calibration)
+        run_single(args, clips, features, params, data_info, cv_calibration, auxiliary)
     return 0
 
 

@@ -75,11 +75,14 @@ def describe(runs: list[Run]) -> dict:
     if all(run.description.get("member_seeds") for run in runs):
         merged["member_seeds"] = [seed for run in runs for seed in run.description["member_seeds"]]
     for key in RUN_DESCRIPTION:
-        values = [run.description.get(key) for run in runs]
+        # Runs older than --auxiliary-emotions trained on the six emotions alone.
+        values = [run.description.get(key, [] if key == "auxiliary_emotions" else None) for run in runs]
         if all(value == values[0] for value in values) and values[0] is not None:
             merged[key] = values[0]
         elif key == "arch":
             merged[key] = " + ".join(dict.fromkeys(str(value) for value in values))
+        elif key == "auxiliary_emotions":  # matches no recipe, so --temperature-from refuses the report
+            merged[key] = "differs between members"
     return merged
 
 

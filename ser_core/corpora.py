@@ -10,6 +10,8 @@ from pathlib import Path
 
 import soundfile
 
+from ser_core.params import AUXILIARY_EMOTIONS
+
 log = logging.getLogger(__name__)
 
 RAVDESS_KAGGLE = "uwrfkaggler/ravdess-emotional-speech-audio"
@@ -17,7 +19,7 @@ CREMA_KAGGLE = "ejlok1/cremad"
 
 # RAVDESS codes for the shared emotions; 02 calm and 08 surprised have no CREMA-D counterpart.
 RAVDESS_EMOTIONS = {"01": "neutral", "03": "happy", "04": "sad", "05": "angry", "06": "fear", "07": "disgust"}
-RAVDESS_OTHER_EMOTIONS = {"02", "08"}
+RAVDESS_OTHER_EMOTIONS = {"02": "calm", "08": "surprised"}
 CREMA_EMOTIONS = {"ANG": "angry", "DIS": "disgust", "FEA": "fear", "HAP": "happy", "NEU": "neutral", "SAD": "sad"}
 
 AUDIO_SUFFIXES = frozenset(
@@ -42,19 +44,22 @@ class Clip:
 class ScanReport:
     corpus: str
     kept: int = 0
-    other_emotions: int = 0  # parsed, but an emotion outside the six
+    other_emotions: int = 0  # parsed, but an emotion outside the six (and not kept as auxiliary)
+    auxiliary: int = 0  # kept with an auxiliary emotion (params.AUXILIARY_EMOTIONS), for training only
     unparsed: list[str] = field(default_factory=list)
     duplicates: int = 0
 
     def summary(self) -> str:
+        auxiliary = f" (and {self.auxiliary} of auxiliary emotions, for training)" if self.auxiliary else ""
         return (
-            f"{self.corpus}: kept {self.kept} clips, skipped {self.other_emotions} of other emotions, "
+            f"{self.corpus}: kept {self.kept} clips{auxiliary}, skipped {self.other_emotions} of other emotions, "
             f"{len(self.unparsed)} unparsable names, {self.duplicates} duplicate copies dropped"
         )
 
 
-def parse_ravdess_name(name: str) -> tuple[str | None, int] | None:
-    """``03-01-05-01-02-02-12.wav`` -> ``("angry", 12)``; ``(None, actor)`` for calm/surprised/song.
+def parse_ravdess_name(name: str, auxiliary: bool = False) -> tuple[str | None, int] | None:
+    """``03-01-05-01-02-02-12.wav`` -> ``("angry", 12)``; ``(None, actor)`` for calm/surprised/song,
+    or ``("calm", actor)`` / ``("surprised", actor)`` for speech with ``auxiliary``.
 
     Returns None when the name is not a RAVDESS name.
     """
@@ -66,6 +71,8 @@ def parse_ravdess_name(name: str) -> tuple[str | None, int] | None:
         return None
     if modality != "03" or channel != "01":  # audio-only speech; song and video are not used
         return None, int(actor)
+    if auxiliary and emotion in RAVDESS_OTHER_EMOTIONS:
+        return RAVDESS_OTHER_EMOTIONS[emotion], int(actor)
     return RAVDESS_EMOTIONS.get(emotion), int(actor)
 
 
@@ -95,12 +102,13 @@ def _drop_duplicates(paths: list[Path], report: ScanReport) -> list[Path]:
     return unique
 
 
-def scan_ravdess(root: str | Path) -> tuple[list[Clip], ScanReport]:
+def scan_ravdess(root: str | Path, auxiliary: bool = False) -> tuple[list[Clip], ScanReport]:
+    """Clips of the six emotions, and with ``auxiliary`` also those of calm and surprised."""
     root = Path(root)
     report = ScanReport("ravdess")
     clips = []
     for path in _drop_duplicates(_audio_files(root), report):
-        parsed = parse_ravdess_name(path.name)
+        parsed = parse_ravdess_name(path.name, auxiliary)
         if parsed is None:
             report.unparsed.append(str(path))
             continue
@@ -110,7 +118,8 @@ def scan_ravdess(root: str | Path) -> tuple[list[Clip], ScanReport]:
             continue
         gender = "male" if actor % 2 else "female"
         clips.append(Clip(str(path), "ravdess", f"ravdess_{actor:02d}", gender, emotion))
-    report.kept = len(clips)
+    report.auxiliary = sum(clip.emotion in AUXILIARY_EMOTIONS for clip in clips)
+    report.kept = len(clips) - report.auxiliary
     return sorted(clips, key=lambda clip: clip.path), report
 
 
@@ -126,7 +135,8 @@ def _crema_genders(root: Path) -> dict[int, str]:
     return genders
 
 
-def scan_crema(root: str | Path) -> tuple[list[Clip], ScanReport]:
+def scan_crema(root: str | Path, auxiliary: bool = False) -> tuple[list[Clip], ScanReport]:
+    """Clips of the six emotions (CREMA-D has no others; ``auxiliary`` is for the same signature)."""
     root = Path(root)
     report = ScanReport("crema")
     genders = _crema_genders(root)
@@ -159,8 +169,10 @@ def download(handle: str) -> Path:
         ) from error
 
 
-def gather(ravdess_dir: str | None, crema_dir: str | None) -> tuple[list[Clip], list[ScanReport]]:
-    """Clips of the six emotions from local folders, or from Kaggle when no folder is given."""
+def gather(ravdess_dir: str | None, crema_dir: str | None,
+           auxiliary: bool = False) -> tuple[list[Clip], list[ScanReport]]:
+    """Clips of the six emotions from local folders, or from Kaggle when no folder is given; with
+    ``auxiliary`` also RAVDESS's calm and surprised clips (``clip.emotion`` tells them apart)."""
     if ravdess_dir is None and crema_dir is None:
         ravdess_dir, crema_dir = str(download(RAVDESS_KAGGLE)), str(download(CREMA_KAGGLE))
     clips: list[Clip] = []
@@ -170,7 +182,7 @@ def gather(ravdess_dir: str | None, crema_dir: str | None) -> tuple[list[Clip], 
             continue
         if not Path(directory).is_dir():
             raise DataUnavailableError(f"{directory} is not a directory.")
-        found, report = scan(directory)
+        found, report = scan(directory, auxiliary)
         if not found:
             raise DataUnavailableError(f"No usable audio files found under {directory}.")
         clips += found

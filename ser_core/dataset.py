@@ -17,7 +17,7 @@ from ser_core import audio, features
 from ser_core.audio import AudioError, load_audio
 from ser_core.corpora import Clip
 from ser_core.features import clip_features, is_silent
-from ser_core.params import EMOTIONS, FeatureParams
+from ser_core.params import EMOTIONS, TRAINING_LABELS, FeatureParams
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,9 @@ def extract_features(
 
 @dataclass
 class WindowSet:
-    """Windows of a set of clips: ``x [n, mels, frames]``, ``labels [n]``, ``clip_index [n]``."""
+    """Windows of a set of clips: ``x [n, mels, frames]``, ``labels [n]``, ``clip_index [n]``.
+
+    Labels index ``params.TRAINING_LABELS``: the six emotions first, then the auxiliary ones."""
 
     x: np.ndarray
     labels: np.ndarray
@@ -89,14 +91,14 @@ class WindowSet:
 
     @property
     def clip_labels(self) -> np.ndarray:
-        return np.array([EMOTIONS.index(clip.emotion) for clip in self.clips])
+        return np.array([TRAINING_LABELS.index(clip.emotion) for clip in self.clips])
 
 
 def window_set(clips: list[Clip], features: list[np.ndarray]) -> WindowSet:
     x = np.concatenate(features).astype(np.float32)
     counts = [len(f) for f in features]
     clip_index = np.repeat(np.arange(len(clips)), counts)
-    labels = np.array([EMOTIONS.index(clip.emotion) for clip in clips])[clip_index]
+    labels = np.array([TRAINING_LABELS.index(clip.emotion) for clip in clips])[clip_index]
     return WindowSet(x, labels, clip_index, clips)
 
 
@@ -113,17 +115,25 @@ def balanced_order(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return order
 
 
-def training_dataset(windows: WindowSet, batch_size: int, augment, seed: int):
-    """An endless, class-balanced, and shuffled tf.data pipeline with ``augment`` applied."""
+def epoch_size(labels: np.ndarray) -> int:
+    """Windows in one epoch: the largest of the six emotions' counts, times the six emotions present.
+
+    Auxiliary classes share these draws rather than add to them, so they cost no training time."""
+    counts = np.bincount(labels, minlength=len(TRAINING_LABELS))[: len(EMOTIONS)]
+    return int(counts.max() * np.count_nonzero(counts))
+
+
+def training_dataset(windows: WindowSet, batch_size: int, augment, seed: int, n_classes: int = len(EMOTIONS)):
+    """An endless, class-balanced, and shuffled tf.data pipeline with ``augment`` applied, labels
+    one-hot over ``n_classes`` (more than the six when the windows include auxiliary emotions)."""
     import tensorflow as tf
 
-    n_classes = len(EMOTIONS)
     rng = np.random.default_rng(seed)
+    size = epoch_size(windows.labels)
 
     def epoch_order():  # called again on every repetition: a fresh balanced order each epoch
-        yield balanced_order(windows.labels, rng)
+        yield balanced_order(windows.labels, rng)[:size]
 
-    size = len(balanced_order(windows.labels, np.random.default_rng(0)))
     x = tf.constant(windows.x)
     y = tf.one_hot(windows.labels, n_classes)
     dataset = (
@@ -139,8 +149,8 @@ def training_dataset(windows: WindowSet, batch_size: int, augment, seed: int):
     return dataset.prefetch(tf.data.AUTOTUNE), max(1, size // batch_size)  # (dataset, steps per epoch)
 
 
-def evaluation_dataset(windows: WindowSet, batch_size: int):
+def evaluation_dataset(windows: WindowSet, batch_size: int, n_classes: int = len(EMOTIONS)):
     import tensorflow as tf
 
-    y = tf.one_hot(windows.labels, len(EMOTIONS))
+    y = tf.one_hot(windows.labels, n_classes)
     return tf.data.Dataset.from_tensor_slices((windows.x[..., None], y)).batch(batch_size)

@@ -12,6 +12,11 @@ from typing import Any
 
 # The six emotions RAVDESS and CREMA-D share, in the model's output order.
 EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "neutral", "sad")
+# RAVDESS's two other emotions. ``train.py --auxiliary-emotions`` trains on them as extra output classes
+# (more speech of the same actors to learn from) and drops those outputs before the model is saved:
+# the model never predicts them. Their labels follow the six, so the six keep their indices.
+AUXILIARY_EMOTIONS: tuple[str, ...] = ("calm", "surprised")
+TRAINING_LABELS: tuple[str, ...] = EMOTIONS + AUXILIARY_EMOTIONS
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,21 @@ def test_scan_ravdess_counts_kept_excluded_and_unparsable(tmp_path):
     assert "kept 12" in summary and "6 of other emotions" in summary and "2 unparsable" in summary
 
 
+def test_scan_ravdess_keeps_calm_and_surprised_as_auxiliary_emotions_when_asked(tmp_path):
+    for actor in (1, 2):
+        for emotion in (*audio_factory.SIX_EMOTIONS, "calm", "surprised"):
+            _touch_audio(tmp_path / f"Actor_{actor:02d}" / ravdess_name(emotion, actor))
+        _touch_audio(tmp_path / f"Actor_{actor:02d}" / ravdess_name("angry", actor, channel="02"))  # song
+
+    clips, report = scan_ravdess(tmp_path, auxiliary=True)
+    assert (report.kept, report.auxiliary, report.other_emotions) == (12, 4, 2)  # songs are still skipped
+    assert class_counts(clips) == {**{emotion: 2 for emotion in audio_factory.SIX_EMOTIONS}, "calm": 2, "surprised": 2}
+    assert "and 4 of auxiliary emotions" in report.summary()
+    assert parse_ravdess_name("03-01-02-01-01-01-07.wav", auxiliary=True) == ("calm", 7)
+    assert parse_ravdess_name("03-01-08-02-01-01-08.wav", auxiliary=True) == ("surprised", 8)
+    assert parse_ravdess_name("03-02-02-01-01-01-07.wav", auxiliary=True) == (None, 7)  # sung calm
+
+
 def test_scan_ravdess_finds_every_soundfile_format(tmp_path):
     for i, suffix in enumerate((".wav", ".flac", ".ogg")):
         _touch_audio(tmp_path / "Actor_05" / ravdess_name("happy", 5, repetition=i + 1, suffix=suffix))

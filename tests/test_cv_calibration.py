@@ -55,6 +55,7 @@ def _cv_report(**changes) -> dict:
     ({"members": ["plateau:acoustic"]}, "members differ"),
     ({"arch": "vgg_baseline"}, "arch differ"),
     ({"pool_validation": True}, "pool_validation differ"),  # its cosine members saw 2 more actors
+    ({"auxiliary_emotions": ["calm", "surprised"]}, "auxiliary_emotions differ"),  # trained on more classes
     ({"summary": {"pooled_calibration": {"clips": 176}}}, "no temperature fitted on out-of-fold clips"),
 ])
 def test_temperature_from_another_recipe_is_refused_before_any_work(tmp_path, capsys, changes, message):

@@ -310,6 +310,25 @@ def test_training_dataset_batches():
         assert np.allclose(np.asarray(y).sum(axis=1), 1.0)
 
 
+def test_auxiliary_emotions_share_an_epoch_with_the_six_and_add_no_steps():
+    from ser_core.params import TRAINING_LABELS
+
+    six = _tiny_window_set(4)  # 24 windows
+    extra = [Clip(f"/x/{e}{i}.wav", "ravdess", "ravdess_01", "male", e) for e in ("calm", "surprised") for i in range(4)]
+    rng = np.random.default_rng(1)
+    with_auxiliary = window_set(six.clips + extra, [six.x[i:i + 1] for i in range(len(six.x))]
+                                + [rng.uniform(-80, 0, (1, 8, 12)).astype(np.float32) for _ in extra])
+    assert sorted(set(with_auxiliary.labels)) == list(range(len(TRAINING_LABELS)))  # calm 6, surprised 7
+    assert dataset.epoch_size(with_auxiliary.labels) == dataset.epoch_size(six.labels) == 24
+    data, steps = dataset.training_dataset(with_auxiliary, 8, None, seed=0, n_classes=len(TRAINING_LABELS))
+    assert steps == 3
+    targets = [np.asarray(y) for _, y in data.take(3 * 20)]  # 20 epochs
+    assert {target.shape for target in targets} == {(8, len(TRAINING_LABELS))}
+    seen = np.concatenate([target.argmax(axis=1) for target in targets])
+    counts = np.bincount(seen, minlength=len(TRAINING_LABELS))
+    assert counts.min() > 0.8 * counts.mean()  # still balanced over all eight classes
+
+
 def test_fewer_windows_than_a_batch_still_gives_one_step():
     data, steps = dataset.training_dataset(_tiny_window_set(4), 32, None, seed=0)
     assert steps >= 1

@@ -77,3 +77,19 @@ def test_ser_core_turns_on_tensorflows_onednn_kernels_unless_told_not_to():
 
     assert setting({}) == "1"
     assert setting({"TF_ENABLE_ONEDNN_OPTS": "0"}) == "0"
+
+
+def test_dropping_the_auxiliary_outputs_keeps_the_six_emotions_logits(windows, tmp_path):
+    from ser_core import artifacts
+    from ser_core.models import without_auxiliary_outputs
+
+    trained_with_eight = build_model("ser_cnn_lite", SHAPE, 8)
+    six = without_auxiliary_outputs(trained_with_eight, 6)
+    assert six.output_shape == (None, 6) and six.name == "ser_cnn_lite"
+    assert trained_with_eight.count_params() - six.count_params() == 2 * (256 + 1)  # two rows of the last layer
+    np.testing.assert_allclose(six.predict(windows, verbose=0),
+                               trained_with_eight.predict(windows, verbose=0)[:, :6], atol=1e-5)
+    assert without_auxiliary_outputs(six, 6) is six
+    artifacts.save_model(six, tmp_path / "six.keras")  # a plain functional model: saves and loads in safe mode
+    np.testing.assert_allclose(artifacts.load_model(tmp_path / "six.keras").predict(windows, verbose=0),
+                               six.predict(windows, verbose=0), atol=1e-6)

@@ -351,6 +351,42 @@ def test_pool_validation_trains_only_the_members_that_need_no_validation_on_thos
     assert "best_checkpoint" not in result["folds"][0]  # member1 has no best weights to score
 
 
+def test_auxiliary_emotions_are_trained_on_but_never_validated_tested_or_predicted(tmp_path, monkeypatch):
+    from ser_core.params import TRAINING_LABELS
+
+    data = tmp_path / "ravdess"
+    audio_factory.make_ravdess(data, TINY_ACTORS, emotions=(*EMOTIONS, "calm", "surprised"),
+                               clips_per_emotion=TINY_CLIPS_PER_EMOTION, seconds=1.2)
+    calls = record_train_model_calls(monkeypatch)
+    out = tmp_path / "artifacts"
+    code = run_train(["--ravdess-dir", str(data), "--epochs", "1", "--batch-size", "16",
+                      "--members", "cosine:none", "--auxiliary-emotions", "--artifacts", str(out),
+                      "--run-dir", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache"), "--fresh",
+                      "--verbose", "0"])
+    assert code == 0
+    (training, validation, *_), = calls
+    training_speakers = {clip.speaker for clip in training.clips}
+    assert sorted(set(training.labels)) == list(range(len(TRAINING_LABELS)))  # the six, calm and surprised
+    auxiliary = [clip for clip in training.clips if clip.emotion not in EMOTIONS]
+    assert len(auxiliary) == len(training_speakers) * 2 * TINY_CLIPS_PER_EMOTION
+    assert sorted(set(validation.labels)) == list(range(len(EMOTIONS)))
+    assert artifacts_model_outputs(out) == len(EMOTIONS)
+    config = json.loads((out / "config.json").read_text())
+    assert config["recipe"]["auxiliary_emotions"] == ["calm", "surprised"]
+    assert config["data"]["ravdess"]["clips"] == N_TINY_CLIPS
+    assert config["data"]["ravdess"]["auxiliary_clips"] == len(TINY_ACTORS) * 2 * TINY_CLIPS_PER_EMOTION
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert sum(split["clips"] for split in metrics["split"].values()) == N_TINY_CLIPS
+    assert set(metrics["test"]["per_class"]) == set(EMOTIONS)
+    assert {row["emotion"] for row in _split_rows(out / "split.csv")} == set(EMOTIONS)
+
+
+def artifacts_model_outputs(folder: Path) -> int:
+    from ser_core.artifacts import load_model
+
+    return load_model(folder / "model.keras").output_shape[-1]
+
+
 def test_out_of_fold_logits_score_exactly_as_the_run_did(tiny_run, tmp_path, monkeypatch, capsys):
     from benchmarks import oof_ensemble
 
