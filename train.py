@@ -33,7 +33,7 @@ from ser_core.evaluation import (classification_report, clip_probabilities, ece_
                                  reliability)
 from ser_core.models import DEFAULT_ARCH, LEARNING_RATES, ARCHITECTURES
 from ser_core.params import AUXILIARY_EMOTIONS, EMOTIONS, TRAINING_LABELS, FeatureParams
-from ser_core.recipes import CHECKPOINTS, DEFAULT_MEMBERS, MemberRecipe
+from ser_core.recipes import CHECKPOINTS, DEFAULT_MEMBERS, MemberRecipe, ensemble_arch, ensemble_label
 from ser_core.split import cross_validation_folds, fold_assignment, speaker_split, write_split_csv
 
 log = logging.getLogger("train")
@@ -64,8 +64,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--patience", type=int, default=20,
                         help="plateau schedule: epochs without validation gain before stopping")
     parser.add_argument("--members", nargs="+", type=member_spec, default=[MemberRecipe.parse(m) for m in DEFAULT_MEMBERS],
-                        metavar="SCHEDULE[+ema]:PRESET[@KEEP]",
-                        help=f"one model per spec, averaged (default: {' '.join(DEFAULT_MEMBERS)}). SCHEDULE plateau: halve the "
+                        metavar="[ARCH/]SCHEDULE[+ema]:PRESET[@KEEP]",
+                        help=f"one model per spec, averaged (default: {' '.join(DEFAULT_MEMBERS)}). ARCH: this "
+                             "member's network instead of --arch. SCHEDULE plateau: halve the "
                              "rate when validation loss stalls, stop early; cosine: warm up, decay to zero over "
                              "--epochs. +ema: validate and keep the weights' moving average. PRESET: augmentation, one of "
                              + ", ".join(sorted(PRESETS)) + ". KEEP: best (the epoch with the best validation "
@@ -100,6 +101,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, help="feature-extraction processes (default: CPU count)")
     parser.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2), help="Keras progress output")
     args = parser.parse_args(argv)
+    args.members = [member.on(args.arch) for member in args.members]  # "ARCH/" only where it differs
     if args.cv and args.temperature_from:
         parser.error("--temperature-from calibrates a model trained without --cv")
     return args
@@ -153,6 +155,12 @@ def training_subset(clips: list[Clip], features: list[np.ndarray], auxiliary: Au
     return subset(clips + auxiliary[0], features + auxiliary[1], assignment, split)
 
 
+def recipe_arch(args) -> str:
+    """The run's architecture as reports name it: ``--arch``, or e.g. ``ser_cnn_lite+ser_tdnn`` when
+    members bring their own (``ser_core.recipes.ensemble_arch``)."""
+    return ensemble_arch(args.members, args.arch)
+
+
 def n_outputs(args) -> int:
     """Output classes while training: the six emotions, and the auxiliary ones when asked for."""
     return len(TRAINING_LABELS) if args.auxiliary_emotions else len(EMOTIONS)
@@ -183,8 +191,9 @@ def train_model(train: WindowSet, validation: WindowSet | None, params: FeatureP
     train_data, steps = training_dataset(train, args.batch_size, augment, seed, n_outputs(args))
     validation_data = None if validation is None else evaluation_dataset(validation, 64, n_outputs(args))
 
-    model = build_model(args.arch, params.input_shape, n_outputs(args))
-    peak_rate = args.learning_rate or LEARNING_RATES[args.arch]
+    arch = member.network(args.arch)
+    model = build_model(arch, params.input_shape, n_outputs(args))
+    peak_rate = args.learning_rate or LEARNING_RATES[arch]
     model.compile(
         optimizer=make_optimizer(member.schedule, peak_rate, steps, args.epochs, member.ema),
         loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1),
@@ -445,7 +454,7 @@ def cross_validated_temperature(path: Path, args, params: FeatureParams) -> dict
         pooled = report["summary"]["pooled_calibration"]
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ValueError(f"{path} is not a readable cross-validation report ({error})") from None
-    wanted = {"arch": args.arch, "members": [str(m) for m in args.members], "feature_params": params.to_dict(),
+    wanted = {"arch": recipe_arch(args), "members": [str(m) for m in args.members], "feature_params": params.to_dict(),
               "pool_validation": args.pool_validation, "auxiliary_emotions": auxiliary_emotions(args)}
     absent = {"pool_validation": False, "auxiliary_emotions": []}  # reports older than these options
     differing = [key for key, value in wanted.items()
@@ -503,9 +512,8 @@ def run_single(args, clips: list[Clip], features: list[np.ndarray], params: Feat
     out.mkdir(parents=True, exist_ok=True)
     corpora = ", ".join(sorted({c.corpus for c in clips}))
     config = {
-        "model_name": (f"{args.arch} ({corpora})" if len(args.members) == 1
-                       else f"{len(args.members)} × {args.arch}, averaged ({corpora})"),
-        "arch": args.arch,
+        "model_name": f"{ensemble_label([str(m) for m in args.members], recipe_arch(args))} ({corpora})",
+        "arch": recipe_arch(args),
         "parameters": int(model.count_params()),
         "emotions": list(EMOTIONS),
         "feature_params": params.to_dict(),
@@ -589,16 +597,17 @@ def run_cross_validation(args, clips: list[Clip], features: list[np.ndarray], pa
     summary = summarise_folds(results)
     summary["pooled_calibration"] = pooled_calibration(fold_parts)
     print_cv_table(results, summary)
-    report = {"arch": args.arch, "seed": args.seed, "folds": results, "summary": summary,
+    arch = recipe_arch(args)
+    report = {"arch": arch, "seed": args.seed, "folds": results, "summary": summary,
               "members": [str(m) for m in args.members], "member_seeds": member_seeds(args), "epochs": args.epochs,
               "pool_validation": args.pool_validation, "auxiliary_emotions": auxiliary_emotions(args),
               "feature_params": params.to_dict(),
               "n_folds": args.cv, "speakers": len({c.speaker for c in clips}), "clips": len(clips)}
-    artifacts.write_json(args.run_dir / f"cv_{args.arch}.json", report)
-    write_out_of_fold(args.run_dir / f"oof_{args.arch}.json", report, fold_parts, results)
+    artifacts.write_json(args.run_dir / f"cv_{arch}.json", report)
+    write_out_of_fold(args.run_dir / f"oof_{arch}.json", report, fold_parts, results)
     if args.folds is None:  # only a complete cross-validation goes next to the model, for the app
-        artifacts.write_json(args.artifacts / f"cv_{args.arch}.json", report)
-    log.info("cross-validation results written to %s", args.run_dir / f"cv_{args.arch}.json")
+        artifacts.write_json(args.artifacts / f"cv_{arch}.json", report)
+    log.info("cross-validation results written to %s", args.run_dir / f"cv_{arch}.json")
 
 
 def fold_result(index: int, test_speakers: list[str], model, test: WindowSet, validation: WindowSet,

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from ser_core import artifacts
+from ser_core.models import ARCHITECTURES
+from ser_core.recipes import MemberRecipe, ensemble_arch
 from train import RUN_DESCRIPTION, pooled_calibration, print_cv_table, score_fold, summarise_folds
 
 
@@ -69,8 +71,18 @@ def load_run(paths: list[Path]) -> Run:
 
 def describe(runs: list[Run]) -> dict:
     """The averaged runs' common description, as a ``train.py --cv`` report gives it: the members of
-    every run in order, and each other key where the runs agree on it (``arch`` joined where they don't)."""
-    merged = {"members": [member for run in runs for member in run.members],
+    every run in order, and each other key where the runs agree on it. Runs of different networks are
+    described as one `train.py --members` run would be: ``arch`` "ser_cnn_lite+ser_tdnn", and each member
+    not of the first run's network named with its own ("ser_tdnn/cosine+ema:acoustic_vtlp@last")."""
+    base = runs[0].description.get("arch")
+    members = [MemberRecipe.parse(spec) for run in runs for spec in run.members]
+    if base is not None and all(run.description.get("arch") in ARCHITECTURES for run in runs):
+        # Runs of different networks: each member names its own, as train.py --members would on --arch base.
+        members = [MemberRecipe.parse(spec) if "/" in spec
+                   else replace(MemberRecipe.parse(spec), arch=run.description["arch"])
+                   for run in runs for spec in run.members]
+        members = [member.on(base) for member in members]
+    merged = {"members": [str(member) for member in members],
               "pool_validation": any(run.pool_validation for run in runs)}
     if all(run.description.get("member_seeds") for run in runs):
         merged["member_seeds"] = [seed for run in runs for seed in run.description["member_seeds"]]
@@ -80,7 +92,8 @@ def describe(runs: list[Run]) -> dict:
         if all(value == values[0] for value in values) and values[0] is not None:
             merged[key] = values[0]
         elif key == "arch":
-            merged[key] = " + ".join(dict.fromkeys(str(value) for value in values))
+            merged[key] = (ensemble_arch(members, base) if base in ARCHITECTURES
+                           else " + ".join(dict.fromkeys(str(value) for value in values)))
         elif key == "auxiliary_emotions":  # matches no recipe, so --temperature-from refuses the report
             merged[key] = "differs between members"
     return merged

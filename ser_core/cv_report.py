@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ser_core import artifacts
+from ser_core.recipes import ensemble_label
 
 LOGGER = logging.getLogger(__name__)
 
@@ -182,8 +183,9 @@ def shipped_accuracy(directory: Path | str | None, shipped_arch: str | None) -> 
 
 
 def arch_label(report: CVReport, shipped_arch: str | None) -> str:
-    """``ser_cnn``, ``ser_cnn × 3 averaged`` for an ensemble, with `` (shipped)`` when it is."""
-    label = f"{report.arch} × {len(report.members)} averaged" if len(report.members) > 1 else report.arch
+    """``ser_cnn``, ``ser_cnn × 3 averaged`` for an ensemble (``ser_cnn_lite × 2 + ser_tdnn, averaged`` for
+    a mixed one), with `` (shipped)`` when it is."""
+    label = ensemble_label(list(report.members), report.arch) if report.members else report.arch
     return f"{label} (shipped)" if report.arch == shipped_arch else label
 
 

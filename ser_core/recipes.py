@@ -3,12 +3,13 @@
 ``"cosine+ema:acoustic_vtlp@last"`` means: warm-up + cosine learning-rate schedule, the weights'
 moving average, augmentation preset ``acoustic_vtlp``, and the last epoch's weights kept.
 ``"plateau:acoustic@best"``: constant rate halved when validation loss stalls, early stopping, preset
-``acoustic``, and the epoch with the best validation accuracy kept.
+``acoustic``, and the epoch with the best validation accuracy kept. ``"ser_tdnn/cosine:acoustic"``:
+that member's network is ``ser_tdnn`` rather than the run's ``--arch``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 SCHEDULES = ("plateau", "cosine")
 CHECKPOINTS = ("best", "last")
@@ -20,7 +21,7 @@ DEFAULT_KEEP = {"plateau": "best", "cosine": "last"}
 # average beat each of them by 3-4 points on unseen speakers. With a plateau member in place of the
 # second VTLP copy the same network scored 1.2 points less, within the noise of one run; the cosine
 # members need no validation actors to choose their weights. 3x the model time of one member.
-DEFAULT_MEMBERS = ("cosine+ema:acoustic@last", "cosine+ema:acoustic_vtlp@last", "cosine+ema:acoustic_vtlp@last")
+DEFAULT_MEMBERS: tuple[str, ...] = ("cosine+ema:acoustic@last", "cosine+ema:acoustic_vtlp@last", "cosine+ema:acoustic_vtlp@last")
 
 
 @dataclass(frozen=True)
@@ -29,24 +30,39 @@ class MemberRecipe:
     ema: bool
     augment: str
     keep: str
+    arch: str | None = None  # None: the run's --arch
 
     @classmethod
     def parse(cls, spec: str) -> MemberRecipe:
-        """``"SCHEDULE[+ema]:PRESET[@best|@last]"`` -> recipe; ValueError naming the valid choices otherwise.
+        """``"[ARCH/]SCHEDULE[+ema]:PRESET[@best|@last]"`` -> recipe; ValueError naming the valid choices
+        otherwise.
 
         Without ``@``, a plateau member keeps its best epoch and a cosine member its last.
         """
         from ser_core.augment import PRESETS  # imports TensorFlow; kept_checkpoint() must not
+        from ser_core.models import ARCHITECTURES
 
+        arch, slash, spec = spec.rpartition("/")
+        if slash and arch not in ARCHITECTURES:
+            raise ValueError(f"bad member architecture {arch!r}: choose from {', '.join(sorted(ARCHITECTURES))}")
         training, _, rest = spec.partition(":")
         augment, at, keep = rest.partition("@")
         schedule, _, extra = training.partition("+")
         if (schedule not in SCHEDULES or extra not in ("", "ema") or augment not in PRESETS
                 or (at and keep not in CHECKPOINTS)):
-            raise ValueError(f"bad member {spec!r}: expected SCHEDULE[+ema]:PRESET[@KEEP] with SCHEDULE in "
+            raise ValueError(f"bad member {spec!r}: expected [ARCH/]SCHEDULE[+ema]:PRESET[@KEEP] with SCHEDULE in "
                              f"{', '.join(SCHEDULES)}, PRESET in {', '.join(sorted(PRESETS))} and KEEP in "
                              f"{', '.join(CHECKPOINTS)}")
-        return cls(schedule, extra == "ema", augment, keep or DEFAULT_KEEP[schedule])
+        return cls(schedule, extra == "ema", augment, keep or DEFAULT_KEEP[schedule], arch or None)
+
+    def network(self, run_arch: str) -> str:
+        """The architecture this member trains: its own, or the run's ``--arch``."""
+        return self.arch or run_arch
+
+    def on(self, run_arch: str) -> MemberRecipe:
+        """The same recipe with its architecture left to a run of ``run_arch`` when it is that one, so
+        a spec is written one way whichever way it was given."""
+        return replace(self, arch=None) if self.arch == run_arch else self
 
     @property
     def needs_validation(self) -> bool:
@@ -56,11 +72,37 @@ class MemberRecipe:
         return self.schedule == "plateau" or self.keep == "best"
 
     def __str__(self) -> str:
-        return f"{self.schedule}{'+ema' if self.ema else ''}:{self.augment}@{self.keep}"
+        network = f"{self.arch}/" if self.arch else ""
+        return f"{network}{self.schedule}{'+ema' if self.ema else ''}:{self.augment}@{self.keep}"
 
 
 def kept_checkpoint(spec: str) -> str:
     """"best" or "last": the weights a member spec keeps, read without checking the rest of it."""
-    training, _, rest = spec.partition(":")
+    training, _, rest = spec.rpartition("/")[2].partition(":")
     keep = rest.partition("@")[2]
     return keep if keep in CHECKPOINTS else DEFAULT_KEEP.get(training.partition("+")[0], "best")
+
+
+def ensemble_arch(members: list[MemberRecipe], run_arch: str) -> str:
+    """The architectures ``members`` train, joined by ``+``, ``run_arch`` first when any member trains
+    it, the others in order of first use: ``run_arch`` itself when they all train it,
+    ``"ser_cnn_lite+ser_tdnn"`` for a mixed ensemble. It names the run's reports
+    (``cv_<arch>.json``) and is the shipped model's ``config.json`` ``arch``."""
+    networks = [member.network(run_arch) for member in members]
+    return "+".join(dict.fromkeys(sorted(networks, key=lambda network: network != run_arch)))
+
+
+def ensemble_label(members: list[str], arch: str) -> str:
+    """How a report names its model: ``ser_cnn_lite``, ``ser_cnn_lite × 3 averaged``, or for a
+    mixed ensemble ``ser_cnn_lite × 2 + ser_tdnn, averaged`` (``members`` as the report lists them,
+    ``arch`` its ``arch``: members without an architecture of their own train its first one)."""
+    if len(members) == 1:
+        return arch
+    default = arch.split("+")[0]
+    counts: dict[str, int] = {}
+    for spec in members:
+        network = spec.rpartition("/")[0] or default
+        counts[network] = counts.get(network, 0) + 1
+    if len(counts) == 1:
+        return f"{arch} × {len(members)} averaged"
+    return " + ".join(name if n == 1 else f"{name} × {n}" for name, n in counts.items()) + ", averaged"

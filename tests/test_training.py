@@ -6,6 +6,7 @@ import csv
 import json
 import zipfile
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -498,7 +499,7 @@ def test_a_bad_member_spec_is_refused_with_the_choices(capsys):
     with pytest.raises(SystemExit) as exit_info:
         train.parse_args(["--members", "cosine+swa:acoustic"])
     assert exit_info.value.code == 2
-    assert "SCHEDULE[+ema]:PRESET[@KEEP]" in capsys.readouterr().err
+    assert "[ARCH/]SCHEDULE[+ema]:PRESET[@KEEP]" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("spec, keep", [("plateau:acoustic", "best"), ("cosine+ema:acoustic", "last"),
@@ -517,6 +518,45 @@ def test_only_a_cosine_member_keeping_its_last_weights_can_do_without_validation
     from ser_core.recipes import MemberRecipe
 
     assert MemberRecipe.parse(spec).needs_validation is needs
+
+
+def test_a_member_may_name_its_own_network():
+    from ser_core.recipes import MemberRecipe, ensemble_arch, ensemble_label, kept_checkpoint
+
+    tdnn = MemberRecipe.parse("ser_tdnn/cosine+ema:acoustic_vtlp")
+    assert (tdnn.arch, tdnn.keep, tdnn.network("ser_cnn_lite")) == ("ser_tdnn", "last", "ser_tdnn")
+    assert str(tdnn) == "ser_tdnn/cosine+ema:acoustic_vtlp@last" and MemberRecipe.parse(str(tdnn)) == tdnn
+    assert kept_checkpoint("ser_tdnn/plateau:acoustic") == "best"
+    lite = MemberRecipe.parse("cosine+ema:acoustic")
+    assert lite.network("ser_cnn_lite") == "ser_cnn_lite" and tdnn.on("ser_tdnn") == replace(tdnn, arch=None)
+    assert ensemble_arch([lite, lite], "ser_cnn_lite") == "ser_cnn_lite"
+    assert ensemble_arch([tdnn, lite, tdnn], "ser_cnn_lite") == "ser_cnn_lite+ser_tdnn"  # --arch's first
+    assert ensemble_label([str(lite), str(lite), str(tdnn)], "ser_cnn_lite+ser_tdnn") == \
+        "ser_cnn_lite × 2 + ser_tdnn, averaged"
+    assert ensemble_label([str(lite)] * 3, "ser_cnn_lite") == "ser_cnn_lite × 3 averaged"
+    with pytest.raises(ValueError, match="bad member architecture 'resnet'"):
+        MemberRecipe.parse("resnet/cosine:acoustic")
+
+
+def test_an_ensemble_of_two_networks_is_reported_under_both_names(tiny_run, tmp_path, monkeypatch):
+    calls = record_train_model_calls(monkeypatch)
+    run_dir = tmp_path / "cv"
+    code = run_train(["--ravdess-dir", str(tiny_run.data_dir), "--cv", "2", "--folds", "0", "--epochs", "1",
+                      "--batch-size", "16", "--members", "cosine:none", "ser_tdnn/cosine:none",
+                      "ser_cnn_lite/cosine:none", "--arch", "ser_cnn_lite",
+                      "--artifacts", str(tmp_path / "unused"), "--run-dir", str(run_dir),
+                      "--cache-dir", str(tiny_run.cache_dir), "--fresh", "--verbose", "0"])
+    assert code == 0
+    assert [call[-2].network("ser_cnn_lite") for call in calls] == ["ser_cnn_lite", "ser_tdnn", "ser_cnn_lite"]
+    assert [call[-1] for call in calls] == [0, 0, 1]  # the third is the first's recipe again: the next seed
+    report = json.loads((run_dir / "cv_ser_cnn_lite+ser_tdnn.json").read_text())
+    assert report["arch"] == "ser_cnn_lite+ser_tdnn"
+    assert report["members"] == ["cosine:none@last", "ser_tdnn/cosine:none@last", "cosine:none@last"]
+    assert (run_dir / "oof_ser_cnn_lite+ser_tdnn.json").is_file()
+    from ser_core.artifacts import load_model
+
+    names = [load_model(run_dir / "fold0" / f"member{i}" / "last.keras").name for i in range(3)]
+    assert names == ["ser_cnn_lite", "ser_tdnn", "ser_cnn_lite"]
 
 
 @pytest.mark.parametrize("spec", ["cosine:acoustic@first", "cosine:acoustic@", "plateau@best:acoustic"])
