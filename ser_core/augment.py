@@ -22,6 +22,7 @@ class AugmentConfig:
     shift_fraction: float = 0.15  # random circular time shift, fraction of the window
     warp: float = 0.12  # time stretch and mel-axis warp factors drawn from [1 - warp, 1 + warp]
     vtlp: float = 0.0  # vocal-tract-length warp: each example's frequencies scaled by [1 - vtlp, 1 + vtlp]
+    tempo: float = 0.0  # speaking-rate change: each example's time axis scaled by [1 - tempo, 1 + tempo]
     noise_probability: float = 0.6
     snr_db: tuple[float, float] = (0.0, 30.0)
     reverb_probability: float = 0.4
@@ -57,6 +58,12 @@ PRESETS: dict[str, AugmentConfig | None] = {
         shift_fraction=0.1, warp=0.0, vtlp=0.1, noise_probability=0.5, reverb_probability=0.2,
         band_limit_probability=0.15, freq_masks=1, time_masks=1, time_mask_frames=20,
         mixup_probability=0.5, mixup_alpha=0.4,
+    ),
+    # acoustic_vtlp + a per-example speaking-rate change (time axis stretched or squeezed by up to 15 %)
+    "acoustic_vtlp_tempo": AugmentConfig(
+        shift_fraction=0.1, warp=0.0, vtlp=0.1, tempo=0.15, noise_probability=0.5, reverb_probability=0.2,
+        band_limit_probability=0.15, freq_masks=1, time_masks=1, time_mask_frames=20,
+        mixup_probability=0.0,
     ),
     "none": None,
 }
@@ -112,6 +119,25 @@ def vocal_tract_warp(x: tf.Tensor, mel_hz: tf.Tensor, factor: tf.Tensor, floor: 
               + fraction[..., None] * tf.gather(x, upper_clamped, axis=1, batch_dims=1))
     inside = (source_hz >= mel_hz[0]) & (source_hz <= mel_hz[-1])
     return tf.where(inside[..., None], warped, floor)
+
+
+def change_tempo(x: tf.Tensor, rate: tf.Tensor, floor: float) -> tf.Tensor:
+    """Play each example ``rate`` [batch] times faster about the window's centre, pitch unchanged.
+
+    Output frame t reads the input at ``centre + (t - centre) * rate``, interpolated between the two
+    nearest frames; a rate above 1 squeezes the speech (faster talking) and pads with the floor.
+    """
+    frames = x.shape[2]
+    centre = (frames - 1) / 2.0
+    source = centre + (tf.range(frames, dtype=tf.float32)[None, :] - centre) * rate[:, None]  # [batch, frames]
+    lower = tf.clip_by_value(tf.floor(source), 0.0, frames - 1.0)
+    fraction = tf.clip_by_value(source - lower, 0.0, 1.0)[:, None, :]
+    lower = tf.cast(lower, tf.int32)
+    upper = tf.minimum(lower + 1, frames - 1)
+    stretched = ((1.0 - fraction) * tf.gather(x, lower, axis=2, batch_dims=1)
+                 + fraction * tf.gather(x, upper, axis=2, batch_dims=1))
+    inside = (source >= 0.0) & (source <= frames - 1.0)
+    return tf.where(inside[:, None, :], stretched, floor)
 
 
 def reverberate(power: tf.Tensor, hop_seconds: float, rt60_range: tuple[float, float],
@@ -200,6 +226,8 @@ def make_augmenter(params: FeatureParams, config: AugmentConfig = AugmentConfig(
             x = warp(x, config.warp, floor)
         if config.vtlp > 0:
             x = vocal_tract_warp(x, mel_hz, _uniform(batch, 1.0 - config.vtlp, 1.0 + config.vtlp), floor)
+        if config.tempo > 0:
+            x = change_tempo(x, _uniform(batch, 1.0 - config.tempo, 1.0 + config.tempo), floor)
         power = tf.pow(10.0, x / 10.0) * tf.cast(x > floor, tf.float32)
         power = reverberate(power, hop_seconds, config.rt60_s, _chosen(batch, config.reverb_probability))
         power = add_noise(power, mel_hz, config.snr_db, _chosen(batch, config.noise_probability))
