@@ -203,3 +203,15 @@ def test_vocal_tract_warp_moves_a_formant_by_the_factor():
     assert peak_hz[2] == pytest.approx(mel_hz[44] * 0.9, rel=0.05)
     assert out.min() >= -params.top_db - 1e-4 and out.max() <= 1e-4
     assert np.all(out[2, -3:, :] == -params.top_db)  # shrinking leaves the top bands at the floor
+
+
+def test_tempo_change_squeezes_or_stretches_time_about_the_centre():
+    x = np.full((3, 4, 41), -50.0, np.float32)
+    x[:, :, 20] = 0.0  # the centre frame
+    x[:, :, 30] = -10.0  # a marker 10 frames after it
+    out = aug.change_tempo(tf.constant(x), tf.constant([1.0, 2.0, 0.5]), -50.0).numpy()
+    np.testing.assert_allclose(out[0], x[0])  # rate 1 is the identity
+    assert np.argmax(out[1, 0] == -10.0) == 25  # twice as fast: the marker comes 5 frames after the centre
+    assert np.all(out[1, :, :10] == -50.0) and np.all(out[1, :, 31:] == -50.0)  # squeezed: floor at the ends
+    assert out[2, 0, 20] == 0.0 and out[2, 0, 40] == -10.0  # half as fast: 20 frames after it
+    assert out.shape == x.shape
