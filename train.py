@@ -33,7 +33,7 @@ from ser_core.evaluation import (classification_report, clip_probabilities, ece_
                                  reliability)
 from ser_core.models import DEFAULT_ARCH, LEARNING_RATES, ARCHITECTURES
 from ser_core.params import AUXILIARY_EMOTIONS, EMOTIONS, TRAINING_LABELS, FeatureParams
-from ser_core.recipes import CHECKPOINTS, DEFAULT_MEMBERS, MemberRecipe, ensemble_arch, ensemble_label
+from ser_core.recipes import CHECKPOINTS, DEFAULT_EPOCHS, DEFAULT_MEMBERS, MemberRecipe, ensemble_arch, ensemble_label
 from ser_core.split import cross_validation_folds, fold_assignment, speaker_split, write_split_csv
 
 log = logging.getLogger("train")
@@ -58,7 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ravdess-dir", help="local RAVDESS folder (Actor_NN/03-01-...); skips the download")
     parser.add_argument("--crema-dir", help="local CREMA-D folder (AudioWAV/1001_DFA_ANG_XX.wav); skips the download")
     parser.add_argument("--arch", default=DEFAULT_ARCH, choices=sorted(ARCHITECTURES))
-    parser.add_argument("--epochs", type=int, default=70)
+    parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, help="default: per architecture")
     parser.add_argument("--patience", type=int, default=20,
@@ -455,7 +455,8 @@ def cross_validated_temperature(path: Path, args, params: FeatureParams) -> dict
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ValueError(f"{path} is not a readable cross-validation report ({error})") from None
     wanted = {"arch": recipe_arch(args), "members": [str(m) for m in args.members], "feature_params": params.to_dict(),
-              "pool_validation": args.pool_validation, "auxiliary_emotions": auxiliary_emotions(args)}
+              "epochs": args.epochs, "pool_validation": args.pool_validation,
+              "auxiliary_emotions": auxiliary_emotions(args)}
     absent = {"pool_validation": False, "auxiliary_emotions": []}  # reports older than these options
     differing = [key for key, value in wanted.items()
                  if (recorded if key == "members" else report.get(key, absent.get(key))) != value]

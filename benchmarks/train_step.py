@@ -1,13 +1,15 @@
-"""Time one training step of a member on this machine, and project the shipped recipe's training time.
+"""Time one training step of each network on this machine, and project the shipped recipe's training time.
 
-    python -m benchmarks.train_step [--preset acoustic_vtlp] [--steps 20]
+    python -m benchmarks.train_step [--arch ARCH] [--preset acoustic_vtlp] [--steps 20]
     TF_ENABLE_ONEDNN_OPTS=0 python -m benchmarks.train_step      # without TensorFlow's oneDNN kernels
 
 Uses random log-mel windows of the model's input shape (the step's cost does not depend on the
 values) through the real pipeline: class-balanced tf.data batches, the preset's augmentation, the
-default architecture (or ``--arch``) and Adam. The projection assumes every member runs the full
-``--epochs`` (a plateau member usually stops earlier) on the 17 training actors of
-``--test-fraction 0``: class-balanced, 17 x 8 clips of each of the six emotions, 25 steps of 32 an epoch.
+network and Adam. Without ``--arch`` it times every network of the default members and projects
+the default recipe; with it, that network alone, as if every default member trained it. The
+projection assumes every member runs the full ``--epochs`` (a plateau member usually stops earlier)
+on the 17 training actors of ``--test-fraction 0``: class-balanced, 17 x 8 clips of each of the six
+emotions, 25 steps of 32 an epoch.
 """
 
 from __future__ import annotations
@@ -24,19 +26,13 @@ from ser_core.augment import PRESETS, make_augmenter
 from ser_core.dataset import WindowSet, training_dataset
 from ser_core.models import ARCHITECTURES, DEFAULT_ARCH, build_model
 from ser_core.params import EMOTIONS, FeatureParams
-from ser_core.recipes import DEFAULT_MEMBERS
+from ser_core.recipes import DEFAULT_EPOCHS, DEFAULT_MEMBERS, MemberRecipe
 
 SHIPPED_STEPS_PER_EPOCH = 17 * 8 * len(EMOTIONS) // 32
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="acoustic_vtlp", choices=sorted(PRESETS))
-    parser.add_argument("--steps", type=int, default=20, help="steps per timed epoch")
-    parser.add_argument("--epochs", type=int, default=70)
-    parser.add_argument("--arch", default=DEFAULT_ARCH, choices=sorted(ARCHITECTURES))
-    args = parser.parse_args()
-
+def step_seconds(arch: str, preset_name: str, steps: int) -> float:
+    """Median seconds per training step of 32 windows, over the epochs after the first."""
     import keras
 
     params = FeatureParams()
@@ -44,9 +40,9 @@ def main() -> None:
     n = 600
     windows = WindowSet(x=rng.uniform(-50, 0, (n, *params.input_shape[:2])).astype(np.float32),
                         labels=np.arange(n) % len(EMOTIONS), clip_index=np.arange(n), clips=[])
-    preset = PRESETS[args.preset]
+    preset = PRESETS[preset_name]
     dataset, _ = training_dataset(windows, 32, None if preset is None else make_augmenter(params, preset), 0)
-    model = build_model(args.arch, params.input_shape, len(EMOTIONS))
+    model = build_model(arch, params.input_shape, len(EMOTIONS))
     model.compile(optimizer=keras.optimizers.Adam(1e-3),
                   loss=keras.losses.CategoricalCrossentropy(from_logits=True))
     epoch_seconds = []
@@ -59,13 +55,27 @@ def main() -> None:
             epoch_seconds.append(time.perf_counter() - self.started)
 
     # The first epoch traces the graph and fills the input pipeline: only the later ones are timed.
-    model.fit(dataset, steps_per_epoch=args.steps, epochs=3, verbose=0, callbacks=[EpochTimer()])
-    step = float(np.median(epoch_seconds[1:])) / args.steps
-    member_minutes = step * SHIPPED_STEPS_PER_EPOCH * args.epochs / 60
-    print(f"oneDNN kernels: {os.environ.get('TF_ENABLE_ONEDNN_OPTS')} | preset {args.preset} | "
-          f"{args.arch} | {step:.3f} s per step of 32")
-    print(f"projected: {member_minutes:.1f} min per member of {args.epochs} epochs on 17 actors, "
-          f"{member_minutes * len(DEFAULT_MEMBERS):.1f} min for the {len(DEFAULT_MEMBERS)} default members")
+    model.fit(dataset, steps_per_epoch=steps, epochs=3, verbose=0, callbacks=[EpochTimer()])
+    return float(np.median(epoch_seconds[1:])) / steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="acoustic_vtlp", choices=sorted(PRESETS))
+    parser.add_argument("--steps", type=int, default=20, help="steps per timed epoch")
+    parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
+    parser.add_argument("--arch", choices=sorted(ARCHITECTURES), help="default: each network of the default members")
+    args = parser.parse_args()
+
+    networks = [args.arch or MemberRecipe.parse(spec).network(DEFAULT_ARCH) for spec in DEFAULT_MEMBERS]
+    seconds = {arch: step_seconds(arch, args.preset, args.steps) for arch in dict.fromkeys(networks)}
+    total_minutes = 0.0
+    for arch, step in seconds.items():
+        member_minutes = step * SHIPPED_STEPS_PER_EPOCH * args.epochs / 60
+        total_minutes += member_minutes * networks.count(arch)
+        print(f"oneDNN kernels: {os.environ.get('TF_ENABLE_ONEDNN_OPTS')} | preset {args.preset} | {arch} | "
+              f"{step:.3f} s per step of 32 | {member_minutes:.1f} min per member of {args.epochs} epochs on 17 actors")
+    print(f"projected: {total_minutes:.1f} min for the {len(networks)} default members ({', '.join(networks)})")
 
 
 if __name__ == "__main__":

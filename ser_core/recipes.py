@@ -21,6 +21,7 @@ DEFAULT_KEEP = {"plateau": "best", "cosine": "last"}
 # average beat each of them by 3-4 points on unseen speakers. With a plateau member in place of the
 # second VTLP copy the same network scored 1.2 points less, within the noise of one run; the cosine
 # members need no validation actors to choose their weights. 3x the model time of one member.
+DEFAULT_EPOCHS = 70  # every member's, a cosine schedule's full length
 DEFAULT_MEMBERS: tuple[str, ...] = ("cosine+ema:acoustic@last", "cosine+ema:acoustic_vtlp@last", "cosine+ema:acoustic_vtlp@last")
 
 

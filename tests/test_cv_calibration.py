@@ -42,11 +42,12 @@ def test_one_fold_has_nothing_to_cross_fit_on():
 
 
 def _cv_report(**changes) -> dict:
-    from ser_core.models import DEFAULT_ARCH
+    import train
     from ser_core.params import FeatureParams
-    from ser_core.recipes import DEFAULT_MEMBERS
+    from ser_core.recipes import DEFAULT_EPOCHS, DEFAULT_MEMBERS
 
-    report = {"arch": DEFAULT_ARCH, "members": list(DEFAULT_MEMBERS), "feature_params": FeatureParams().to_dict(),
+    report = {"arch": train.recipe_arch(train.parse_args([])), "members": list(DEFAULT_MEMBERS),
+              "feature_params": FeatureParams().to_dict(), "epochs": DEFAULT_EPOCHS,
               "speakers": 20, "summary": {"pooled_calibration": {"clips": 880, "cv_temperature": 0.77}}}
     return {**report, **changes}
 
@@ -56,6 +57,7 @@ def _cv_report(**changes) -> dict:
     ({"arch": "vgg_baseline"}, "arch differ"),
     ({"pool_validation": True}, "pool_validation differ"),  # its cosine members saw 2 more actors
     ({"auxiliary_emotions": ["calm", "surprised"]}, "auxiliary_emotions differ"),  # trained on more classes
+    ({"epochs": 35}, "epochs differ"),  # its members trained half as long
     ({"summary": {"pooled_calibration": {"clips": 176}}}, "no temperature fitted on out-of-fold clips"),
 ])
 def test_temperature_from_another_recipe_is_refused_before_any_work(tmp_path, capsys, changes, message):

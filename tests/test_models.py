@@ -18,7 +18,7 @@ def windows() -> np.ndarray:
     return np.random.default_rng(0).uniform(-50, 0, (3, *SHAPE)).astype("float32")
 
 
-@pytest.mark.parametrize("arch", ["ser_cnn", "ser_cnn_fast", "ser_cnn_lite", "ser_cnn_wide"])
+@pytest.mark.parametrize("arch", ["ser_cnn", "ser_cnn_fast", "ser_cnn_lite", "ser_cnn_wide", "ser_tdnn", "ser_crnn"])
 def test_ser_cnn_ignores_the_level(windows, arch):
     model = build_model(arch, SHAPE, 6)
     np.testing.assert_allclose(model.predict(windows + 7.0, verbose=0), model.predict(windows, verbose=0),

@@ -265,9 +265,13 @@ def test_cross_validation_one_fold_with_cosine_schedule_and_ema(tiny_run, tmp_pa
 def test_training_on_every_speaker_but_validation_calibrated_by_the_cross_validation(tiny_run, tmp_path):
     from ser_core.recipes import DEFAULT_MEMBERS
 
-    out, cv_json = tmp_path / "artifacts", tmp_path / f"cv_{DEFAULT_ARCH}.json"
+    import train
+
+    arch = train.recipe_arch(train.parse_args([]))
+    out, cv_json = tmp_path / "artifacts", tmp_path / f"cv_{arch}.json"
     cv_json.write_text(json.dumps({  # as train.py --cv 5 of the same recipe writes it, less what is not read
-        "arch": DEFAULT_ARCH, "members": list(DEFAULT_MEMBERS), "feature_params": FeatureParams().to_dict(),
+        "arch": arch, "members": list(DEFAULT_MEMBERS), "feature_params": FeatureParams().to_dict(),
+        "epochs": 1,
         "speakers": 20, "summary": {"pooled_calibration": {"clips": 880, "cv_temperature": 0.77}}}))
     code = run_train(["--ravdess-dir", str(tiny_run.data_dir), "--test-fraction", "0", "--epochs", "1",
                       "--batch-size", "16", "--artifacts", str(out), "--run-dir", str(tmp_path / "run"),
