@@ -421,7 +421,7 @@ def test_out_of_fold_logits_score_exactly_as_the_run_did(tiny_run, tmp_path, mon
         assert mine["temperature"] == pytest.approx(theirs["temperature"], rel=1e-3)  # logits kept to 4 decimals
     assert rescored["summary"]["pooled_calibration"]["clips"] == report["summary"]["pooled_calibration"]["clips"]
     # described as train.py --cv describes a run, so the app and --temperature-from can read it
-    for key in ("arch", "seed", "epochs", "feature_params", "n_folds", "speakers", "clips"):
+    for key in ("arch", "seed", "epochs", "feature_params", "n_folds", "speakers", "clips", "auxiliary_emotions"):
         assert rescored[key] == report[key] == recorded[key], key
     assert rescored["members"] == ["cosine:none@last"] * 2 and rescored["pool_validation"] is False
     assert rescored["member_seeds"] == recorded["member_seeds"] * 2 == [0, 0]
@@ -430,7 +430,8 @@ def test_out_of_fold_logits_score_exactly_as_the_run_did(tiny_run, tmp_path, mon
                                if key not in ("arch", "feature_params", "member_seeds")}))
     assert oof_ensemble.load_run([oof]).description == {key: report[key] for key in
                                                          ("arch", "seed", "epochs", "feature_params", "n_folds",
-                                                          "speakers", "clips", "member_seeds")}
+                                                          "speakers", "clips", "auxiliary_emotions",
+                                                          "member_seeds")}
     assert "average 0." in capsys.readouterr().out
 
 
@@ -486,7 +487,7 @@ def test_interrupted_ensemble_resumes_where_it_stopped(tiny_run, tmp_path, monke
     assert [h["epoch"] for h in history["members"]] == [[1, 2, 3], [1, 2, 3]]  # the second resumed at epoch 3
     assert not (second / "backup").exists()  # a finished run leaves no backup behind
     config = json.loads((out / "config.json").read_text())
-    assert config["recipe"]["members"] == ["plateau:none@best", "cosine:none@last"] and "2 ×" in config["model_name"]
+    assert config["recipe"]["members"] == ["plateau:none@best", "cosine:none@last"] and "× 2" in config["model_name"]
 
     # The shipped model averages the logits of each member's kept weights: best of the first, last of the second.
     from ser_core import artifacts
