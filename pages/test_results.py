@@ -62,7 +62,9 @@ def cross_validation_section(directory, shipped_arch: str | None) -> None:
         return
     st.caption(
         "Every speaker is a test speaker once: each fold trains a fresh model without its test "
-        "speakers and measures it on them. Figures are the mean ± standard deviation over the folds."
+        "speakers and measures it on them. Figures are the mean ± standard deviation over the folds. "
+        "The partition (`train.py --seed`) decides which speakers share a fold: rows of different "
+        "partitions were tested on different groups of speakers, which alone moves a figure by a few points."
     )
     st.dataframe(cv_report.summary_table(results, shipped_arch), hide_index=True, key="cv_summary")
     with st.expander("Per-fold figures"):

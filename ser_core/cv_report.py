@@ -46,6 +46,7 @@ class CVReport:
     clips: int | None = None
     path: Path | None = None
     members: tuple[str, ...] = ()  # the member recipes of an averaged ensemble
+    seed: int | None = None  # train.py --seed: which speakers share a test fold
 
     @property
     def folds_run(self) -> int:
@@ -86,6 +87,7 @@ def parse_cv_report(data: Any, path: Path | None = None) -> CVReport | None:
         speakers=data.get("speakers") if _number(data.get("speakers")) is not None else None,
         clips=data.get("clips") if _number(data.get("clips")) is not None else None, path=path,
         members=tuple(str(m) for m in data.get("members") or [] if isinstance(m, str)),
+        seed=data.get("seed") if isinstance(data.get("seed"), int) and not isinstance(data.get("seed"), bool) else None,
     )
 
 
@@ -244,7 +246,8 @@ def format_mean_std(stats: tuple[float, float] | None, percent: bool = True, sin
 
 
 def summary_table(reports: Mapping[str, CVReport], shipped_arch: str | None = None) -> pd.DataFrame:
-    """One row per architecture: folds run, accuracy, UAR and macro-F1 as mean ± std."""
+    """One row per architecture: folds run, speaker partition, accuracy, UAR and macro-F1 as mean ± std.
+    Reports of different partitions (``--seed``) test different groups of speakers in each fold."""
     rows = []
     for arch in order_archs(reports, shipped_arch):
         report = reports[arch]
@@ -252,11 +255,12 @@ def summary_table(reports: Mapping[str, CVReport], shipped_arch: str | None = No
         rows.append({
             "Architecture": arch_label(report, shipped_arch),
             "Folds": report.folds_label(),
+            "Partition": f"seed {report.seed}" if report.seed is not None else "–",
             "Accuracy": format_mean_std(metric_stats(report, "accuracy"), single_fold=single),
             "UAR": format_mean_std(metric_stats(report, "uar"), single_fold=single),
             "Macro-F1": format_mean_std(metric_stats(report, "macro_f1"), percent=False, single_fold=single),
         })
-    return pd.DataFrame(rows, columns=["Architecture", "Folds", "Accuracy", "UAR", "Macro-F1"])
+    return pd.DataFrame(rows, columns=["Architecture", "Folds", "Partition", "Accuracy", "UAR", "Macro-F1"])
 
 
 FOLD_COLUMNS = ["Architecture", "Fold", "Test speakers", "Accuracy", "UAR", "Macro-F1",

@@ -352,9 +352,9 @@ def test_test_results_page_shows_cross_validation(monkeypatch: pytest.MonkeyPatc
     assert "Cross-validation on unseen speakers" in [s.value for s in app.subheader]
     summary = frame_with(app, "Architecture", "Folds")
     assert summary.to_dict("records") == [
-        {"Architecture": "ser_cnn (shipped)", "Folds": "5 folds", "Accuracy": "64.0% ± 2.8%",
+        {"Architecture": "ser_cnn (shipped)", "Folds": "5 folds", "Partition": "seed 0", "Accuracy": "64.0% ± 2.8%",
          "UAR": "65.0% ± 2.8%", "Macro-F1": "0.630 ± 0.028"},
-        {"Architecture": "vgg_baseline", "Folds": "1 of 5 folds", "Accuracy": "40.0%",
+        {"Architecture": "vgg_baseline", "Folds": "1 of 5 folds", "Partition": "seed 0", "Accuracy": "40.0%",
          "UAR": "41.0%", "Macro-F1": "0.390"},
     ]
     folds = frame_with(app, "Architecture", "Fold", "Test speakers")

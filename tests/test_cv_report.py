@@ -47,14 +47,20 @@ def test_summary_table_shows_mean_and_std(cv_dir: Path) -> None:
     row = table.iloc[0].to_dict()
     accuracies = [0.60, 0.62, 0.64, 0.66, 0.68]
     assert row == {
-        "Architecture": "ser_cnn (shipped)", "Folds": "5 folds",
+        "Architecture": "ser_cnn (shipped)", "Folds": "5 folds", "Partition": "seed 0",
         "Accuracy": f"{np.mean(accuracies):.1%} ± {np.std(accuracies):.1%}",
         "UAR": f"{np.mean(accuracies) + 0.01:.1%} ± {np.std(accuracies):.1%}",
         "Macro-F1": f"{np.mean(accuracies) - 0.01:.3f} ± {np.std(accuracies):.3f}",
     }
     assert row["Accuracy"] == "64.0% ± 2.8%"
+    older = fake_cv_report()
+    del older["seed"]  # a report without its partition says so rather than guessing one
+    assert cv_report.summary_table({"ser_cnn": cv_report.parse_cv_report(older)}).iloc[0]["Partition"] == "–"
+    other = fake_cv_report()
+    other["seed"] = 1
+    assert cv_report.summary_table({"ser_cnn": cv_report.parse_cv_report(other)}).iloc[0]["Partition"] == "seed 1"
     assert table.iloc[1].to_dict() == {
-        "Architecture": "vgg_baseline", "Folds": "1 of 5 folds", "Accuracy": "40.0%",
+        "Architecture": "vgg_baseline", "Folds": "1 of 5 folds", "Partition": "seed 0", "Accuracy": "40.0%",
         "UAR": "41.0%", "Macro-F1": "0.390",
     }
 
