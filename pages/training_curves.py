@@ -40,7 +40,7 @@ if len(members) == 1:
     member_curves(members[0], reports.kept_weights(members[0]))
 else:
     st.markdown(f"The shipped model averages the outputs of **{len(members)} members**, trained differently "
-                "on the same speakers (recipe `SCHEDULE[+ema]:AUGMENTATION@KEPT`):")
+                "on the same speakers (recipe `[NETWORK/]SCHEDULE[+ema]:AUGMENTATION@KEPT`):")
     for tab, member in zip(st.tabs([f"{i + 1}: {m.get('member', '?')}" for i, m in enumerate(members)]), members):
         with tab:
             member_curves(member, reports.kept_weights(member))
