@@ -75,13 +75,14 @@ def describe(runs: list[Run]) -> dict:
     described as one `train.py --members` run would be: ``arch`` "ser_cnn_lite+ser_tdnn", and each member
     not of the first run's network named with its own ("ser_tdnn/cosine+ema:acoustic_vtlp@last")."""
     base = runs[0].description.get("arch")
+    # Runs of known networks: each member names its own where it differs from base, as train.py
+    # --members would on --arch base.
+    rebase = base is not None and all(run.description.get("arch") in ARCHITECTURES for run in runs)
     members = [MemberRecipe.parse(spec) for run in runs for spec in run.members]
-    if base is not None and all(run.description.get("arch") in ARCHITECTURES for run in runs):
-        # Runs of different networks: each member names its own, as train.py --members would on --arch base.
-        members = [MemberRecipe.parse(spec) if "/" in spec
-                   else replace(MemberRecipe.parse(spec), arch=run.description["arch"])
-                   for run in runs for spec in run.members]
-        members = [member.on(base) for member in members]
+    if rebase:
+        networks = [run.description["arch"] for run in runs for _ in run.members]
+        members = [replace(member, arch=member.network(network)).on(base)
+                   for member, network in zip(members, networks)]
     merged = {"members": [str(member) for member in members],
               "pool_validation": any(run.pool_validation for run in runs)}
     if all(run.description.get("member_seeds") for run in runs):

@@ -82,12 +82,13 @@ def parse_cv_report(data: Any, path: Path | None = None) -> CVReport | None:
     n_folds = data.get("n_folds")
     n_folds = int(n_folds) if _number(n_folds) is not None and n_folds > 0 else len(folds)
     summary = data.get("summary") if isinstance(data.get("summary"), dict) else {}
+    seed = data.get("seed")
     return CVReport(
         arch=arch, n_folds=n_folds, folds=folds, summary=summary,
         speakers=data.get("speakers") if _number(data.get("speakers")) is not None else None,
         clips=data.get("clips") if _number(data.get("clips")) is not None else None, path=path,
         members=tuple(str(m) for m in data.get("members") or [] if isinstance(m, str)),
-        seed=data.get("seed") if isinstance(data.get("seed"), int) and not isinstance(data.get("seed"), bool) else None,
+        seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
     )
 
 

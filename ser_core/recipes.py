@@ -27,6 +27,12 @@ DEFAULT_MEMBERS: tuple[str, ...] = ("cosine+ema:acoustic_vtlp@last", "cosine+ema
                                     "ser_tdnn/cosine+ema:acoustic_vtlp@last")
 
 
+def split_network(spec: str) -> tuple[str | None, str]:
+    """``"ser_tdnn/cosine:acoustic"`` -> ``("ser_tdnn", "cosine:acoustic")``; ``(None, spec)`` without one."""
+    network, slash, rest = spec.rpartition("/")
+    return (network if slash else None), rest
+
+
 @dataclass(frozen=True)
 class MemberRecipe:
     schedule: str
@@ -45,8 +51,8 @@ class MemberRecipe:
         from ser_core.augment import PRESETS  # imports TensorFlow; kept_checkpoint() must not
         from ser_core.models import ARCHITECTURES
 
-        arch, slash, spec = spec.rpartition("/")
-        if slash and arch not in ARCHITECTURES:
+        arch, spec = split_network(spec)
+        if arch is not None and arch not in ARCHITECTURES:
             raise ValueError(f"bad member architecture {arch!r}: choose from {', '.join(sorted(ARCHITECTURES))}")
         training, _, rest = spec.partition(":")
         augment, at, keep = rest.partition("@")
@@ -56,7 +62,7 @@ class MemberRecipe:
             raise ValueError(f"bad member {spec!r}: expected [ARCH/]SCHEDULE[+ema]:PRESET[@KEEP] with SCHEDULE in "
                              f"{', '.join(SCHEDULES)}, PRESET in {', '.join(sorted(PRESETS))} and KEEP in "
                              f"{', '.join(CHECKPOINTS)}")
-        return cls(schedule, extra == "ema", augment, keep or DEFAULT_KEEP[schedule], arch or None)
+        return cls(schedule, extra == "ema", augment, keep or DEFAULT_KEEP[schedule], arch)
 
     def network(self, run_arch: str) -> str:
         """The architecture this member trains: its own, or the run's ``--arch``."""
@@ -81,7 +87,7 @@ class MemberRecipe:
 
 def kept_checkpoint(spec: str) -> str:
     """"best" or "last": the weights a member spec keeps, read without checking the rest of it."""
-    training, _, rest = spec.rpartition("/")[2].partition(":")
+    training, _, rest = split_network(spec)[1].partition(":")
     keep = rest.partition("@")[2]
     return keep if keep in CHECKPOINTS else DEFAULT_KEEP.get(training.partition("+")[0], "best")
 
@@ -104,7 +110,7 @@ def ensemble_label(members: list[str], arch: str) -> str:
     default = arch.split("+")[0]
     counts: dict[str, int] = {}
     for spec in members:
-        network = spec.rpartition("/")[0] or default
+        network = split_network(spec)[0] or default
         counts[network] = counts.get(network, 0) + 1
     if len(counts) == 1:
         return f"{arch} × {len(members)} averaged"
