@@ -10,14 +10,14 @@ import logging
 
 import streamlit as st
 
-from ser_core import webrtc_setup
+from ser_core.app import webrtc_setup
 
 # Load aiortc's SRTP library (through streamlit-webrtc) before anything loads TensorFlow:
 # initialising libsrtp in a process where TensorFlow is already loaded segfaults (a native symbol
 # clash); the other order is fine. The Live page refuses to start rather than crash if it is late.
 webrtc_setup.preload_webrtc()
 
-from ser_core import app_support  # noqa: E402  (after the preload, on purpose)
+from ser_core.app import support  # noqa: E402  (after the preload, on purpose)
 
 st.set_page_config(page_title="Speech emotion recognition", page_icon=":material/graphic_eq:", layout="wide")
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -34,5 +34,5 @@ PAGES = {
 }
 
 navigation = st.navigation(PAGES)
-app_support.render_sidebar(app_support.load_reports())
+support.render_sidebar(support.load_reports())
 navigation.run()

@@ -25,16 +25,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from ser_core import artifacts
-from ser_core.augment import PRESETS
-from ser_core.corpora import Clip, DataUnavailableError, class_counts, gather
-from ser_core.dataset import DEFAULT_CACHE_DIR, WindowSet, extract_features, window_set
-from ser_core.evaluation import (classification_report, clip_probabilities, ece_sampling_floor, fit_temperature,
+from ser_core.inference import artifacts
+from ser_core.training.augment import PRESETS
+from ser_core.data.corpora import Clip, DataUnavailableError, class_counts, gather
+from ser_core.data.dataset import DEFAULT_CACHE_DIR, WindowSet, extract_features, window_set
+from ser_core.evaluation.metrics import (classification_report, clip_probabilities, ece_sampling_floor, fit_temperature,
                                  reliability)
-from ser_core.models import DEFAULT_ARCH, LEARNING_RATES, ARCHITECTURES
-from ser_core.params import AUXILIARY_EMOTIONS, EMOTIONS, TRAINING_LABELS, FeatureParams
-from ser_core.recipes import CHECKPOINTS, DEFAULT_EPOCHS, DEFAULT_MEMBERS, MemberRecipe, ensemble_arch, ensemble_label
-from ser_core.split import cross_validation_folds, fold_assignment, speaker_split, write_split_csv
+from ser_core.training.models import DEFAULT_ARCH, LEARNING_RATES, ARCHITECTURES
+from ser_core.inference.params import AUXILIARY_EMOTIONS, EMOTIONS, TRAINING_LABELS, FeatureParams
+from ser_core.evaluation.member_specs import CHECKPOINTS, ensemble_label
+from ser_core.training.recipes import DEFAULT_EPOCHS, DEFAULT_MEMBERS, MemberRecipe, ensemble_arch
+from ser_core.data.split import cross_validation_folds, fold_assignment, speaker_split, write_split_csv
 
 log = logging.getLogger("train")
 
@@ -157,7 +158,7 @@ def training_subset(clips: list[Clip], features: list[np.ndarray], auxiliary: Au
 
 def recipe_arch(args) -> str:
     """The run's architecture as reports name it: ``--arch``, or e.g. ``ser_cnn_lite+ser_tdnn`` when
-    members bring their own (``ser_core.recipes.ensemble_arch``)."""
+    members bring their own (``ser_core.training.recipes.ensemble_arch``)."""
     return ensemble_arch(args.members, args.arch)
 
 
@@ -168,7 +169,7 @@ def n_outputs(args) -> int:
 
 def load_member(path: Path):
     """A trained member as the shipped model uses it: its auxiliary outputs, if any, dropped."""
-    from ser_core.models import without_auxiliary_outputs
+    from ser_core.training.models import without_auxiliary_outputs
 
     return without_auxiliary_outputs(artifacts.load_model(path), len(EMOTIONS))
 
@@ -181,9 +182,9 @@ def train_model(train: WindowSet, validation: WindowSet | None, params: FeatureP
     and only the last epoch's weights are saved."""
     import keras
 
-    from ser_core.augment import make_augmenter
-    from ser_core.dataset import evaluation_dataset, training_dataset
-    from ser_core.models import build_model
+    from ser_core.training.augment import make_augmenter
+    from ser_core.data.dataset import evaluation_dataset, training_dataset
+    from ser_core.training.models import build_model
 
     keras.utils.set_random_seed(seed)
     preset = PRESETS[member.augment]
@@ -254,7 +255,7 @@ def train_members(train: WindowSet, validation: WindowSet, params: FeatureParams
     train on those too. An interrupted run resumes: members that had finished are loaded, the
     interrupted one continues.
     """
-    from ser_core.models import ensemble
+    from ser_core.training.models import ensemble
 
     directories = member_dirs(run_dir, len(args.members))
     finished = [(directory / "finished.json").exists() for directory in directories]
@@ -291,7 +292,7 @@ def pooled_training_set(clips: list[Clip], features: list[np.ndarray], auxiliary
 def load_members(run_dir: Path, members: list[MemberRecipe], checkpoint: str | None = None):
     """A finished run's members, averaged: each with the weights its recipe keeps, or all with
     ``checkpoint`` ("best" or "last") when given."""
-    from ser_core.models import ensemble
+    from ser_core.training.models import ensemble
 
     return ensemble([load_member(directory / f"{checkpoint or member.keep}.keras")
                      for member, directory in zip(members, member_dirs(run_dir, len(members)))])
@@ -545,9 +546,9 @@ CONDITIONS = ("snr_20db", "snr_10db", "snr_5db", "reverb_rt60_0.6s")
 def corrupted_logits(model, clips: list[Clip], params: FeatureParams, seed: int) -> dict[str, dict[str, np.ndarray]]:
     """``{condition: {"clip_index", "logits"}}`` of ``clips`` with white noise at 20/10/5 dB SNR and
     reverberated, features recomputed from the corrupted waveform (which may change the window count)."""
-    from ser_core.audio import load_audio
-    from ser_core.corrupt import add_noise, reverberate
-    from ser_core.features import clip_features
+    from ser_core.inference.audio import load_audio
+    from ser_core.data.corrupt import add_noise, reverberate
+    from ser_core.inference.features import clip_features
 
     corruptions = {
         "snr_20db": lambda w, rng: add_noise(w, 20, rng),

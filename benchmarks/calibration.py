@@ -20,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 from benchmarks.cv_models import fold_models
-from ser_core.evaluation import clip_probabilities, ece_sampling_floor, fit_temperature, reliability
+from ser_core.evaluation.metrics import clip_probabilities, ece_sampling_floor, fit_temperature, reliability
 
 
 def main() -> None:

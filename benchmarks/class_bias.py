@@ -25,8 +25,8 @@ from scipy.optimize import minimize
 from scipy.special import logsumexp
 
 from benchmarks.oof_ensemble import average, load_run
-from ser_core.evaluation import classification_report, clip_probabilities
-from ser_core.params import EMOTIONS
+from ser_core.evaluation.metrics import classification_report, clip_probabilities
+from ser_core.inference.params import EMOTIONS
 
 METHODS = ("none", "validation", "other folds", "prior")
 

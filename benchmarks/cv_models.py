@@ -9,11 +9,11 @@ from typing import Iterator
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from ser_core import artifacts
-from ser_core.corpora import gather
-from ser_core.dataset import WindowSet, extract_features, window_set
-from ser_core.params import FeatureParams
-from ser_core.split import cross_validation_folds, fold_assignment
+from ser_core.inference import artifacts
+from ser_core.data.corpora import gather
+from ser_core.data.dataset import WindowSet, extract_features, window_set
+from ser_core.inference.params import FeatureParams
+from ser_core.data.split import cross_validation_folds, fold_assignment
 
 
 def fold_models(run_dir: Path, ravdess_dir: str,

@@ -6,7 +6,7 @@
 Each run is a ``train.py --cv 5`` run of one member recipe, all with the same folds (same seed and
 data); ``--members`` names their recipes, and with them which weights of each run are used (``@best``
 or ``@last``; without it, as train.py would choose). In every fold the members' models are averaged exactly as
-``train.py --members ...`` averages them (``ser_core.models.ensemble``), and the fold is scored by
+``train.py --members ...`` averages them (``ser_core.training.models.ensemble``), and the fold is scored by
 the same code as ``train.py --cv`` (temperature on the fold's validation speakers, robustness,
 pooled calibration). So this gives the figures ``train.py --cv 5 --members ...`` would, without
 training every member again. ``--out`` writes them in train.py's ``cv_<arch>.json`` format.
@@ -24,10 +24,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 from benchmarks.cv_models import fold_models
-from ser_core import artifacts
-from ser_core.models import ensemble
-from ser_core.params import FeatureParams
-from ser_core.recipes import MemberRecipe
+from ser_core.inference import artifacts
+from ser_core.training.models import ensemble
+from ser_core.inference.params import FeatureParams
+from ser_core.training.recipes import MemberRecipe
 from train import fold_result, pooled_calibration, print_cv_table, score, summarise_folds, window_logits
 
 

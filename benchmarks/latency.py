@@ -17,9 +17,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import soundfile
 
-from ser_core.audio import load_audio
-from ser_core.features import clip_features
-from ser_core.predictor import Predictor
+from ser_core.inference.audio import load_audio
+from ser_core.inference.features import clip_features
+from ser_core.inference.predictor import Predictor
 
 
 def speech_like(seconds: float, sample_rate: int) -> np.ndarray:

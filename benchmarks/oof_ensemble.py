@@ -7,7 +7,7 @@
 test speakers (clean, noisy and reverberated) and on its validation speakers. Each ``--member`` is
 one run of one recipe, given as one file or as several files of single-fold runs (``--folds``);
 with one ``--member`` this re-scores that run. In each fold that every member has, the members'
-logits are averaged, as ``ser_core.models.ensemble`` averages them, and scored by the code
+logits are averaged, as ``ser_core.training.models.ensemble`` averages them, and scored by the code
 ``train.py --cv`` uses (``train.score_fold``), pooled calibration included. Unlike
 ``benchmarks.ensemble`` this needs no saved model, so the small OOF files are enough to try a new
 member against runs made in earlier sessions. ``--out`` writes a report like ``train.py --cv``'s
@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ser_core import artifacts
-from ser_core.models import ARCHITECTURES
-from ser_core.recipes import MemberRecipe, ensemble_arch
+from ser_core.inference import artifacts
+from ser_core.training.models import ARCHITECTURES
+from ser_core.training.recipes import MemberRecipe, ensemble_arch
 from train import RUN_DESCRIPTION, pooled_calibration, print_cv_table, score_fold, summarise_folds
 
 

@@ -15,8 +15,8 @@ import json
 from pathlib import Path
 
 from benchmarks.cv_models import fold_models
-from ser_core.params import FeatureParams
-from ser_core.recipes import kept_checkpoint
+from ser_core.inference.params import FeatureParams
+from ser_core.evaluation.member_specs import kept_checkpoint
 from train import fold_result, write_out_of_fold
 
 

@@ -22,11 +22,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from ser_core.augment import PRESETS, make_augmenter
-from ser_core.dataset import WindowSet, training_dataset
-from ser_core.models import ARCHITECTURES, DEFAULT_ARCH, build_model
-from ser_core.params import EMOTIONS, FeatureParams
-from ser_core.recipes import DEFAULT_EPOCHS, DEFAULT_MEMBERS, MemberRecipe
+from ser_core.training.augment import PRESETS, make_augmenter
+from ser_core.data.dataset import WindowSet, training_dataset
+from ser_core.training.models import ARCHITECTURES, DEFAULT_ARCH, build_model
+from ser_core.inference.params import EMOTIONS, FeatureParams
+from ser_core.training.recipes import DEFAULT_EPOCHS, DEFAULT_MEMBERS, MemberRecipe
 
 SHIPPED_STEPS_PER_EPOCH = 17 * 8 * len(EMOTIONS) // 32
 

@@ -20,10 +20,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 from benchmarks.cv_models import fold_models
-from ser_core.evaluation import classification_report, clip_probabilities
-from ser_core.models import ensemble
-from ser_core.params import FeatureParams
-from ser_core.recipes import MemberRecipe
+from ser_core.evaluation.metrics import classification_report, clip_probabilities
+from ser_core.training.models import ensemble
+from ser_core.inference.params import FeatureParams
+from ser_core.training.recipes import MemberRecipe
 
 VARIANTS = {"shift": [-20, -10, 0, 10, 20], "vtlp": [0.9, 0.95, 1.0, 1.05, 1.1]}
 
@@ -34,8 +34,8 @@ def transformed(x: np.ndarray, mode: str, amount: float, params: FeatureParams) 
         return np.roll(x, int(amount), axis=2)
     import tensorflow as tf
 
-    from ser_core.augment import vocal_tract_warp
-    from ser_core.features import mel_frequencies
+    from ser_core.training.augment import vocal_tract_warp
+    from ser_core.inference.features import mel_frequencies
 
     mel_hz = tf.constant(mel_frequencies(params), tf.float32)
     factor = tf.fill([len(x)], float(amount))

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ser_core import app_intake, app_support, app_views
-from ser_core.audio import AudioError
-from ser_core.predictor import MAX_AUDIO_SECONDS
+from ser_core.app import intake, support, views
+from ser_core.inference.audio import AudioError
+from ser_core.inference.predictor import MAX_AUDIO_SECONDS
 
-app_support.ensure_entrypoint()
+support.ensure_entrypoint()
 st.title("Analyse a voice clip")
 st.caption(
     "Record yourself or upload a clip of speech; the model names the emotion in the voice "
     "(angry, disgust, fear, happy, neutral or sad)."
 )
 
-predictor = app_support.predictor_or_stop()
-threshold = app_support.current_threshold()
+predictor = support.predictor_or_stop()
+threshold = support.current_threshold()
 model_name = predictor.config.get("model_name")
 
 record_tab, upload_tab = st.tabs([":material/mic: Record", ":material/upload_file: Upload a file"])
@@ -26,30 +26,30 @@ with record_tab:
     )
 with upload_tab:
     uploaded = st.file_uploader(
-        f"Upload speech audio ({', '.join(app_intake.UPLOAD_TYPES)}; up to "
+        f"Upload speech audio ({', '.join(intake.UPLOAD_TYPES)}; up to "
         f"{MAX_AUDIO_SECONDS:.0f} s)",
-        type=app_intake.UPLOAD_TYPES, key="uploader",
+        type=intake.UPLOAD_TYPES, key="uploader",
     )
 
 
 def show(source, key: str, container) -> None:
     """Classify one input and lay its result out in ``container``; errors become messages."""
     with container:
-        name, data = app_intake.read_upload(source)
+        name, data = intake.read_upload(source)
         st.audio(data, format=getattr(source, "type", None) or "audio/wav")
         try:
             with st.spinner("Listening…"):
-                prediction = app_intake.analyse_bytes(predictor, name, data, threshold, key)
+                prediction = intake.analyse_bytes(predictor, name, data, threshold, key)
         except AudioError as error:
             st.error(str(error))
             return
         except Exception:
-            app_support.show_unexpected_error(f"analysing {name}")
+            support.show_unexpected_error(f"analysing {name}")
             return
         try:
-            app_views.render_prediction(prediction, predictor.params, name, model_name, key)
+            views.render_prediction(prediction, predictor.params, name, model_name, key)
         except Exception:
-            app_support.show_unexpected_error(f"showing the result for {name}")
+            support.show_unexpected_error(f"showing the result for {name}")
 
 
 if recording is not None:

@@ -7,9 +7,9 @@ import time
 import numpy as np
 import streamlit as st
 
-from ser_core import app_support, app_views, plots, webrtc_setup
-from ser_core.audio import AudioError
-from ser_core.live import AudioRingBuffer, RollingTimeline, make_audio_frame_callback
+from ser_core.app import support, views, plots, webrtc_setup
+from ser_core.inference.audio import AudioError
+from ser_core.app.live_audio import AudioRingBuffer, RollingTimeline, make_audio_frame_callback
 
 UPDATE_SECONDS = 1.0
 BUFFER_SECONDS = 10.0
@@ -17,14 +17,14 @@ QUIET_DBFS = -55.0  # below this RMS a window is background noise, not speech
 CONNECT_TIMEOUT_S = 15.0
 NO_AUDIO_TIMEOUT_S = 5.0
 
-app_support.ensure_entrypoint()
+support.ensure_entrypoint()
 st.title("Live emotion")
 st.caption(
     "Stream your microphone to the model; every second it classifies the last few seconds. "
     "Audio stays in this server's memory and is never stored."
 )
-predictor = app_support.predictor_or_stop()
-threshold = app_support.current_threshold()
+predictor = support.predictor_or_stop()
+threshold = support.current_threshold()
 window_s = predictor.params.clip_seconds
 FALLBACK = "If live streaming does not work here, record a clip on the **Analyse** page instead."
 
@@ -71,7 +71,7 @@ try:
         async_processing=True,
     )
 except Exception:
-    app_support.show_unexpected_error("starting the live stream")
+    support.show_unexpected_error("starting the live stream")
     st.page_link("pages/analyse.py", label="Record on the Analyse page instead", icon=":material/mic:")
     st.stop()
 
@@ -135,11 +135,11 @@ def live_panel() -> None:
         st.info(str(error))
         return
     except Exception:
-        app_support.show_unexpected_error("classifying the live audio")
+        support.show_unexpected_error("classifying the live audio")
         return
     timeline.add(prediction.probabilities)
-    app_views.headline(prediction)
-    app_views.render_probabilities(prediction, "live")
+    views.headline(prediction)
+    views.render_probabilities(prediction, "live")
     _draw_timeline()
 
 

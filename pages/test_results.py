@@ -6,8 +6,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from ser_core import app_support, cv_report, evaluation, plots
-from ser_core.params import EMOTIONS
+from ser_core.app import plots, support
+from ser_core.evaluation import cv_report
+from ser_core.evaluation.metrics import report_from_confusion
+from ser_core.inference.params import EMOTIONS
 
 ECE_FLOOR_HELP = ("The ECE a perfectly calibrated model would still show on this many test clips, because "
                   "each clip is right or wrong by chance. Differences below it are noise.")
@@ -90,7 +92,7 @@ def cross_validation_section(directory, shipped_arch: str | None) -> None:
     if matrix is not None and len(matrix) == len(EMOTIONS):
         st.markdown(f"**Confusion matrix** of all {int(matrix.sum())} test clips, each scored by the fold "
                     "model that never heard its speaker")
-        confusion_and_per_class(evaluation.report_from_confusion(matrix), key="cv_per_class")
+        confusion_and_per_class(report_from_confusion(matrix), key="cv_per_class")
     left, right = st.columns(2)
     with left:
         st.markdown("**Recall per emotion** (mean over the folds)")
@@ -153,11 +155,11 @@ def data_split(split: dict, split_csv: pd.DataFrame | None) -> None:
             st.dataframe(pd.crosstab(split_csv["emotion"], split_csv["split"]), key="split_counts")
 
 
-app_support.ensure_entrypoint()
+support.ensure_entrypoint()
 st.title("Test results")
-reports = app_support.load_reports()
+reports = support.load_reports()
 if not reports.has_model:
-    app_support.show_model_missing()
+    support.show_model_missing()
 metrics = reports.metrics or {}
 if reports.test_metrics:
     shipped_model_on_test(reports.test_metrics, metrics.get("calibration") or {})

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ser_core import app_support, plots
+from ser_core.app import support, plots
 
 
 def member_curves(history: dict, keep: str) -> None:
@@ -21,11 +21,11 @@ def member_curves(history: dict, keep: str) -> None:
     st.pyplot(plots.training_curves_figure(history))
 
 
-app_support.ensure_entrypoint()
+support.ensure_entrypoint()
 st.title("Training curves")
-reports = app_support.load_reports()
+reports = support.load_reports()
 if not reports.has_model:
-    app_support.show_model_missing()
+    support.show_model_missing()
 members = reports.member_histories
 if not any(h.get("accuracy") or h.get("loss") for h in members):
     st.info(f"No training history in {reports.directory} (history.json). Training writes it.")

@@ -1,4 +1,22 @@
-"""Speech emotion recognition core: data, features, models and inference shared by train.py and the app."""
+"""Speech emotion recognition: the code behind ``train.py``, the app and the command-line tools.
+
+Five rooms, one purpose each (``docs/architecture.md`` is the map):
+
+- ``inference``: audio in, emotion probabilities out. Parameters, decoding, features, the
+  predictor, the model files and the ``predict`` command. What the app and the tools need.
+- ``data``: corpora on disk, speaker splits, cached features and the batches training reads.
+- ``training``: networks, recipes, augmentation and the training loop machinery.
+- ``evaluation``: metrics, calibration, cross-validation reports and the ``evaluate`` command.
+- ``app``: the Streamlit app's support code; ``pages/`` only lays it out.
+
+Who may import whom (``tests/test_architecture.py`` reads the imports and holds every room to it):
+
+- ``inference`` imports no other room;
+- ``data`` imports ``inference``;
+- ``evaluation`` imports ``inference`` and ``data``;
+- ``training`` imports ``inference``, ``data`` and ``evaluation``;
+- ``app`` imports ``inference`` and ``evaluation`` (the reports), never ``data`` or ``training``.
+"""
 
 import os
 
@@ -8,6 +26,6 @@ import os
 # imports ser_core first. An explicit TF_ENABLE_ONEDNN_OPTS=0 still wins.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
-from ser_core.params import EMOTIONS, FeatureParams  # noqa: E402
+from ser_core.inference.params import EMOTIONS, FeatureParams  # noqa: E402
 
 __all__ = ["EMOTIONS", "FeatureParams"]

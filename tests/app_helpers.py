@@ -74,7 +74,7 @@ def real_or_synthetic_wav(seconds: float | None = None, sample_rate: int = 16_00
         if wave.ndim > 1:
             wave = wave.mean(axis=1)
         if rate != sample_rate:
-            from ser_core.audio import resample
+            from ser_core.inference.audio import resample
 
             wave = resample(wave, rate, sample_rate)
     else:
@@ -197,8 +197,8 @@ def write_fake_artifacts(directory: Path, with_model: bool = True, with_cv: bool
     if with_model:
         import keras
 
-        from ser_core.models import build_model
-        from ser_core.params import FeatureParams
+        from ser_core.training.models import build_model
+        from ser_core.inference.params import FeatureParams
 
         keras.utils.set_random_seed(0)
         params = FeatureParams.from_dict(fake_reports()["config.json"]["feature_params"])
@@ -208,7 +208,7 @@ def write_fake_artifacts(directory: Path, with_model: bool = True, with_cv: bool
 
 
 def committed_model_present() -> bool:
-    from ser_core.artifacts import ARTIFACTS_DIR
+    from ser_core.inference.artifacts import ARTIFACTS_DIR
 
     return (ARTIFACTS_DIR / "model.keras").is_file() and (ARTIFACTS_DIR / "config.json").is_file()
 
@@ -217,7 +217,7 @@ def committed_model_present() -> bool:
 def model_artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The committed artifacts when they hold a model, else a generated folder with an untrained one."""
     if committed_model_present():
-        from ser_core.artifacts import ARTIFACTS_DIR
+        from ser_core.inference.artifacts import ARTIFACTS_DIR
 
         return ARTIFACTS_DIR
     return write_fake_artifacts(tmp_path_factory.mktemp("fake_artifacts"))

@@ -87,7 +87,7 @@ def tiny_artifacts(tiny_run) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_predictor(tiny_artifacts):
-    from ser_core.predictor import Predictor
+    from ser_core.inference.predictor import Predictor
 
     return Predictor.from_artifacts(tiny_artifacts)
 

@@ -18,8 +18,8 @@ from app_helpers import (  # noqa: F401  (fixtures)
     APP_FILE, EMOTIONS, empty_artifacts, fake_artifacts, fake_cv_report, fake_reports,
     model_artifacts, real_or_synthetic_wav, speech_like, wav_bytes,
 )
-from ser_core import app_intake, app_views, webrtc_setup
-from ser_core.artifacts import ARTIFACTS_DIR
+from ser_core.app import intake, views, webrtc_setup
+from ser_core.inference.artifacts import ARTIFACTS_DIR
 
 TIMEOUT = 90  # the first run loads TensorFlow and the model
 PAGES = ("pages/analyse.py", "pages/live.py", "pages/test_results.py", "pages/training_curves.py")
@@ -44,7 +44,7 @@ def alert_texts(app: AppTest) -> str:
 
 @pytest.fixture(scope="module")
 def predictor(model_artifacts: Path):
-    from ser_core.predictor import Predictor
+    from ser_core.inference.predictor import Predictor
 
     return Predictor.from_artifacts(directory=model_artifacts)
 
@@ -177,18 +177,18 @@ def test_loading_the_model_freezes_the_heap_out_of_later_garbage_collections(mod
     import gc
     import time
 
-    from ser_core import app_support
+    from ser_core.app import support
 
     gc.unfreeze()
-    app_support._load_predictor.clear()
+    support._load_predictor.clear()
     try:
-        app_support._load_predictor(str(model_artifacts.resolve()), (0.0, 0.0))
+        support._load_predictor(str(model_artifacts.resolve()), (0.0, 0.0))
         assert gc.get_freeze_count() > 100_000  # TensorFlow and the model, not a handful of objects
         started = time.perf_counter()
         gc.collect()
         assert time.perf_counter() - started < 0.05
     finally:
-        app_support._load_predictor.clear()
+        support._load_predictor.clear()
         gc.unfreeze()
 
 
@@ -431,27 +431,27 @@ def test_rtc_configuration_sources(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_check_upload_rejects_before_decoding() -> None:
-    from ser_core.audio import AudioError
+    from ser_core.inference.audio import AudioError
 
-    assert app_intake.probe_duration(wav_bytes(np.zeros(8_000, np.float32))) == pytest.approx(0.5)
-    assert app_intake.probe_duration(b"garbage") is None
+    assert intake.probe_duration(wav_bytes(np.zeros(8_000, np.float32))) == pytest.approx(0.5)
+    assert intake.probe_duration(b"garbage") is None
     with pytest.raises(AudioError, match="limit"):
-        app_intake.check_upload("long.wav", wav_bytes(np.zeros(16_000 * 61, np.float32)), 60)
+        intake.check_upload("long.wav", wav_bytes(np.zeros(16_000 * 61, np.float32)), 60)
     with pytest.raises(AudioError, match="not supported"):
-        app_intake.check_upload("doc.pdf", b"%PDF", 60)
+        intake.check_upload("doc.pdf", b"%PDF", 60)
     with pytest.raises(AudioError, match="empty"):
-        app_intake.check_upload("x.wav", b"", 60)
+        intake.check_upload("x.wav", b"", 60)
 
 
 def test_result_downloads(predictor) -> None:
     prediction = predictor.predict_file(real_or_synthetic_wav(seconds=7.0))
-    record = json.loads(app_views.prediction_json(prediction, "clip.wav", "model"))
+    record = json.loads(views.prediction_json(prediction, "clip.wav", "model"))
     assert record["file"] == "clip.wav" and record["label"] == prediction.label
     assert "features" not in record
-    lines = app_views.prediction_csv(prediction).strip().splitlines()
+    lines = views.prediction_csv(prediction).strip().splitlines()
     assert lines[0].split(",") == ["segment", "start_s", "end_s", "label", *EMOTIONS]
     assert len(lines) == 2 + len(prediction.windows)
-    shifted = app_intake.with_threshold(prediction, 0.0)
+    shifted = intake.with_threshold(prediction, 0.0)
     assert not shifted.uncertain and shifted.probabilities == prediction.probabilities
 
 
@@ -460,7 +460,7 @@ def dotted_lines(ax) -> list:
 
 
 def test_plots_build_without_pyplot(predictor) -> None:
-    from ser_core import plots
+    from ser_core.app import plots
 
     reports = fake_reports()
     prediction = predictor.predict_file(real_or_synthetic_wav())

@@ -9,7 +9,7 @@ import pytest
 
 import audio_factory
 from audio_factory import dominant_frequency, encode, tone, write_audio
-from ser_core.audio import SUPPORTED_EXTENSIONS, AudioError, interleaved_to_mono, load_audio, resample, to_mono
+from ser_core.inference.audio import SUPPORTED_EXTENSIONS, AudioError, interleaved_to_mono, load_audio, resample, to_mono
 
 SR = 16_000
 ALL_FORMATS = (".wav", ".flac", ".ogg", ".m4a", ".webm", ".mp3")
@@ -194,7 +194,7 @@ def test_too_long_audio(tmp_path):
 
 def test_silent_file_is_refused_by_the_predictor_path(tmp_path):
     """What the user sees for a silent upload: the features module flags it as silent."""
-    from ser_core.features import is_silent
+    from ser_core.inference.features import is_silent
 
     path = write_audio(tmp_path / "silence.wav", np.zeros(SR, np.float32), SR)
     assert is_silent(load_audio(path, SR))

@@ -1,4 +1,4 @@
-"""On-the-fly augmentation of log-mel batches (ser_core.augment)."""
+"""On-the-fly augmentation of log-mel batches (ser_core.training.augment)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from audio_factory import emotional_speech  # noqa: E402
-from ser_core import augment as aug  # noqa: E402
-from ser_core.augment import AugmentConfig, make_augmenter, to_db  # noqa: E402
-from ser_core.features import log_mel, mel_frequencies  # noqa: E402
-from ser_core.params import EMOTIONS, FeatureParams  # noqa: E402
+from ser_core.training import augment as aug  # noqa: E402
+from ser_core.training.augment import AugmentConfig, make_augmenter, to_db  # noqa: E402
+from ser_core.inference.features import log_mel, mel_frequencies  # noqa: E402
+from ser_core.inference.params import EMOTIONS, FeatureParams  # noqa: E402
 
 P = FeatureParams()
 OFF = AugmentConfig(shift_fraction=0.0, warp=0.0, noise_probability=0.0, reverb_probability=0.0,
@@ -178,7 +178,7 @@ def test_warp_keeps_shape_and_floor():
 PRESETS = {name: config for name, config in getattr(aug, "PRESETS", {}).items() if config is not None}
 
 
-@pytest.mark.skipif(not PRESETS, reason="ser_core.augment defines no PRESETS")
+@pytest.mark.skipif(not PRESETS, reason="ser_core.training.augment defines no PRESETS")
 @pytest.mark.parametrize("name", sorted(PRESETS) or ["-"])
 def test_every_preset_gives_valid_batches(batch, name):
     config = PRESETS[name]  # "none" (no augmentation) is left out: train.py skips the augmenter

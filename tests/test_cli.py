@@ -12,7 +12,9 @@ import pytest
 
 from audio_factory import SIX_EMOTIONS, speech_like, write_audio
 
-from ser_core import evaluate, predict
+from ser_core.evaluation import evaluate_cli
+
+from ser_core.inference import predict_cli
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SR = 16_000
@@ -35,7 +37,7 @@ def _write(path: Path, data: bytes) -> Path:
 
 def test_predict_prints_one_line_per_file_and_fails_only_the_bad_ones(tiny_artifacts, clips, capsys):
     files = [clips["good_wav"], clips["not_audio"], clips["long_flac"], clips["empty"]]
-    status = predict.main([*map(str, files), "--artifacts", str(tiny_artifacts)])
+    status = predict_cli.main([*map(str, files), "--artifacts", str(tiny_artifacts)])
     out, err = capsys.readouterr()
     assert status == 1
     lines = out.strip().splitlines()
@@ -46,7 +48,7 @@ def test_predict_prints_one_line_per_file_and_fails_only_the_bad_ones(tiny_artif
 
 
 def test_predict_json_matches_the_predictor(tiny_artifacts, tiny_predictor, clips, capsys):
-    status = predict.main([str(clips["long_flac"]), "--json", "--artifacts", str(tiny_artifacts)])
+    status = predict_cli.main([str(clips["long_flac"]), "--json", "--artifacts", str(tiny_artifacts)])
     assert status == 0
     result = json.loads(capsys.readouterr().out.strip())
     expected = tiny_predictor.predict_file(clips["long_flac"])
@@ -58,13 +60,13 @@ def test_predict_json_matches_the_predictor(tiny_artifacts, tiny_predictor, clip
 
 
 def test_predict_threshold_turns_any_answer_uncertain(tiny_artifacts, clips, capsys):
-    predict.main([str(clips["good_wav"]), "--json", "--threshold", "1.0", "--artifacts", str(tiny_artifacts)])
+    predict_cli.main([str(clips["good_wav"]), "--json", "--threshold", "1.0", "--artifacts", str(tiny_artifacts)])
     result = json.loads(capsys.readouterr().out)
     assert result["uncertain"] is True and result["label"] == "uncertain"
 
 
 def test_predict_without_a_model_says_how_to_train(tmp_path, clips, capsys):
-    status = predict.main([str(clips["good_wav"]), "--artifacts", str(tmp_path / "nothing")])
+    status = predict_cli.main([str(clips["good_wav"]), "--artifacts", str(tmp_path / "nothing")])
     assert status == 2
     assert "python train.py" in capsys.readouterr().err
 
@@ -81,7 +83,7 @@ def labelled_folder(tmp_path) -> Path:
 
 
 def test_evaluate_reports_metrics_and_ends_with_json(tiny_artifacts, tiny_predictor, labelled_folder, capsys):
-    status = evaluate.main(["--data", str(labelled_folder), "--json", "--artifacts", str(tiny_artifacts)])
+    status = evaluate_cli.main(["--data", str(labelled_folder), "--json", "--artifacts", str(tiny_artifacts)])
     out, err = capsys.readouterr()
     assert status == 0
     report = json.loads(out.strip().splitlines()[-1])
@@ -99,7 +101,7 @@ def test_evaluate_reports_metrics_and_ends_with_json(tiny_artifacts, tiny_predic
 
 def test_evaluate_refuses_a_folder_without_emotion_folders(tiny_artifacts, tmp_path, capsys):
     write_audio(tmp_path / "misc" / "a.wav", speech_like(1.0), SR)
-    assert evaluate.main(["--data", str(tmp_path), "--artifacts", str(tiny_artifacts)]) == 2
+    assert evaluate_cli.main(["--data", str(tmp_path), "--artifacts", str(tiny_artifacts)]) == 2
     assert "no audio files in emotion folders" in capsys.readouterr().err
 
 

@@ -12,8 +12,8 @@ import pytest
 import audio_factory
 from audio_factory import crema_name, ravdess_name, write_audio
 from conftest import REPO_ROOT, run_train
-from ser_core import corpora
-from ser_core.corpora import (
+from ser_core.data import corpora
+from ser_core.data.corpora import (
     DataUnavailableError,
     class_counts,
     gather,
@@ -238,7 +238,7 @@ def test_real_kagglehub_call_fails_fast_and_clearly(tmp_path):
     script = textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(REPO_ROOT)!r})
-        from ser_core.corpora import DataUnavailableError, download, RAVDESS_KAGGLE
+        from ser_core.data.corpora import DataUnavailableError, download, RAVDESS_KAGGLE
         try:
             download(RAVDESS_KAGGLE)
         except DataUnavailableError as error:

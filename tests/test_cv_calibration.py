@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import run_train
-from ser_core.evaluation import clip_probabilities, softmax
+from ser_core.evaluation.metrics import clip_probabilities, softmax
 from train import pooled_calibration
 
 
@@ -43,8 +43,8 @@ def test_one_fold_has_nothing_to_cross_fit_on():
 
 def _cv_report(**changes) -> dict:
     import train
-    from ser_core.params import FeatureParams
-    from ser_core.recipes import DEFAULT_EPOCHS, DEFAULT_MEMBERS
+    from ser_core.inference.params import FeatureParams
+    from ser_core.training.recipes import DEFAULT_EPOCHS, DEFAULT_MEMBERS
 
     report = {"arch": train.recipe_arch(train.parse_args([])), "members": list(DEFAULT_MEMBERS),
               "feature_params": FeatureParams().to_dict(), "epochs": DEFAULT_EPOCHS,

@@ -1,4 +1,4 @@
-"""``ser_core.cv_report``: reading ``cv_<arch>.json`` and the tables the Test results page shows."""
+"""``ser_core.evaluation.cv_report``: reading ``cv_<arch>.json`` and the tables the Test results page shows."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from app_helpers import EMOTIONS, fake_cv_report, write_fake_cv_reports
-from ser_core import cv_report
+from ser_core.evaluation import cv_report
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Metrics, clip-level aggregation and temperature calibration (ser_core.evaluation), checked by hand."""
+"""Metrics, clip-level aggregation and temperature calibration (ser_core.evaluation.metrics), checked by hand."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from ser_core.evaluation import (classification_report, clip_probabilities, ece_sampling_floor, fit_temperature,
+from ser_core.evaluation.metrics import (classification_report, clip_probabilities, ece_sampling_floor, fit_temperature,
                                  reliability, report_from_confusion, softmax)
-from ser_core.params import EMOTIONS
+from ser_core.inference.params import EMOTIONS
 
 LABELS = np.array([0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5])
 PREDICTED = np.array([0, 1, 1, 1, 2, 0, 3, 3, 4, 5, 5, 5])

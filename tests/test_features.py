@@ -11,11 +11,11 @@ import pytest
 
 import audio_factory
 from audio_factory import emotional_speech, tone, with_silence, write_audio
-from ser_core import dataset
-from ser_core.corpora import Clip
-from ser_core.dataset import FEATURE_CODE, cache_key, extract_features, source_fingerprint, window_set
-from ser_core.features import clip_features, is_silent, log_mel, mel_frequencies, split_windows, trim_bounds
-from ser_core.params import EMOTIONS, FeatureParams
+from ser_core.data import dataset
+from ser_core.data.corpora import Clip
+from ser_core.data.dataset import FEATURE_CODE, cache_key, extract_features, source_fingerprint, window_set
+from ser_core.inference.features import clip_features, is_silent, log_mel, mel_frequencies, split_windows, trim_bounds
+from ser_core.inference.params import EMOTIONS, FeatureParams
 
 P = FeatureParams()
 SR = P.sample_rate
@@ -206,7 +206,7 @@ def test_extraction_and_cache_hit(three_clips, tmp_path, monkeypatch):
 
 
 def load_audio_for(clip):
-    from ser_core.audio import load_audio
+    from ser_core.inference.audio import load_audio
 
     return load_audio(clip.path, SR)
 
@@ -225,15 +225,15 @@ def test_cache_key_changes_with_params_and_content(three_clips, tmp_path):
 
 
 def test_cache_key_changes_with_the_feature_code(three_clips, tmp_path):
-    import ser_core.audio
-    import ser_core.features
+    import ser_core.inference.audio
+    import ser_core.inference.features
 
     module = tmp_path / "features.py"
     module.write_text("def log_mel(): return 1\n")
     fingerprint = source_fingerprint(module)
     module.write_text("def log_mel(): return 2\n")
     assert source_fingerprint(module) != fingerprint
-    assert FEATURE_CODE == source_fingerprint(ser_core.audio.__file__, ser_core.features.__file__)
+    assert FEATURE_CODE == source_fingerprint(ser_core.inference.audio.__file__, ser_core.inference.features.__file__)
     path = three_clips[0].path
     assert cache_key(path, P, feature_code=fingerprint) != cache_key(path, P)
 
@@ -311,7 +311,7 @@ def test_training_dataset_batches():
 
 
 def test_auxiliary_emotions_share_an_epoch_with_the_six_and_add_no_steps():
-    from ser_core.params import TRAINING_LABELS
+    from ser_core.inference.params import TRAINING_LABELS
 
     six = _tiny_window_set(4)  # 24 windows
     extra = [Clip(f"/x/{e}{i}.wav", "ravdess", "ravdess_01", "male", e) for e in ("calm", "surprised") for i in range(4)]

@@ -8,7 +8,7 @@ import av
 import numpy as np
 import pytest
 
-from ser_core.live import (
+from ser_core.app.live_audio import (
     AudioRingBuffer, RollingTimeline, frame_to_interleaved, make_audio_frame_callback,
 )
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ser_core.models import build_model
+from ser_core.training.models import build_model
 
 SHAPE = (64, 101, 1)
 
@@ -42,7 +42,7 @@ def test_ser_cnn_fast_has_the_same_weights_and_steps_over_time_in_pairs(windows)
 def test_ser_cnn_lite_pools_first_which_changes_nothing_while_batchnorm_scales_are_positive(windows):
     import keras
 
-    from ser_core.models import ser_cnn
+    from ser_core.training.models import ser_cnn
 
     lite, pool_after = build_model("ser_cnn_lite", SHAPE, 6), ser_cnn(SHAPE, 6, width=16)
     assert lite.count_params() == pool_after.count_params() == 130_134
@@ -80,8 +80,8 @@ def test_ser_core_turns_on_tensorflows_onednn_kernels_unless_told_not_to():
 
 
 def test_dropping_the_auxiliary_outputs_keeps_the_six_emotions_logits(windows, tmp_path):
-    from ser_core import artifacts
-    from ser_core.models import without_auxiliary_outputs
+    from ser_core.inference import artifacts
+    from ser_core.training.models import without_auxiliary_outputs
 
     trained_with_eight = build_model("ser_cnn_lite", SHAPE, 8)
     six = without_auxiliary_outputs(trained_with_eight, 6)

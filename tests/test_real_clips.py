@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from conftest import REPO_ROOT
-from ser_core.audio import load_audio
-from ser_core.corpora import scan_ravdess
-from ser_core.features import clip_features, is_silent
-from ser_core.params import EMOTIONS, FeatureParams
+from ser_core.inference.audio import load_audio
+from ser_core.data.corpora import scan_ravdess
+from ser_core.inference.features import clip_features, is_silent
+from ser_core.inference.params import EMOTIONS, FeatureParams
 
 pytestmark = pytest.mark.real_data
 
@@ -59,7 +59,7 @@ def test_features_of_a_real_clip(real_scan):
 def shipped_predictor():
     if not (SHIPPED / "model.keras").is_file():
         pytest.skip("no shipped model in artifacts/ (train one with train.py)")
-    from ser_core.predictor import Predictor
+    from ser_core.inference.predictor import Predictor
 
     return Predictor.from_artifacts(SHIPPED)
 

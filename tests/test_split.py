@@ -7,9 +7,9 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from ser_core.corpora import Clip
-from ser_core.params import EMOTIONS
-from ser_core.split import (
+from ser_core.data.corpora import Clip
+from ser_core.inference.params import EMOTIONS
+from ser_core.data.split import (
     SPLITS,
     cross_validation_folds,
     fold_assignment,

@@ -14,8 +14,8 @@ import pytest
 
 import audio_factory
 from conftest import TINY_ACTORS, TINY_CLIPS_PER_EMOTION, run_train
-from ser_core.models import DEFAULT_ARCH
-from ser_core.params import EMOTIONS, FeatureParams
+from ser_core.training.models import DEFAULT_ARCH
+from ser_core.inference.params import EMOTIONS, FeatureParams
 
 pytestmark = pytest.mark.slow
 
@@ -70,7 +70,7 @@ def test_metrics_have_the_documented_keys(tiny_artifacts):
 
 
 def test_history_has_one_row_per_epoch_for_every_member(tiny_artifacts):
-    from ser_core.recipes import DEFAULT_MEMBERS
+    from ser_core.training.recipes import DEFAULT_MEMBERS
 
     members = json.loads((tiny_artifacts / "history.json").read_text())["members"]  # the default ensemble
     assert [history["member"] for history in members] == list(DEFAULT_MEMBERS)
@@ -133,7 +133,7 @@ def test_train_log_is_kept_in_the_run_dir(tiny_run):
 
 
 def test_model_loads_in_safe_mode(tiny_artifacts):
-    from ser_core.artifacts import load_model
+    from ser_core.inference.artifacts import load_model
 
     model = load_model(tiny_artifacts / "model.keras")
     params = FeatureParams()
@@ -213,14 +213,14 @@ def test_long_audio_gives_a_timeline_of_windows(tiny_predictor):
 
 
 def test_silent_waveform_is_refused(tiny_predictor):
-    from ser_core.audio import AudioError
+    from ser_core.inference.audio import AudioError
 
     with pytest.raises(AudioError, match="silent"):
         tiny_predictor.predict_wave(np.zeros(32_000, np.float32), 16_000)
 
 
 def test_missing_artifacts_say_how_to_train(tmp_path):
-    from ser_core.predictor import ModelNotFoundError, Predictor
+    from ser_core.inference.predictor import ModelNotFoundError, Predictor
 
     with pytest.raises(ModelNotFoundError, match="train.py"):
         Predictor.from_artifacts(tmp_path)
@@ -263,7 +263,7 @@ def test_cross_validation_one_fold_with_cosine_schedule_and_ema(tiny_run, tmp_pa
 
 
 def test_training_on_every_speaker_but_validation_calibrated_by_the_cross_validation(tiny_run, tmp_path):
-    from ser_core.recipes import DEFAULT_MEMBERS
+    from ser_core.training.recipes import DEFAULT_MEMBERS
 
     import train
 
@@ -357,7 +357,7 @@ def test_pool_validation_trains_only_the_members_that_need_no_validation_on_thos
 
 
 def test_auxiliary_emotions_are_trained_on_but_never_validated_tested_or_predicted(tmp_path, monkeypatch):
-    from ser_core.params import TRAINING_LABELS
+    from ser_core.inference.params import TRAINING_LABELS
 
     data = tmp_path / "ravdess"
     audio_factory.make_ravdess(data, TINY_ACTORS, emotions=(*EMOTIONS, "calm", "surprised"),
@@ -387,7 +387,7 @@ def test_auxiliary_emotions_are_trained_on_but_never_validated_tested_or_predict
 
 
 def artifacts_model_outputs(folder: Path) -> int:
-    from ser_core.artifacts import load_model
+    from ser_core.inference.artifacts import load_model
 
     return load_model(folder / "model.keras").output_shape[-1]
 
@@ -490,7 +490,7 @@ def test_interrupted_ensemble_resumes_where_it_stopped(tiny_run, tmp_path, monke
     assert config["recipe"]["members"] == ["plateau:none@best", "cosine:none@last"] and "× 2" in config["model_name"]
 
     # The shipped model averages the logits of each member's kept weights: best of the first, last of the second.
-    from ser_core import artifacts
+    from ser_core.inference import artifacts
 
     x = np.random.default_rng(0).normal(size=(4, *artifacts.load_model(first / "best.keras").input_shape[1:]))
     kept = [artifacts.load_model(first / "best.keras"), artifacts.load_model(second / "last.keras")]
@@ -510,7 +510,8 @@ def test_a_bad_member_spec_is_refused_with_the_choices(capsys):
 @pytest.mark.parametrize("spec, keep", [("plateau:acoustic", "best"), ("cosine+ema:acoustic", "last"),
                                         ("cosine:none@best", "best"), ("plateau:acoustic_vtlp@last", "last")])
 def test_member_spec_keeps_its_schedule_default_unless_told(spec, keep):
-    from ser_core.recipes import MemberRecipe, kept_checkpoint
+    from ser_core.evaluation.member_specs import kept_checkpoint
+    from ser_core.training.recipes import MemberRecipe
 
     recipe = MemberRecipe.parse(spec)
     assert recipe.keep == keep == kept_checkpoint(spec)
@@ -520,13 +521,14 @@ def test_member_spec_keeps_its_schedule_default_unless_told(spec, keep):
 @pytest.mark.parametrize("spec, needs", [("plateau:acoustic@last", True), ("cosine+ema:acoustic@best", True),
                                          ("cosine+ema:acoustic_vtlp", False)])
 def test_only_a_cosine_member_keeping_its_last_weights_can_do_without_validation(spec, needs):
-    from ser_core.recipes import MemberRecipe
+    from ser_core.training.recipes import MemberRecipe
 
     assert MemberRecipe.parse(spec).needs_validation is needs
 
 
 def test_a_member_may_name_its_own_network():
-    from ser_core.recipes import MemberRecipe, ensemble_arch, ensemble_label, kept_checkpoint
+    from ser_core.evaluation.member_specs import ensemble_label, kept_checkpoint
+    from ser_core.training.recipes import MemberRecipe, ensemble_arch
 
     tdnn = MemberRecipe.parse("ser_tdnn/cosine+ema:acoustic_vtlp")
     assert (tdnn.arch, tdnn.keep, tdnn.network("ser_cnn_lite")) == ("ser_tdnn", "last", "ser_tdnn")
@@ -558,7 +560,7 @@ def test_an_ensemble_of_two_networks_is_reported_under_both_names(tiny_run, tmp_
     assert report["arch"] == "ser_cnn_lite+ser_tdnn"
     assert report["members"] == ["cosine:none@last", "ser_tdnn/cosine:none@last", "cosine:none@last"]
     assert (run_dir / "oof_ser_cnn_lite+ser_tdnn.json").is_file()
-    from ser_core.artifacts import load_model
+    from ser_core.inference.artifacts import load_model
 
     names = [load_model(run_dir / "fold0" / f"member{i}" / "last.keras").name for i in range(3)]
     assert names == ["ser_cnn_lite", "ser_tdnn", "ser_cnn_lite"]
@@ -566,7 +568,7 @@ def test_an_ensemble_of_two_networks_is_reported_under_both_names(tiny_run, tmp_
 
 @pytest.mark.parametrize("spec", ["cosine:acoustic@first", "cosine:acoustic@", "plateau@best:acoustic"])
 def test_a_bad_keep_is_refused(spec):
-    from ser_core.recipes import MemberRecipe
+    from ser_core.training.recipes import MemberRecipe
 
     with pytest.raises(ValueError, match="KEEP in best, last"):
         MemberRecipe.parse(spec)

@@ -3,7 +3,7 @@
 The features are dB relative to each window's maximum, so they convert back to mel power exactly
 (down to the -top_db floor). Noise, reverberation and band-limiting are applied there, in the
 power domain, where they add and multiply as they do in the air; the result is mapped back to dB
-exactly as :func:`ser_core.features.log_mel` does. Time shift, speed/pitch-like warping,
+exactly as :func:`ser_core.inference.features.log_mel` does. Time shift, speed/pitch-like warping,
 SpecAugment masks and mixup act on the dB image.
 """
 
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
-from ser_core.features import mel_frequencies
-from ser_core.params import FeatureParams
+from ser_core.inference.features import mel_frequencies
+from ser_core.inference.params import FeatureParams
 
 
 @dataclass(frozen=True)

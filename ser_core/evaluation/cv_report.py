@@ -18,8 +18,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ser_core import artifacts
-from ser_core.recipes import ensemble_label
+from ser_core.inference import artifacts
+from ser_core.evaluation.member_specs import ensemble_label
 
 LOGGER = logging.getLogger(__name__)
 

@@ -11,12 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-SCHEDULES = ("plateau", "cosine")
-CHECKPOINTS = ("best", "last")
-# A cosine schedule anneals to zero, so its last epoch is the one it was designed to end on; on
-# unseen speakers it beat the epoch that 2-3 validation actors chose by 2-3 points
-# (docs/experiments.md). A plateau run stops early, 20 epochs past its best, so it keeps the best.
-DEFAULT_KEEP = {"plateau": "best", "cosine": "last"}
+from ser_core.evaluation.member_specs import CHECKPOINTS, DEFAULT_KEEP, SCHEDULES, split_network
+
 # Three cosine members of one augmentation recipe, 120 epochs each (docs/experiments.md, rows 40-45):
 # two ser_cnn_lite runs (seeds 0 and 1) and a ser_tdnn, whose 1-D convolutions over time err
 # differently from the 2-D CNNs, so the three average better than three CNNs. At 70 epochs the
@@ -25,12 +21,6 @@ DEFAULT_KEEP = {"plateau": "best", "cosine": "last"}
 DEFAULT_EPOCHS = 120  # every member's, a cosine schedule's full length
 DEFAULT_MEMBERS: tuple[str, ...] = ("cosine+ema:acoustic_vtlp@last", "cosine+ema:acoustic_vtlp@last",
                                     "ser_tdnn/cosine+ema:acoustic_vtlp@last")
-
-
-def split_network(spec: str) -> tuple[str | None, str]:
-    """``"ser_tdnn/cosine:acoustic"`` -> ``("ser_tdnn", "cosine:acoustic")``; ``(None, spec)`` without one."""
-    network, slash, rest = spec.rpartition("/")
-    return (network if slash else None), rest
 
 
 @dataclass(frozen=True)
@@ -48,8 +38,8 @@ class MemberRecipe:
 
         Without ``@``, a plateau member keeps its best epoch and a cosine member its last.
         """
-        from ser_core.augment import PRESETS  # imports TensorFlow; kept_checkpoint() must not
-        from ser_core.models import ARCHITECTURES
+        from ser_core.training.augment import PRESETS  # imports TensorFlow; kept_checkpoint() must not
+        from ser_core.training.models import ARCHITECTURES
 
         arch, spec = split_network(spec)
         if arch is not None and arch not in ARCHITECTURES:
@@ -85,13 +75,6 @@ class MemberRecipe:
         return f"{network}{self.schedule}{'+ema' if self.ema else ''}:{self.augment}@{self.keep}"
 
 
-def kept_checkpoint(spec: str) -> str:
-    """"best" or "last": the weights a member spec keeps, read without checking the rest of it."""
-    training, _, rest = split_network(spec)[1].partition(":")
-    keep = rest.partition("@")[2]
-    return keep if keep in CHECKPOINTS else DEFAULT_KEEP.get(training.partition("+")[0], "best")
-
-
 def ensemble_arch(members: list[MemberRecipe], run_arch: str) -> str:
     """The architectures ``members`` train, joined by ``+``, ``run_arch`` first when any member trains
     it, the others in order of first use: ``run_arch`` itself when they all train it,
@@ -99,19 +82,3 @@ def ensemble_arch(members: list[MemberRecipe], run_arch: str) -> str:
     (``cv_<arch>.json``) and is the shipped model's ``config.json`` ``arch``."""
     networks = [member.network(run_arch) for member in members]
     return "+".join(dict.fromkeys(sorted(networks, key=lambda network: network != run_arch)))
-
-
-def ensemble_label(members: list[str], arch: str) -> str:
-    """How a report names its model: ``ser_cnn_lite``, ``ser_cnn_lite × 3 averaged``, or for a
-    mixed ensemble ``ser_cnn_lite × 2 + ser_tdnn, averaged`` (``members`` as the report lists them,
-    ``arch`` its ``arch``: members without an architecture of their own train its first one)."""
-    if len(members) == 1:
-        return arch
-    default = arch.split("+")[0]
-    counts: dict[str, int] = {}
-    for spec in members:
-        network = split_network(spec)[0] or default
-        counts[network] = counts.get(network, 0) + 1
-    if len(counts) == 1:
-        return f"{arch} × {len(members)} averaged"
-    return " + ".join(name if n == 1 else f"{name} × {n}" for name, n in counts.items()) + ", averaged"

@@ -1,7 +1,7 @@
 """The log-mel feature function: the only place where audio becomes model input.
 
 Training (through the feature cache) and inference both call :func:`clip_features`, with the
-:class:`~ser_core.params.FeatureParams` saved in the artifacts.
+:class:`~ser_core.inference.params.FeatureParams` saved in the artifacts.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from functools import lru_cache
 import librosa
 import numpy as np
 
-from ser_core.params import FeatureParams
+from ser_core.inference.params import FeatureParams
 
 SILENCE_PEAK = 1e-4  # peak amplitude below which a clip holds nothing to classify
 

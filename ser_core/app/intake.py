@@ -11,8 +11,8 @@ from typing import Any
 
 import streamlit as st
 
-from ser_core.audio import SUPPORTED_EXTENSIONS, AudioError
-from ser_core.predictor import MAX_AUDIO_SECONDS
+from ser_core.inference.audio import SUPPORTED_EXTENSIONS, AudioError
+from ser_core.inference.predictor import MAX_AUDIO_SECONDS
 
 UPLOAD_TYPES: list[str] = [extension.lstrip(".") for extension in SUPPORTED_EXTENSIONS]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import soundfile
 
-from ser_core.params import AUXILIARY_EMOTIONS
+from ser_core.inference.params import AUXILIARY_EMOTIONS
 
 log = logging.getLogger(__name__)
 

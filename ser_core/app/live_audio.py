@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ser_core.audio import interleaved_to_mono, resample
+from ser_core.inference.audio import interleaved_to_mono, resample
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ def frame_to_interleaved(frame: Any) -> tuple[np.ndarray, int, int]:
 
     Packed formats such as ``s16`` (what WebRTC delivers) come out of ``to_ndarray`` as one row of
     interleaved samples; planar formats (``fltp``...) as one row per channel, which is interleaved
-    here so both reach :func:`~ser_core.audio.interleaved_to_mono` the same way.
+    here so both reach :func:`~ser_core.inference.audio.interleaved_to_mono` the same way.
     """
     array = frame.to_ndarray()
     channels = len(frame.layout.channels)

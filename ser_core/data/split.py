@@ -7,7 +7,7 @@ import random
 from collections import defaultdict
 from pathlib import Path
 
-from ser_core.corpora import Clip
+from ser_core.data.corpora import Clip
 
 SPLITS = ("train", "validation", "test")
 

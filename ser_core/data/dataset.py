@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ser_core import audio, features
-from ser_core.audio import AudioError, load_audio
-from ser_core.corpora import Clip
-from ser_core.features import clip_features, is_silent
-from ser_core.params import EMOTIONS, TRAINING_LABELS, FeatureParams
+from ser_core.inference import audio, features
+from ser_core.inference.audio import AudioError, load_audio
+from ser_core.data.corpora import Clip
+from ser_core.inference.features import clip_features, is_silent
+from ser_core.inference.params import EMOTIONS, TRAINING_LABELS, FeatureParams
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from typing import Any, Mapping
 import pandas as pd
 import streamlit as st
 
-from ser_core import plots
+from ser_core.app import plots
 
 
 def prediction_json(prediction: Any, source_name: str, model_name: str | None) -> str:

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ser_core.features import mel_frequencies
-from ser_core.params import FeatureParams
+from ser_core.inference.features import mel_frequencies
+from ser_core.inference.params import FeatureParams
 
 ACCENT = "#d1495b"
 MUTED = "#9aa5b1"

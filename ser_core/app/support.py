@@ -3,10 +3,10 @@ reports in ``artifacts/``, the sidebar with the "uncertain" threshold, and the n
 unexpected-error messages.
 
 The pages in ``pages/`` hold layout and widgets only. The other app modules:
-:mod:`ser_core.app_intake` (uploaded and recorded audio in, a prediction out),
-:mod:`ser_core.app_views` (showing a prediction, JSON/CSV exports),
-:mod:`ser_core.webrtc_setup` (streamlit-webrtc import order, ICE servers) and
-:mod:`ser_core.cv_report` (cross-validation results).
+:mod:`ser_core.app.intake` (uploaded and recorded audio in, a prediction out),
+:mod:`ser_core.app.views` (showing a prediction, JSON/CSV exports),
+:mod:`ser_core.app.webrtc_setup` (streamlit-webrtc import order, ICE servers) and
+:mod:`ser_core.evaluation.cv_report` (cross-validation results).
 """
 
 from __future__ import annotations
@@ -20,10 +20,12 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from ser_core import artifacts, cv_report
-from ser_core.artifacts import ModelNotFoundError, read_json_artifact
-from ser_core.predictor import DEFAULT_THRESHOLD
-from ser_core.recipes import CHECKPOINTS, kept_checkpoint
+from ser_core.inference import artifacts
+
+from ser_core.evaluation import cv_report
+from ser_core.inference.artifacts import ModelNotFoundError, read_json_artifact
+from ser_core.inference.predictor import DEFAULT_THRESHOLD
+from ser_core.evaluation.member_specs import CHECKPOINTS, kept_checkpoint
 
 LOGGER = logging.getLogger("ser_app")
 
@@ -82,7 +84,7 @@ def _load_predictor(directory: str, stamp: tuple[float, float]):
 
     Exceptions are not cached: once a model is trained, the next rerun picks it up.
     """
-    from ser_core.predictor import Predictor  # imports TensorFlow: only where a model is needed
+    from ser_core.inference.predictor import Predictor  # imports TensorFlow: only where a model is needed
 
     del stamp  # part of the cache key only
     LOGGER.info("loading the model from %s", directory)
@@ -98,7 +100,7 @@ def _load_predictor(directory: str, stamp: tuple[float, float]):
 
 
 def get_predictor():
-    """The shared :class:`~ser_core.predictor.Predictor`; raises :class:`ModelNotFoundError`."""
+    """The shared :class:`~ser_core.inference.predictor.Predictor`; raises :class:`ModelNotFoundError`."""
     directory = artifacts_directory()
     return _load_predictor(str(directory.resolve()), _model_stamp(directory))
 

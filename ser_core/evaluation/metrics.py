@@ -1,4 +1,4 @@
-"""Metrics, clip-level aggregation and temperature calibration."""
+"""Metrics, calibration fitting and reliability figures of a model's answers."""
 
 from __future__ import annotations
 
@@ -12,23 +12,8 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
-from ser_core.params import EMOTIONS
-
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    scaled = np.asarray(logits, dtype=np.float64) / temperature
-    scaled -= scaled.max(axis=-1, keepdims=True)
-    exp = np.exp(scaled)
-    return exp / exp.sum(axis=-1, keepdims=True)
-
-
-def clip_probabilities(window_logits: np.ndarray, clip_index: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Average the calibrated window probabilities of each clip (as the predictor does)."""
-    probabilities = softmax(window_logits, temperature)
-    n_clips = int(clip_index.max()) + 1
-    sums = np.zeros((n_clips, probabilities.shape[1]))
-    np.add.at(sums, clip_index, probabilities)
-    return sums / np.bincount(clip_index, minlength=n_clips)[:, None]
+from ser_core.inference.params import EMOTIONS
+from ser_core.inference.scoring import clip_probabilities, softmax  # noqa: F401  (part of this module's API)
 
 
 def classification_report(labels: np.ndarray, predicted: np.ndarray,

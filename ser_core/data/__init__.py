@@ -1,0 +1,1 @@
+"""Corpora on disk, speaker-independent splits, cached features and the batches training reads."""

@@ -1,0 +1,1 @@
+"""Metrics, calibration, cross-validation reports and the ``evaluate`` command."""

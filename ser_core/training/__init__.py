@@ -1,0 +1,1 @@
+"""Networks, member recipes, augmentation and the machinery of a training run."""
