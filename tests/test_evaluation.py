@@ -48,7 +48,8 @@ def test_uar_differs_from_accuracy_on_imbalanced_data():
     report = classification_report(labels, predicted)
     assert report["accuracy"] == pytest.approx(0.8)
     assert report["uar"] == pytest.approx(0.5)
-    assert report["per_class"]["disgust"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 2}
+    assert report["per_class"]["disgust"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 2,
+                                              "predicted": 0}
     assert np.asarray(report["confusion_matrix"]).shape == (6, 6)
 
 

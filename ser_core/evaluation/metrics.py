@@ -20,24 +20,32 @@ def classification_report(labels: np.ndarray, predicted: np.ndarray,
                           emotions: tuple[str, ...] = EMOTIONS) -> dict[str, Any]:
     """Accuracy, UAR (balanced accuracy), macro-F1, per-class figures and the confusion matrix.
 
-    UAR and macro-F1 average over the classes present in ``labels``, so a folder without some
-    emotions is not penalised for them.
+    An emotion with no clips in ``labels`` is not measured: its precision, recall and F1 are None
+    (JSON null), not 0, and it is left out of UAR and macro-F1, so a folder without some emotions
+    is neither penalised nor flattered by them. Each row also counts how often the emotion was
+    ``predicted``, so answers given for an absent emotion (all of them wrong) still show.
     """
     classes = list(range(len(emotions)))
     present = sorted(set(np.asarray(labels).tolist()))
     precision, recall, f1, support = precision_recall_fscore_support(
         labels, predicted, labels=classes, zero_division=0
     )
+    matrix = confusion_matrix(labels, predicted, labels=classes)
+
+    def measured(value: float, count: int) -> float | None:
+        return float(value) if count > 0 else None
+
     return {
         "n": int(len(labels)),
         "accuracy": float(accuracy_score(labels, predicted)),
         "uar": float(np.mean(recall[present])),
         "macro_f1": float(np.mean(f1[present])),
         "labels": list(emotions),
-        "confusion_matrix": confusion_matrix(labels, predicted, labels=classes).tolist(),
+        "confusion_matrix": matrix.tolist(),
         "per_class": {
-            emotion: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
-            for emotion, p, r, f, s in zip(emotions, precision, recall, f1, support)
+            emotion: {"precision": measured(p, s), "recall": measured(r, s), "f1": measured(f, s),
+                      "support": int(s), "predicted": int(n)}
+            for emotion, p, r, f, s, n in zip(emotions, precision, recall, f1, support, matrix.sum(axis=0))
         },
     }
 
