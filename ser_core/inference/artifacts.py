@@ -21,7 +21,25 @@ TRAIN_COMMAND = "python train.py --ravdess-dir ../shared/data/ravdess"
 
 
 class ModelNotFoundError(FileNotFoundError):
-    """No usable model in the artifacts folder; the message says how to train one."""
+    """No usable model in the artifacts folder; the message says what to do.
+
+    ``kind`` is ``"missing"`` (no model there: train one) or ``"damaged"`` (see
+    :class:`ModelDamagedError`); ``path`` is the file at fault.
+    """
+
+    kind = "missing"
+
+    def __init__(self, message: str, path: Path | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class ModelDamagedError(ModelNotFoundError):
+    """The model files exist but cannot be read (truncated, corrupt, not a Keras model, wrong
+    config). A subclass of :class:`ModelNotFoundError`, so code that handles "no usable model"
+    still catches it; check ``kind == "damaged"`` (or this class) to say which."""
+
+    kind = "damaged"
 
 
 def artifacts_dir() -> Path:
@@ -70,6 +88,51 @@ def read_json_artifact(name: str, directory: Path | None = None) -> dict[str, An
             return json.load(handle)
     except (OSError, ValueError):
         return None
+
+
+def _damaged(path: Path, what: str) -> ModelDamagedError:
+    return ModelDamagedError(
+        f"The model file {path} exists but {what}, so it cannot be used. It may be damaged (for "
+        f"example a copy or download that stopped early). Restore the previous model into "
+        f"{path.parent}, or train a new one with: {TRAIN_COMMAND}",
+        path,
+    )
+
+
+def load_model_and_config(directory: Path):
+    """The model and its config from ``directory``, telling a missing model from a damaged one.
+
+    Returns
+    -------
+    (keras.Model, dict)
+
+    Raises
+    ------
+    ModelNotFoundError
+        Neither ``model.keras`` nor ``config.json`` is there, or one of them is missing.
+    ModelDamagedError
+        A file is there but unreadable: truncated or corrupt model, config that is not JSON or
+        lacks ``feature_params``/``emotions``.
+    """
+    directory = Path(directory)
+    model_path, config_path = directory / MODEL_FILE, directory / CONFIG_FILE
+    for path in (model_path, config_path):
+        if not path.is_file():
+            raise ModelNotFoundError(
+                f"No trained model in {directory} ({path.name} is missing). "
+                f"Train one with: {TRAIN_COMMAND}", path)
+    try:
+        model = load_model(model_path)
+    except Exception as error:  # Keras says "File not found" for a truncated zip: never pass that on
+        raise _damaged(model_path, "could not be loaded as a Keras model") from error
+    try:
+        with open(config_path) as handle:
+            config = json.load(handle)
+    except (OSError, ValueError) as error:
+        raise _damaged(config_path, "is not readable JSON") from error
+    if not isinstance(config, dict) or not {"feature_params", "emotions"} <= config.keys():
+        raise _damaged(config_path, "lacks the model's settings (feature_params, emotions)")
+    return model, config
 
 
 def load_model(path: Path):
