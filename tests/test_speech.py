@@ -208,3 +208,13 @@ def test_regions_dataclass() -> None:
     assert r.padded_seconds == 0.5
     with pytest.raises(Exception):
         r.speech_seconds = 1.0  # frozen
+
+
+@needs_data
+def test_speech_after_a_long_digital_silence_is_found(ravdess: np.ndarray) -> None:
+    """Long files hold long silences: the detector's state must not go deaf after them."""
+    for gap_seconds in (20, 60):
+        x = np.concatenate([ravdess, np.zeros(gap_seconds * SAMPLE_RATE, np.float32), ravdess])
+        r = detect_speech(x)
+        assert len(r.regions) == 2
+        assert r.regions[1][0] > (len(ravdess) + gap_seconds * SAMPLE_RATE) - SAMPLE_RATE

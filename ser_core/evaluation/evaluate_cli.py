@@ -18,7 +18,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from ser_core.inference.artifacts import ModelNotFoundError  # noqa: E402
-from ser_core.inference.audio import SUPPORTED_EXTENSIONS, AudioError  # noqa: E402
+from ser_core.inference.audio import SUPPORTED_EXTENSIONS, AudioError, about_file  # noqa: E402
 from ser_core.inference.params import EMOTIONS  # noqa: E402
 
 
@@ -35,12 +35,24 @@ def labelled_files(root: Path) -> tuple[list[tuple[Path, str]], list[str]]:
     return files, ignored
 
 
+def _cell(value: float | None, width: int) -> str:
+    return f"{'-':>{width}}" if value is None else f"{value:{width}.3f}"
+
+
 def format_report(report: dict) -> str:
     lines = [f"n = {report['n']}   accuracy {report['accuracy']:.3f}   UAR {report['uar']:.3f}   "
              f"macro-F1 {report['macro_f1']:.3f}", "",
              f"{'emotion':<9} {'precision':>9} {'recall':>7} {'F1':>6} {'support':>8}"]
     for emotion, row in report["per_class"].items():
-        lines.append(f"{emotion:<9} {row['precision']:9.3f} {row['recall']:7.3f} {row['f1']:6.3f} {row['support']:8d}")
+        if row["support"] == 0:
+            predicted = row.get("predicted", 0)
+            note = f" (no clips; predicted {predicted} time{'s' if predicted != 1 else ''})" if predicted else " (no clips)"
+            lines.append(f"{emotion:<9} {'not measured':>24} {row['support']:8d}{note}")
+            continue
+        lines.append(f"{emotion:<9} {_cell(row['precision'], 9)} {_cell(row['recall'], 7)} "
+                     f"{_cell(row['f1'], 6)} {row['support']:8d}")
+    if any(row["support"] == 0 for row in report["per_class"].values()):
+        lines.append("(UAR and macro-F1 average the emotions that have clips only.)")
     labels = report["labels"]
     lines += ["", "confusion matrix (rows: true, columns: predicted)",
               " " * 9 + "".join(f"{label[:7]:>8}" for label in labels)]
@@ -78,23 +90,34 @@ def main(argv: list[str] | None = None) -> int:
     except ModelNotFoundError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    from ser_core.inference.speech import NotEnoughSpeech
+
     labels, predicted, skipped = [], [], []
+    refused = {"no_speech": 0, "too_little_speech": 0}
     for path, emotion in tqdm(files, desc="evaluating", unit="file", disable=None):
         try:
-            result = predictor.predict_file(path)
+            result = predictor.predict_file(path, max_seconds=None, keep_features=False)
+        except NotEnoughSpeech as error:
+            refused[error.kind] += 1
+            skipped.append(about_file(path, error))
+            continue
         except AudioError as error:
-            skipped.append(f"{path}: {error}")
+            skipped.append(about_file(path, error))
             continue
         labels.append(EMOTIONS.index(emotion))
         predicted.append(EMOTIONS.index(result.top_emotion))
     for line in skipped:
         print(f"skipped {line}", file=sys.stderr)
     if not labels:
-        print("error: none of the files could be decoded", file=sys.stderr)
+        print("error: none of the files could be classified (see the messages above)", file=sys.stderr)
         return 1
     report = classification_report(np.array(labels), np.array(predicted))
     report["skipped"] = len(skipped)
+    report["refused_for_speech"] = refused
     report["ignored_folders"] = ignored
+    if any(refused.values()):
+        print(f"{refused['no_speech']} file(s) held no speech and {refused['too_little_speech']} too "
+              f"little speech for an answer; they are left out of the figures below.")
     print(format_report(report))
     if args.json:
         print(json.dumps(report))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Union
 
@@ -12,11 +14,28 @@ import soxr
 
 AudioSource = Union[str, Path, bytes, BinaryIO]
 
+__all__ = [
+    "SUPPORTED_EXTENSIONS", "AudioError", "AudioSource", "AudioStream", "about_file", "interleaved_to_mono",
+    "load_audio", "open_audio_stream", "resample", "to_mono",
+]
+
 SUPPORTED_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".webm")
 
 
 class AudioError(ValueError):
     """A user-facing problem with an audio input; the message is safe to show as it is."""
+
+
+def about_file(path: str | Path, error: Exception) -> str:
+    """``error``'s message, starting with ``path`` unless the message already names the file.
+
+    Every message the command-line tools print about a file goes through this, so a user running
+    ``predict a.wav b.wav c.wav`` always knows which file a message is about.
+    """
+    message = str(error)
+    if str(path) in message or Path(path).name in message:
+        return message
+    return f"{path}: {message}"
 
 
 def _source_name(source: AudioSource) -> str:
@@ -131,3 +150,214 @@ def load_audio(
     if not np.all(np.isfinite(wave)):
         raise AudioError(f"{name} contains invalid (non-finite) samples.")
     return resample(wave, source_rate, sample_rate)
+
+
+# ------------------------------------------------------------------------------ streaming decode
+
+
+def _too_long(name: str, duration: float, max_seconds: float) -> AudioError:
+    return AudioError(
+        f"{name} is {duration:.0f} s long; the limit is {max_seconds:.0f} s. Trim it and try again."
+    )
+
+
+def _undecodable(name: str) -> AudioError:
+    return AudioError(f"{name} could not be decoded as audio; use wav, flac, mp3, ogg, m4a or webm.")
+
+
+@dataclass
+class AudioStream:
+    """A decoder that yields an audio file as consecutive mono float32 blocks at ``sample_rate``.
+
+    Made by :func:`open_audio_stream`; iterate it once. Memory stays in proportion to one block
+    whatever the file's length: libsndfile reads wav/flac/ogg/mp3 ``block_seconds`` at a time,
+    FFmpeg (through PyAV) decodes other containers frame by frame, and soxr's streaming
+    resampler carries its filter state from block to block.
+
+    Attributes
+    ----------
+    name : str
+        The file's name, for messages.
+    duration_s : float or None
+        Length from the file's header, when the header says (checked against ``max_seconds``
+        before any decoding).
+    decoded_s : float
+        Seconds decoded so far (at the source rate), for progress reports.
+    """
+
+    name: str
+    duration_s: float | None
+    _blocks: Iterator[np.ndarray]
+    decoded_s: float = 0.0
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return self._blocks
+
+
+def open_audio_stream(source: AudioSource, sample_rate: int, *, block_seconds: float = 30.0,
+                      max_seconds: float | None = None) -> AudioStream:
+    """Open ``source`` (path, bytes or file object) for decoding block by block.
+
+    Parameters
+    ----------
+    source : str, Path, bytes or binary file object
+        The audio, in any format :func:`load_audio` reads.
+    sample_rate : int
+        Rate of the yielded blocks, Hz.
+    block_seconds : float
+        About this much audio per block.
+    max_seconds : float or None
+        Refuse longer audio (checked from the header before decoding, and while decoding when the
+        header does not say). None: any length.
+
+    Returns
+    -------
+    AudioStream
+        Iterate it for ``[n]`` float32 blocks. Every problem is an :class:`AudioError` whose
+        message names the file: missing, empty, not audio, damaged, too long, non-finite samples,
+        no samples at all.
+
+    Examples
+    --------
+    >>> stream = open_audio_stream("talk.m4a", 16_000)
+    >>> seconds = sum(block.size for block in stream) / 16_000
+    """
+    # A path is named as the caller gave it: of several files called a.wav, the message says which.
+    name = str(source) if isinstance(source, (str, Path)) else _source_name(source)
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.exists():
+            raise AudioError(f"{source}: no such file.")
+        if path.is_dir():
+            raise AudioError(f"{source} is a folder, not an audio file.")
+        try:
+            size = path.stat().st_size
+            with open(path, "rb"):
+                pass
+        except OSError as error:
+            raise AudioError(f"{source}: cannot be read ({error.strerror}).") from error
+        handle_source: Union[str, BinaryIO] = str(path)
+    else:
+        data = _read_bytes(source)
+        size = len(data)
+        handle_source = io.BytesIO(data)
+    if size == 0:
+        raise AudioError(f"{name} is empty.")
+    try:
+        sound = soundfile.SoundFile(handle_source)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError):
+        if isinstance(handle_source, io.BytesIO):
+            handle_source.seek(0)
+        return _pyav_stream(handle_source, name, sample_rate, block_seconds, max_seconds)
+    duration = sound.frames / sound.samplerate if sound.frames > 0 else None
+    if max_seconds is not None and duration is not None and duration > max_seconds:
+        sound.close()
+        raise _too_long(name, duration, max_seconds)
+    stream = AudioStream(name, duration, iter(()))
+    stream._blocks = _soundfile_blocks(sound, stream, sample_rate, block_seconds, max_seconds)
+    return stream
+
+
+def _finish_blocks(raw: Iterator[tuple[np.ndarray, int]], stream: AudioStream, sample_rate: int,
+                   max_seconds: float | None) -> Iterator[np.ndarray]:
+    """Check, downmix and resample ``(samples [n, channels], source_rate)`` blocks."""
+    resampler = None
+    total = 0
+    for samples, source_rate in raw:
+        mono = samples.mean(axis=1, dtype=np.float32) if samples.ndim == 2 else samples
+        if not np.all(np.isfinite(mono)):
+            raise AudioError(f"{stream.name} contains invalid (non-finite) samples.")
+        total += mono.size
+        stream.decoded_s = total / source_rate
+        if max_seconds is not None and stream.decoded_s > max_seconds:
+            raise _too_long(stream.name, stream.decoded_s, max_seconds)
+        if source_rate == sample_rate:
+            yield np.ascontiguousarray(mono, dtype=np.float32)
+            continue
+        if resampler is None:
+            resampler = (soxr.ResampleStream(source_rate, sample_rate, 1, dtype="float32", quality="HQ"),
+                         source_rate)
+        out = resampler[0].resample_chunk(np.ascontiguousarray(mono, dtype=np.float32))
+        if out.size:
+            yield out
+    if total == 0:
+        raise AudioError(f"{stream.name} contains no audio samples.")
+    if resampler is not None:
+        tail = resampler[0].resample_chunk(np.zeros(0, np.float32), last=True)
+        if tail.size:
+            yield tail
+
+
+def _soundfile_blocks(sound: soundfile.SoundFile, stream: AudioStream, sample_rate: int,
+                      block_seconds: float, max_seconds: float | None) -> Iterator[np.ndarray]:
+    frames = max(1, int(block_seconds * sound.samplerate))
+
+    def raw() -> Iterator[tuple[np.ndarray, int]]:
+        with sound:
+            while True:
+                try:
+                    block = sound.read(frames, dtype="float32", always_2d=True)
+                except (soundfile.LibsndfileError, RuntimeError) as error:
+                    raise AudioError(
+                        f"{stream.name} could not be read to the end (it stops at about "
+                        f"{stream.decoded_s:.1f} s); the file may be damaged."
+                    ) from error
+                if not len(block):
+                    return
+                yield block, int(sound.samplerate)
+
+    return _finish_blocks(raw(), stream, sample_rate, max_seconds)
+
+
+def _pyav_stream(handle_source: Union[str, BinaryIO], name: str, sample_rate: int,
+                 block_seconds: float, max_seconds: float | None) -> AudioStream:
+    import av  # imported lazily: only needed for compressed containers
+
+    try:
+        container = av.open(handle_source, mode="r")
+    except Exception as error:  # FFmpeg raises many kinds; all mean "not decodable audio"
+        raise _undecodable(name) from error
+    if not container.streams.audio:
+        container.close()
+        raise AudioError(f"{name}: the file holds no audio stream.")
+    audio = container.streams.audio[0]
+    duration = None
+    if audio.duration is not None and audio.time_base is not None:
+        duration = float(audio.duration * audio.time_base)
+    elif container.duration:
+        duration = container.duration / 1_000_000  # microseconds (av.time_base)
+    if max_seconds is not None and duration is not None and duration > max_seconds:
+        container.close()
+        raise _too_long(name, duration, max_seconds)
+    stream = AudioStream(name, duration, iter(()))
+
+    def raw() -> Iterator[tuple[np.ndarray, int]]:
+        rate = audio.rate or 48_000
+        resampler = av.AudioResampler(format="fltp", layout="mono", rate=rate)
+        target = int(block_seconds * rate)
+        pending: list[np.ndarray] = []
+        held = 0
+        with container:
+            try:
+                for frame in container.decode(audio):
+                    for resampled in resampler.resample(frame):
+                        pending.append(resampled.to_ndarray()[0])
+                        held += pending[-1].size
+                    if held >= target:
+                        yield np.concatenate(pending).astype(np.float32), rate
+                        pending, held = [], 0
+                for resampled in resampler.resample(None):
+                    pending.append(resampled.to_ndarray()[0])
+            except Exception as error:
+                if stream.decoded_s == 0 and not pending:
+                    raise _undecodable(name) from error
+                raise AudioError(
+                    f"{name} could not be decoded to the end (it stops at about "
+                    f"{stream.decoded_s + sum(p.size for p in pending) / rate:.1f} s); "
+                    f"the file may be damaged."
+                ) from error
+        if pending:
+            yield np.concatenate(pending).astype(np.float32), rate
+
+    stream._blocks = _finish_blocks(raw(), stream, sample_rate, max_seconds)
+    return stream

@@ -1,8 +1,19 @@
-"""Inference: one predictor, loaded once, shared by the app and the command line."""
+"""Inference: one predictor, loaded once, shared by the app, the Live page and the command line.
+
+Every answer goes the same way: audio at the model's rate -> speech detector
+(:mod:`ser_core.inference.speech`) -> the speech regions only, joined by short pauses -> 3 s
+windows -> model -> window probabilities -> the clip's answer (their mean) and one answer per
+speech segment. Audio without enough speech raises :class:`NotEnoughSpeech` instead of an answer.
+Files are decoded and classified block by block, so a recording of any length fits in memory.
+"""
 
 from __future__ import annotations
 
+import bisect
+import math
+import numbers
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,34 +21,128 @@ from typing import Any
 import numpy as np
 
 from ser_core.inference import artifacts
-from ser_core.inference.audio import AudioError, AudioSource, load_audio, resample, to_mono
-from ser_core.inference.scoring import clip_probabilities, softmax
-from ser_core.inference.features import clip_features, is_silent
+from ser_core.inference.audio import AudioError, AudioSource, open_audio_stream, resample, to_mono
+from ser_core.inference.features import SILENCE_PEAK, log_mel
 from ser_core.inference.params import FeatureParams
+from ser_core.inference.scoring import softmax
+from ser_core.inference.speech import MIN_SPEECH_SECONDS, NotEnoughSpeech, StreamingSpeechDetector
+
+__all__ = [
+    "DEFAULT_THRESHOLD", "MAX_AUDIO_SECONDS", "UNCERTAIN", "ModelDamagedError", "ModelNotFoundError",
+    "NotEnoughSpeech",
+    "Prediction", "Predictor", "SpeechSegment", "WindowPrediction", "check_threshold",
+]
 
 DEFAULT_THRESHOLD = 0.55
+# Default length limit of predict_file (the app's uploads); the command-line tools pass None.
 MAX_AUDIO_SECONDS = 60.0
 UNCERTAIN = "uncertain"
+# Silence put between two speech regions when they are joined for the model: a natural short
+# pause instead of a splice click, while long silences no longer dilute the answer.
+JOIN_GAP_SECONDS = 0.1
+JOIN_FADE_SECONDS = 0.01
+WINDOWS_PER_BATCH = 16  # 16 x 3 s windows per model call: ~1 MB of features
+
+
+def check_threshold(threshold: Any) -> float:
+    """Return ``threshold`` as a float after checking it is a confidence in [0, 1].
+
+    Parameters
+    ----------
+    threshold : float
+        Confidence below which an answer is "uncertain".
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        When it is not a number, not finite, or outside [0, 1]; the message names the value.
+
+    Examples
+    --------
+    >>> check_threshold(0.6)
+    0.6
+    """
+    if isinstance(threshold, bool) or not isinstance(threshold, (numbers.Real, str)):
+        raise ValueError(f"the threshold must be a number from 0 to 1, got {threshold!r}")
+    try:
+        value = float(threshold)
+    except ValueError:
+        raise ValueError(f"the threshold must be a number from 0 to 1, got {threshold!r}") from None
+    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"the threshold must be a number from 0 to 1 (a confidence), got {threshold}")
+    return value
 
 
 @dataclass(frozen=True)
 class WindowPrediction:
+    """One 3 s model window. ``start_s``/``end_s`` are times in the original audio (a window of
+    joined speech can span a pause that was cut out)."""
+
     start_s: float
     end_s: float
     probabilities: dict[str, float]
 
 
+@dataclass(frozen=True)
+class SpeechSegment:
+    """One stretch of speech found by the detector, with its own answer.
+
+    ``probabilities`` average the windows that hold this segment, each weighted by how much of
+    the segment it holds; ``label`` is the top emotion, or "uncertain" below the threshold.
+    """
+
+    start_s: float
+    end_s: float
+    label: str
+    top_emotion: str
+    confidence: float
+    probabilities: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"start_s": self.start_s, "end_s": self.end_s, "label": self.label,
+                "top_emotion": self.top_emotion, "confidence": self.confidence,
+                "probabilities": self.probabilities}
+
+
 @dataclass
 class Prediction:
+    """The answer for one clip or file.
+
+    Attributes
+    ----------
+    probabilities : dict of str to float
+        Whole-audio probability of each emotion (mean over the speech windows).
+    top_emotion, confidence, uncertain, threshold
+        The most likely emotion, its probability, whether that is below ``threshold``.
+    duration_s : float
+        Length of the audio, seconds.
+    speech_seconds : float
+        Speech the detector heard, seconds.
+    features : np.ndarray
+        ``[n_windows, n_mels, n_frames]``, the model's input; empty ``[0, n_mels, n_frames]``
+        when not kept (long files on the command line).
+    window_starts : np.ndarray
+        Start of each window in the original audio, seconds.
+    windows : list of WindowPrediction
+    segments : list of SpeechSegment
+        The timeline: one answer per speech segment, in time order.
+    """
+
     probabilities: dict[str, float]
     top_emotion: str
     confidence: float
     uncertain: bool
     threshold: float
     duration_s: float
-    features: np.ndarray = field(repr=False)  # [n_windows, n_mels, n_frames], the model's input
+    features: np.ndarray = field(repr=False)
     window_starts: np.ndarray = field(repr=False)
     windows: list[WindowPrediction] = field(default_factory=list)
+    speech_seconds: float = 0.0
+    segments: list[SpeechSegment] = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -51,7 +156,9 @@ class Prediction:
             "uncertain": self.uncertain,
             "threshold": self.threshold,
             "duration_s": self.duration_s,
+            "speech_seconds": self.speech_seconds,
             "probabilities": self.probabilities,
+            "segments": [segment.to_dict() for segment in self.segments],
             "windows": [
                 {"start_s": w.start_s, "end_s": w.end_s, "probabilities": w.probabilities}
                 for w in self.windows
@@ -59,8 +166,168 @@ class Prediction:
         }
 
 
+class _SpeechWindows:
+    """Audio in, model windows of speech out, block by block.
+
+    Feeds the audio to the speech detector, passes the speech regions on as one stream (regions
+    faded at their cut edges and joined by :data:`JOIN_GAP_SECONDS` of silence, as
+    :func:`ser_core.inference.speech.keep_speech` does for a whole wave) and cuts that stream
+    into windows exactly as :func:`ser_core.inference.features.split_windows` would: 50 %
+    overlap, the last one aligned to the end, a short stream centred in one padded window. Only
+    the undecided tail of the audio and the last window of speech are held.
+    """
+
+    def __init__(self, params: FeatureParams, detector: StreamingSpeechDetector | None = None) -> None:
+        self.rate = params.sample_rate
+        self.size = params.clip_samples
+        self.hop = self.size // 2
+        self.detector = detector or StreamingSpeechDetector(self.rate)
+        self.gap = np.zeros(int(round(JOIN_GAP_SECONDS * self.rate)), np.float32)
+        self.fade = int(round(JOIN_FADE_SECONDS * self.rate))
+        self.audio = np.zeros(0, np.float32)  # the input from sample ``audio_start`` on
+        self.audio_start = 0
+        self.total = 0
+        self.peak = 0.0
+        self.open_start: int | None = None  # padded start of the region being passed on
+        self.passed_until = 0  # input sample up to which that region has been passed on
+        self.stream = np.zeros(0, np.float32)  # joined speech from stream sample ``stream_start`` on
+        self.stream_start = 0
+        self.stream_total = 0
+        self.next_window = 0
+        self.windows_made = 0
+        # Where each stretch of passed-on speech came from: stream start, input start, length.
+        self.pieces: list[tuple[int, int, int]] = []
+        # Each region: input (start, end) and joined-stream (start, end).
+        self.regions: list[list[int]] = []
+
+    # ------------------------------------------------------------------ speech
+    def _pass(self, start: int, end: int, first: bool, last: bool) -> None:
+        piece = self.audio[start - self.audio_start : end - self.audio_start].copy()
+        fade = min(self.fade, piece.size // 2)
+        if fade > 0:
+            ramp = (0.5 - 0.5 * np.cos(np.linspace(0, np.pi, fade, dtype=np.float32))).astype(np.float32)
+            if first and start > 0:
+                piece[:fade] *= ramp
+            if last and end < self.total:
+                piece[-fade:] *= ramp[::-1]
+        if first:
+            if self.regions and self.gap.size:
+                self._append(self.gap)
+            self.regions.append([start, end, self.stream_total, self.stream_total])
+        last = self.pieces[-1] if self.pieces else None
+        if not first and last and last[0] + last[2] == self.stream_total and last[1] + last[2] == start:
+            self.pieces[-1] = (last[0], last[1], last[2] + piece.size)  # the same region, continued
+        else:
+            self.pieces.append((self.stream_total, start, piece.size))
+        self._append(piece)
+        self.regions[-1][1], self.regions[-1][3] = end, self.stream_total
+        self.passed_until = end
+
+    def _take(self, finished: list[tuple[int, int]], total_known: bool) -> None:
+        for start, end in finished:
+            continuing = self.open_start == start
+            self._pass(self.passed_until if continuing else start, end, not continuing, True)
+            self.open_start = None
+        region = None if total_known else self.detector.open_region()
+        if region is not None:
+            start, certain_end = region
+            if self.open_start != start:
+                self.open_start = start
+                self._pass(start, certain_end, True, False)
+            elif certain_end > self.passed_until:
+                self._pass(self.passed_until, certain_end, False, False)
+        keep_from = self.passed_until if self.open_start is not None else self.detector.undecided_from()
+        drop = min(keep_from, self.total) - self.audio_start
+        if drop > 0:
+            self.audio = self.audio[drop:]
+            self.audio_start += drop
+
+    def feed(self, block: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """Next input samples in; the windows they completed out, as ``(stream start, samples)``."""
+        block = np.asarray(block, dtype=np.float32)
+        if block.size:
+            self.peak = max(self.peak, float(np.max(np.abs(block))))
+        self.audio = np.concatenate([self.audio, block])
+        self.total += block.size
+        self._take(self.detector.feed(block), total_known=False)
+        return self._cut()
+
+    def finish(self) -> list[tuple[int, np.ndarray]]:
+        self._take(self.detector.finish(), total_known=True)
+        windows = self._cut()
+        if self.windows_made == 0 and self.stream_total:
+            padded = np.zeros(self.size, np.float32)  # short speech: centred in one window
+            offset = (self.size - self.stream_total) // 2
+            padded[offset : offset + self.stream_total] = self.stream
+            windows.append((0, padded))
+            self.windows_made += 1
+        elif self.windows_made and self.next_window - self.hop + self.size < self.stream_total:
+            start = self.stream_total - self.size  # the last window, aligned to the end
+            windows.append((start, self.stream[start - self.stream_start :].copy()))
+            self.windows_made += 1
+        return windows
+
+    # ------------------------------------------------------------------ windows
+    def _append(self, samples: np.ndarray) -> None:
+        self.stream = np.concatenate([self.stream, samples])
+        self.stream_total += samples.size
+
+    def _cut(self) -> list[tuple[int, np.ndarray]]:
+        windows = []
+        while self.next_window + self.size <= self.stream_total:
+            offset = self.next_window - self.stream_start
+            windows.append((self.next_window, self.stream[offset : offset + self.size].copy()))
+            self.windows_made += 1
+            self.next_window += self.hop
+        # Keep what the next window, or an end-aligned last window, may still need.
+        keep_from = max(0, min(self.next_window, self.stream_total - self.size))
+        if keep_from > self.stream_start:
+            self.stream = self.stream[keep_from - self.stream_start :]
+            self.stream_start = keep_from
+        return windows
+
+    # ------------------------------------------------------------------ times
+    def window_span(self, stream_start: int) -> tuple[int, int]:
+        """Joined-stream span of the window starting at ``stream_start``."""
+        if self.stream_total <= self.size:
+            return 0, self.stream_total
+        return stream_start, stream_start + self.size
+
+    def to_input(self, position: int, side: str) -> int:
+        """Input sample of a joined-stream position (a position in a pause maps to its edge)."""
+        if not self.pieces:
+            return 0
+        starts = [piece[0] for piece in self.pieces]
+        if side == "start":
+            index = bisect.bisect_right(starts, position) - 1
+            stream_at, input_at, length = self.pieces[max(index, 0)]
+            if index < 0:
+                return input_at
+            if position >= stream_at + length and index + 1 < len(self.pieces):
+                return self.pieces[index + 1][1]
+            return input_at + min(max(position - stream_at, 0), length)
+        index = max(bisect.bisect_left(starts, position) - 1, 0)
+        stream_at, input_at, length = self.pieces[index]
+        return input_at + min(max(position - stream_at, 0), length)
+
+
 class Predictor:
-    """Loads ``model.keras`` and ``config.json`` once; classifies files and waveforms."""
+    """Loads ``model.keras`` and ``config.json`` once; classifies files and waveforms.
+
+    Parameters
+    ----------
+    model : keras.Model
+        Maps log-mels ``[n, n_mels, n_frames, 1]`` to emotion logits ``[n, n_emotions]``.
+    config : dict
+        ``artifacts/config.json``: ``feature_params``, ``emotions``, optional ``temperature``
+        and ``threshold``.
+
+    Examples
+    --------
+    >>> predictor = Predictor.from_artifacts()
+    >>> result = predictor.predict_file("clip.wav")
+    >>> result.label, result.confidence, [s.label for s in result.segments]
+    """
 
     def __init__(self, model, config: dict[str, Any]):
         self.model = model
@@ -68,28 +335,28 @@ class Predictor:
         self.params = FeatureParams.from_dict(config["feature_params"])
         self.emotions: tuple[str, ...] = tuple(config["emotions"])
         self.temperature = float(config.get("temperature", 1.0))
-        self.threshold = float(config.get("threshold", DEFAULT_THRESHOLD))
+        self.threshold = check_threshold(config.get("threshold", DEFAULT_THRESHOLD))
         self._lock = threading.Lock()
 
     @classmethod
     def from_artifacts(cls, directory: str | Path | None = None) -> "Predictor":
+        """Load the model folder (default: :func:`ser_core.inference.artifacts.artifacts_dir`).
+
+        Raises
+        ------
+        ModelNotFoundError
+            No model there (the message says how to train one).
+        ModelDamagedError
+            The model or its config is there but cannot be read (a subclass of
+            :class:`ModelNotFoundError`, so existing handlers still catch it).
+        """
         directory = Path(directory or artifacts.artifacts_dir())
-        model_path = directory / artifacts.MODEL_FILE
-        config = artifacts.read_json_artifact(artifacts.CONFIG_FILE, directory)
-        if not model_path.is_file() or config is None:
-            raise ModelNotFoundError(
-                f"No trained model in {directory}. Train one with: {artifacts.TRAIN_COMMAND}"
-            )
-        try:
-            model = artifacts.load_model(model_path)
-        except Exception as error:
-            raise ModelNotFoundError(
-                f"The model in {directory} could not be loaded ({error}). "
-                f"Train a new one with: {artifacts.TRAIN_COMMAND}"
-            ) from error
+        model, config = artifacts.load_model_and_config(directory)
         predictor = cls(model, config)
-        # Warm-up: builds the mel filters and traces the predict graph now, not on a user's first clip.
-        predictor.predict_wave(np.zeros(predictor.params.sample_rate, np.float32) + 1e-3, predictor.params.sample_rate)
+        # Warm-up: builds the mel filters, traces the predict graph and loads the speech detector
+        # now, not on a user's first clip.
+        predictor.logits(log_mel(np.zeros((1, predictor.params.clip_samples), np.float32), predictor.params))
+        StreamingSpeechDetector(predictor.params.sample_rate)
         return predictor
 
     def logits(self, features: np.ndarray) -> np.ndarray:
@@ -97,30 +364,135 @@ class Predictor:
         with self._lock:  # predict_on_batch runs a compiled graph: ~5x faster than an eager call
             return np.asarray(self.model.predict_on_batch(features[..., None]), dtype=np.float64)
 
-    def predict_file(self, source: AudioSource, threshold: float | None = None) -> Prediction:
-        wave = load_audio(source, self.params.sample_rate, max_seconds=MAX_AUDIO_SECONDS)
-        return self.predict_wave(wave, self.params.sample_rate, threshold)
+    def predict_file(self, source: AudioSource, threshold: float | None = None, *,
+                     max_seconds: float | None = MAX_AUDIO_SECONDS, keep_features: bool = True,
+                     progress: Callable[[float, float | None], None] | None = None) -> Prediction:
+        """Classify an audio file (path, bytes or file object), decoding it block by block.
 
-    def predict_wave(
-        self, wave: np.ndarray, sample_rate: int, threshold: float | None = None
-    ) -> Prediction:
-        wave = resample(to_mono(wave), sample_rate, self.params.sample_rate)
-        if is_silent(wave):
-            raise AudioError("The audio is silent: there is no speech to classify.")
-        threshold = self.threshold if threshold is None else float(threshold)
-        features, starts = clip_features(wave, self.params)
-        logits = self.logits(features)
-        window_probabilities = softmax(logits, self.temperature)
-        mean = clip_probabilities(logits, np.zeros(len(logits), dtype=int), self.temperature)[0]
+        Parameters
+        ----------
+        source : str, Path, bytes or binary file object
+            wav, flac, mp3, ogg, m4a or webm, any rate and channel count.
+        threshold : float, optional
+            Confidence in [0, 1] below which the answer is "uncertain" (default: the model's).
+        max_seconds : float or None
+            Refuse longer audio before decoding it; None classifies any length.
+        keep_features : bool
+            Keep the model's input in :attr:`Prediction.features` (False for long files).
+        progress : callable, optional
+            Called after each block with ``(seconds decoded, total seconds or None)``.
+
+        Returns
+        -------
+        Prediction
+
+        Raises
+        ------
+        NotEnoughSpeech
+            Silence, no speech, or too little speech; the message names the file.
+        AudioError
+            Missing, empty, undecodable, damaged or too long; the message names the file.
+        ValueError
+            ``threshold`` outside [0, 1].
+        """
+        threshold = self.threshold if threshold is None else check_threshold(threshold)
+        stream = open_audio_stream(source, self.params.sample_rate, max_seconds=max_seconds)
+        blocks = self._with_progress(stream, progress)
+        return self._predict_blocks(blocks, threshold, keep_features, stream.name)
+
+    def predict_wave(self, wave: np.ndarray, sample_rate: int, threshold: float | None = None, *,
+                     max_seconds: float | None = None) -> Prediction:
+        """Classify a waveform.
+
+        Parameters
+        ----------
+        wave : np.ndarray
+            ``[n]``, ``[channels, n]`` or ``[n, channels]`` samples in [-1, 1].
+        sample_rate : int
+            Its rate, Hz (resampled to the model's).
+        threshold : float, optional
+            Confidence in [0, 1] below which the answer is "uncertain" (default: the model's).
+        max_seconds : float or None
+            Refuse longer audio (None: any length).
+
+        Returns
+        -------
+        Prediction
+
+        Raises
+        ------
+        NotEnoughSpeech
+            Silence, no speech, or too little speech.
+        AudioError
+            Longer than ``max_seconds``, or non-finite samples.
+        ValueError
+            ``threshold`` outside [0, 1].
+        """
+        threshold = self.threshold if threshold is None else check_threshold(threshold)
+        wave = to_mono(wave)
+        if max_seconds is not None and wave.size / sample_rate > max_seconds:
+            raise AudioError(f"The audio is {wave.size / sample_rate:.0f} s long; the limit is "
+                             f"{max_seconds:.0f} s. Trim it and try again.")
+        if not np.all(np.isfinite(wave)):
+            raise AudioError("The audio contains invalid (non-finite) samples.")
+        wave = resample(wave, sample_rate, self.params.sample_rate)
+        return self._predict_blocks([wave], threshold, True, None)
+
+    # ------------------------------------------------------------------ internals
+    @staticmethod
+    def _with_progress(stream, progress):
+        for block in stream:
+            yield block
+            if progress is not None:
+                progress(stream.decoded_s, stream.duration_s)
+
+    def _predict_blocks(self, blocks: Iterable[np.ndarray], threshold: float, keep_features: bool,
+                        name: str | None) -> Prediction:
+        speech = _SpeechWindows(self.params)
+        starts: list[int] = []
+        probabilities: list[np.ndarray] = []
+        kept: list[np.ndarray] = []
+        waiting: list[tuple[int, np.ndarray]] = []
+
+        def classify(windows: list[tuple[int, np.ndarray]]) -> None:
+            features = log_mel(np.stack([samples for _, samples in windows]), self.params)
+            # Batches padded to 1, 2, 4, 8 or 16 windows: Keras traces its predict graph once per
+            # batch shape, and a long file would otherwise bring every size from 1 to 16.
+            batch = min(1 << (len(windows) - 1).bit_length(), max(WINDOWS_PER_BATCH, len(windows)))
+            padded = np.concatenate([features, np.zeros((batch - len(windows), *features.shape[1:]), np.float32)])
+            logits = self.logits(padded)[: len(windows)]
+            probabilities.append(softmax(logits, self.temperature))
+            starts.extend(start for start, _ in windows)
+            if keep_features:
+                kept.append(features)
+
+        for block in blocks:
+            waiting += speech.feed(block)
+            while len(waiting) >= WINDOWS_PER_BATCH:
+                classify(waiting[:WINDOWS_PER_BATCH])
+                waiting = waiting[WINDOWS_PER_BATCH:]
+        waiting += speech.finish()
+        result = speech.detector.result()
+        rate = self.params.sample_rate
+        if speech.peak < SILENCE_PEAK:
+            raise NotEnoughSpeech("no_speech", 0.0, MIN_SPEECH_SECONDS, speech.total / rate, name,
+                                  silent=True)
+        if result.status != "speech":
+            raise NotEnoughSpeech(result.status, result.speech_seconds, result.min_speech_seconds,
+                                  result.total_seconds, name)
+        if waiting:
+            classify(waiting)
+        window_probabilities = np.concatenate(probabilities)
+        mean = window_probabilities.mean(axis=0)
         top = int(np.argmax(mean))
-        duration = wave.size / self.params.sample_rate
+        duration = speech.total / rate
+        spans = [speech.window_span(start) for start in starts]
         windows = [
-            WindowPrediction(
-                float(start), float(min(start + self.params.clip_seconds, duration)),
-                self._named(probabilities),
-            )
-            for start, probabilities in zip(starts, window_probabilities)
+            WindowPrediction(speech.to_input(a, "start") / rate, speech.to_input(b, "end") / rate,
+                             self._named(p))
+            for (a, b), p in zip(spans, window_probabilities)
         ]
+        shape = (0, *self.params.input_shape[:2])
         return Prediction(
             probabilities=self._named(mean),
             top_emotion=self.emotions[top],
@@ -128,13 +500,36 @@ class Predictor:
             uncertain=bool(mean[top] < threshold),
             threshold=threshold,
             duration_s=duration,
-            features=features,
-            window_starts=starts,
+            features=np.concatenate(kept) if kept else np.zeros(shape, np.float32),
+            window_starts=np.array([w.start_s for w in windows]),
             windows=windows,
+            speech_seconds=result.speech_seconds,
+            segments=self._segments(speech, spans, window_probabilities, threshold),
         )
+
+    def _segments(self, speech: _SpeechWindows, spans: list[tuple[int, int]],
+                  window_probabilities: np.ndarray, threshold: float) -> list[SpeechSegment]:
+        segments = []
+        window_starts = np.array([a for a, _ in spans])
+        window_ends = np.array([b for _, b in spans])
+        for input_start, input_end, stream_start, stream_end in speech.regions:
+            overlap = np.clip(np.minimum(window_ends, stream_end) - np.maximum(window_starts, stream_start),
+                              0, None).astype(np.float64)
+            if overlap.sum() <= 0:
+                continue
+            mean = overlap @ window_probabilities / overlap.sum()
+            top = int(np.argmax(mean))
+            segments.append(SpeechSegment(
+                start_s=input_start / speech.rate, end_s=input_end / speech.rate,
+                label=UNCERTAIN if mean[top] < threshold else self.emotions[top],
+                top_emotion=self.emotions[top], confidence=float(mean[top]),
+                probabilities=self._named(mean),
+            ))
+        return segments
 
     def _named(self, probabilities: np.ndarray) -> dict[str, float]:
         return {emotion: float(p) for emotion, p in zip(self.emotions, probabilities)}
 
 
 ModelNotFoundError = artifacts.ModelNotFoundError
+ModelDamagedError = artifacts.ModelDamagedError

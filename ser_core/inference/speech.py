@@ -30,12 +30,15 @@ Three outcomes for a clip (see :attr:`SpeechRegions.status`):
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 from dataclasses import dataclass, field
 from importlib.resources import files
 from typing import Iterable, Iterator, Literal
 
 import numpy as np
+
+from ser_core.inference.audio import AudioError
 
 __all__ = [
     "SAMPLE_RATE",
@@ -47,6 +50,7 @@ __all__ = [
     "MIN_SPEECH_SECONDS",
     "MODEL_SHA256",
     "ModelFileError",
+    "NotEnoughSpeech",
     "SpeechRegions",
     "StreamingSpeechDetector",
     "detect_speech",
@@ -92,6 +96,49 @@ Status = Literal["speech", "too_little_speech", "no_speech"]
 
 class ModelFileError(RuntimeError):
     """The packaged VAD model file is missing or is not the pinned one."""
+
+
+class NotEnoughSpeech(AudioError):
+    """The audio holds no speech, or too little of it, for an emotion answer.
+
+    Raised by :meth:`~ser_core.inference.predictor.Predictor.predict_wave` and
+    :meth:`~ser_core.inference.predictor.Predictor.predict_file`; the message is a plain
+    sentence for the user (naming the file when there is one).
+
+    Attributes
+    ----------
+    kind : {"no_speech", "too_little_speech"}
+        ``"no_speech"``: nothing the detector calls speech (silence, tones, music, noise).
+        ``"too_little_speech"``: some speech, less than ``needed_seconds``.
+    speech_seconds : float
+        Speech heard, in seconds (0.0 for ``"no_speech"``).
+    needed_seconds : float
+        Least speech an answer needs, in seconds (:data:`MIN_SPEECH_SECONDS`).
+    total_seconds : float
+        Length of the audio, in seconds.
+    """
+
+    def __init__(self, kind: Literal["no_speech", "too_little_speech"], speech_seconds: float,
+                 needed_seconds: float, total_seconds: float, name: str | None = None,
+                 silent: bool = False) -> None:
+        self.kind = kind
+        self.speech_seconds = float(speech_seconds)
+        self.needed_seconds = float(needed_seconds)
+        self.total_seconds = float(total_seconds)
+        subject = name or "The audio"
+        if silent:
+            message = f"{subject} is silent: there is no speech to classify."
+        elif kind == "no_speech":
+            length = f"{self.total_seconds:.1f}" if self.total_seconds >= 1 else f"{self.total_seconds:.2f}"
+            message = (f"No speech found in {subject if name else 'the audio'} "
+                       f"({length} s): only silence, noise, music or other sounds. "
+                       f"Record someone speaking and try again.")
+        else:
+            heard = math.floor(self.speech_seconds * 100) / 100  # never rounds up to the need
+            message = (f"Too little speech in {subject if name else 'the audio'}: heard "
+                       f"{heard:.2f} s of speech, an answer needs at least "
+                       f"{self.needed_seconds:g} s. Record a longer sentence and try again.")
+        super().__init__(message)
 
 
 # ----------------------------------------------------------------------------
@@ -420,6 +467,31 @@ class StreamingSpeechDetector:
             Final, padded speech regions in absolute sample indices.
         """
         return self._tracker.push(self.feed_probabilities(chunk).tolist())
+
+    def open_region(self) -> tuple[int, int] | None:
+        """The part of the still-open region that is already certain to be speech.
+
+        Returns ``(padded_start, end)`` in absolute sample indices once the open region is long
+        enough to be kept, else None. The final region will contain this span whatever comes
+        next, so a caller may pass it on without waiting for the region to close (which, in
+        speech without a 0.3 s pause, could take the whole recording).
+        """
+        tracker = self._tracker
+        if tracker.start is None:
+            return None
+        end = tracker.silence_from
+        if end is None:
+            end = tracker.frame_index * tracker.frame_samples
+        if end - tracker.start < tracker.min_region_samples:
+            return None
+        return max(0, tracker.start - tracker.pad_samples), end
+
+    def undecided_from(self) -> int:
+        """First sample whose fate is still open: every sample before it lies either in a region
+        already returned by :meth:`feed` or in none. Audio before it may be dropped."""
+        tracker = self._tracker
+        position = tracker.start if tracker.start is not None else tracker.frame_index * tracker.frame_samples
+        return max(0, position - tracker.pad_samples)
 
     def finish(self) -> list[tuple[int, int]]:
         """Score the last partial window (zero-padded); return the remaining regions."""
