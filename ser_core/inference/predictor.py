@@ -197,6 +197,7 @@ class _SpeechWindows:
         self.windows_made = 0
         # Where each stretch of passed-on speech came from: stream start, input start, length.
         self.pieces: list[tuple[int, int, int]] = []
+        self._piece_starts: list[int] = []
         # Each region: input (start, end) and joined-stream (start, end).
         self.regions: list[list[int]] = []
 
@@ -297,7 +298,9 @@ class _SpeechWindows:
         """Input sample of a joined-stream position (a position in a pause maps to its edge)."""
         if not self.pieces:
             return 0
-        starts = [piece[0] for piece in self.pieces]
+        if len(self._piece_starts) != len(self.pieces):  # pieces only grow (or extend the last)
+            self._piece_starts = [piece[0] for piece in self.pieces]
+        starts = self._piece_starts
         if side == "start":
             index = bisect.bisect_right(starts, position) - 1
             stream_at, input_at, length = self.pieces[max(index, 0)]
