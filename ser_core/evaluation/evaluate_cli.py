@@ -46,7 +46,8 @@ def format_report(report: dict) -> str:
     for emotion, row in report["per_class"].items():
         if row["support"] == 0:
             predicted = row.get("predicted", 0)
-            note = f" (no clips; predicted {predicted} time{'s' if predicted != 1 else ''})" if predicted else " (no clips)"
+            times = f"{predicted} time{'s' if predicted != 1 else ''}"
+            note = f" (no clips; predicted {times})" if predicted else " (no clips)"
             lines.append(f"{emotion:<9} {'not measured':>24} {row['support']:8d}{note}")
             continue
         lines.append(f"{emotion:<9} {_cell(row['precision'], 9)} {_cell(row['recall'], 7)} "
@@ -109,15 +110,16 @@ def main(argv: list[str] | None = None) -> int:
     for line in skipped:
         print(f"skipped {line}", file=sys.stderr)
     if not labels:
-        print("error: none of the files could be classified (see the messages above)", file=sys.stderr)
+        print("error: none of the files could be classified (see the messages above)",
+              file=sys.stderr)
         return 1
     report = classification_report(np.array(labels), np.array(predicted))
     report["skipped"] = len(skipped)
     report["refused_for_speech"] = refused
     report["ignored_folders"] = ignored
     if any(refused.values()):
-        print(f"{refused['no_speech']} file(s) held no speech and {refused['too_little_speech']} too "
-              f"little speech for an answer; they are left out of the figures below.")
+        print(f"{refused['no_speech']} file(s) held no speech and {refused['too_little_speech']} "
+              f"too little speech for an answer; they are left out of the figures below.")
     print(format_report(report))
     if args.json:
         print(json.dumps(report))

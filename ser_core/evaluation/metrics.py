@@ -45,7 +45,8 @@ def classification_report(labels: np.ndarray, predicted: np.ndarray,
         "per_class": {
             emotion: {"precision": measured(p, s), "recall": measured(r, s), "f1": measured(f, s),
                       "support": int(s), "predicted": int(n)}
-            for emotion, p, r, f, s, n in zip(emotions, precision, recall, f1, support, matrix.sum(axis=0))
+            for emotion, p, r, f, s, n in zip(emotions, precision, recall, f1, support,
+                                              matrix.sum(axis=0))
         },
     }
 

@@ -123,7 +123,7 @@ def load_model_and_config(directory: Path):
                 f"Train one with: {TRAIN_COMMAND}", path)
     try:
         model = load_model(model_path)
-    except Exception as error:  # Keras says "File not found" for a truncated zip: never pass that on
+    except Exception as error:  # Keras says "File not found" for a truncated zip: never repeat it
         raise _damaged(model_path, "could not be loaded as a Keras model") from error
     try:
         with open(config_path) as handle:

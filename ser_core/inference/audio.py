@@ -15,8 +15,8 @@ import soxr
 AudioSource = Union[str, Path, bytes, BinaryIO]
 
 __all__ = [
-    "SUPPORTED_EXTENSIONS", "AudioError", "AudioSource", "AudioStream", "about_file", "interleaved_to_mono",
-    "load_audio", "open_audio_stream", "resample", "to_mono",
+    "SUPPORTED_EXTENSIONS", "AudioError", "AudioSource", "AudioStream", "about_file",
+    "interleaved_to_mono", "load_audio", "open_audio_stream", "resample", "to_mono",
 ]
 
 SUPPORTED_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".webm")
@@ -162,7 +162,9 @@ def _too_long(name: str, duration: float, max_seconds: float) -> AudioError:
 
 
 def _undecodable(name: str) -> AudioError:
-    return AudioError(f"{name} could not be decoded as audio; use wav, flac, mp3, ogg, m4a or webm.")
+    return AudioError(
+        f"{name} could not be decoded as audio; use wav, flac, mp3, ogg, m4a or webm."
+    )
 
 
 @dataclass
@@ -275,8 +277,8 @@ def _finish_blocks(raw: Iterator[tuple[np.ndarray, int]], stream: AudioStream, s
             yield np.ascontiguousarray(mono, dtype=np.float32)
             continue
         if resampler is None:
-            resampler = (soxr.ResampleStream(source_rate, sample_rate, 1, dtype="float32", quality="HQ"),
-                         source_rate)
+            resampler = (soxr.ResampleStream(source_rate, sample_rate, 1, dtype="float32",
+                                             quality="HQ"), source_rate)
         out = resampler[0].resample_chunk(np.ascontiguousarray(mono, dtype=np.float32))
         if out.size:
             yield out

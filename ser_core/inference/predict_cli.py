@@ -26,7 +26,7 @@ __all__ = ["format_line", "main", "threshold_argument"]
 
 
 def threshold_argument(text: str) -> float:
-    """argparse ``type`` for ``--threshold``: a confidence in [0, 1], or a message naming the value."""
+    """argparse ``type`` of ``--threshold``: a confidence in [0, 1], else a message naming it."""
     from ser_core.inference.predictor import check_threshold
 
     try:
@@ -56,9 +56,10 @@ class _Progress:
         if self.bar is None:
             from tqdm import tqdm
 
+            known = ("{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s "
+                     "[{elapsed}<{remaining}]")
             self.bar = tqdm(total=round(total_s, 1) if total_s else None, desc=self.label, unit="s",
-                            leave=False, bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s "
-                            "[{elapsed}<{remaining}]" if total_s else None)
+                            leave=False, bar_format=known if total_s else None)
         self.bar.update(round(done_s, 1) - self.bar.n)
 
     def close(self) -> None:

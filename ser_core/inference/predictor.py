@@ -28,8 +28,8 @@ from ser_core.inference.scoring import softmax
 from ser_core.inference.speech import MIN_SPEECH_SECONDS, NotEnoughSpeech, StreamingSpeechDetector
 
 __all__ = [
-    "DEFAULT_THRESHOLD", "MAX_AUDIO_SECONDS", "UNCERTAIN", "ModelDamagedError", "ModelNotFoundError",
-    "NotEnoughSpeech",
+    "DEFAULT_THRESHOLD", "MAX_AUDIO_SECONDS", "UNCERTAIN", "ModelDamagedError",
+    "ModelNotFoundError", "NotEnoughSpeech",
     "Prediction", "Predictor", "SpeechSegment", "WindowPrediction", "check_threshold",
 ]
 
@@ -73,7 +73,9 @@ def check_threshold(threshold: Any) -> float:
     except ValueError:
         raise ValueError(f"the threshold must be a number from 0 to 1, got {threshold!r}") from None
     if not math.isfinite(value) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"the threshold must be a number from 0 to 1 (a confidence), got {threshold}")
+        raise ValueError(
+            f"the threshold must be a number from 0 to 1 (a confidence), got {threshold}"
+        )
     return value
 
 
@@ -177,7 +179,8 @@ class _SpeechWindows:
     the undecided tail of the audio and the last window of speech are held.
     """
 
-    def __init__(self, params: FeatureParams, detector: StreamingSpeechDetector | None = None) -> None:
+    def __init__(self, params: FeatureParams,
+                 detector: StreamingSpeechDetector | None = None) -> None:
         self.rate = params.sample_rate
         self.size = params.clip_samples
         self.hop = self.size // 2
@@ -190,7 +193,7 @@ class _SpeechWindows:
         self.peak = 0.0
         self.open_start: int | None = None  # padded start of the region being passed on
         self.passed_until = 0  # input sample up to which that region has been passed on
-        self.stream = np.zeros(0, np.float32)  # joined speech from stream sample ``stream_start`` on
+        self.stream = np.zeros(0, np.float32)  # joined speech from ``stream_start`` on
         self.stream_start = 0
         self.stream_total = 0
         self.next_window = 0
@@ -206,7 +209,7 @@ class _SpeechWindows:
         piece = self.audio[start - self.audio_start : end - self.audio_start].copy()
         fade = min(self.fade, piece.size // 2)
         if fade > 0:
-            ramp = (0.5 - 0.5 * np.cos(np.linspace(0, np.pi, fade, dtype=np.float32))).astype(np.float32)
+            ramp = 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, fade, dtype=np.float32))
             if first and start > 0:
                 piece[:fade] *= ramp
             if last and end < self.total:
@@ -215,9 +218,10 @@ class _SpeechWindows:
             if self.regions and self.gap.size:
                 self._append(self.gap)
             self.regions.append([start, end, self.stream_total, self.stream_total])
-        last = self.pieces[-1] if self.pieces else None
-        if not first and last and last[0] + last[2] == self.stream_total and last[1] + last[2] == start:
-            self.pieces[-1] = (last[0], last[1], last[2] + piece.size)  # the same region, continued
+        previous = self.pieces[-1] if self.pieces else None
+        ends_at = previous and (previous[0] + previous[2], previous[1] + previous[2])
+        if not first and ends_at == (self.stream_total, start):  # the same region, continued
+            self.pieces[-1] = (previous[0], previous[1], previous[2] + piece.size)
         else:
             self.pieces.append((self.stream_total, start, piece.size))
         self._append(piece)
@@ -237,7 +241,10 @@ class _SpeechWindows:
                 self._pass(start, certain_end, True, False)
             elif certain_end > self.passed_until:
                 self._pass(self.passed_until, certain_end, False, False)
-        keep_from = self.passed_until if self.open_start is not None else self.detector.undecided_from()
+        if self.open_start is not None:
+            keep_from = self.passed_until
+        else:
+            keep_from = self.detector.undecided_from()
         drop = min(keep_from, self.total) - self.audio_start
         if drop > 0:
             self.audio = self.audio[drop:]
@@ -358,7 +365,8 @@ class Predictor:
         predictor = cls(model, config)
         # Warm-up: builds the mel filters, traces the predict graph and loads the speech detector
         # now, not on a user's first clip.
-        predictor.logits(log_mel(np.zeros((1, predictor.params.clip_samples), np.float32), predictor.params))
+        silence = np.zeros((1, predictor.params.clip_samples), np.float32)
+        predictor.logits(log_mel(silence, predictor.params))
         StreamingSpeechDetector(predictor.params.sample_rate)
         return predictor
 
@@ -462,7 +470,8 @@ class Predictor:
             # Batches padded to 1, 2, 4, 8 or 16 windows: Keras traces its predict graph once per
             # batch shape, and a long file would otherwise bring every size from 1 to 16.
             batch = min(1 << (len(windows) - 1).bit_length(), max(WINDOWS_PER_BATCH, len(windows)))
-            padded = np.concatenate([features, np.zeros((batch - len(windows), *features.shape[1:]), np.float32)])
+            filler = np.zeros((batch - len(windows), *features.shape[1:]), np.float32)
+            padded = np.concatenate([features, filler])
             logits = self.logits(padded)[: len(windows)]
             probabilities.append(softmax(logits, self.temperature))
             starts.extend(start for start, _ in windows)
@@ -516,8 +525,8 @@ class Predictor:
         window_starts = np.array([a for a, _ in spans])
         window_ends = np.array([b for _, b in spans])
         for input_start, input_end, stream_start, stream_end in speech.regions:
-            overlap = np.clip(np.minimum(window_ends, stream_end) - np.maximum(window_starts, stream_start),
-                              0, None).astype(np.float64)
+            overlap = np.minimum(window_ends, stream_end) - np.maximum(window_starts, stream_start)
+            overlap = np.clip(overlap, 0, None).astype(np.float64)
             if overlap.sum() <= 0:
                 continue
             mean = overlap @ window_probabilities / overlap.sum()

@@ -129,7 +129,7 @@ class NotEnoughSpeech(AudioError):
         if silent:
             message = f"{subject} is silent: there is no speech to classify."
         elif kind == "no_speech":
-            length = f"{self.total_seconds:.1f}" if self.total_seconds >= 1 else f"{self.total_seconds:.2f}"
+            length = f"{self.total_seconds:.{1 if self.total_seconds >= 1 else 2}f}"
             message = (f"No speech found in {subject if name else 'the audio'} "
                        f"({length} s): only silence, noise, music or other sounds. "
                        f"Record someone speaking and try again.")
@@ -490,7 +490,9 @@ class StreamingSpeechDetector:
         """First sample whose fate is still open: every sample before it lies either in a region
         already returned by :meth:`feed` or in none. Audio before it may be dropped."""
         tracker = self._tracker
-        position = tracker.start if tracker.start is not None else tracker.frame_index * tracker.frame_samples
+        position = tracker.start
+        if position is None:
+            position = tracker.frame_index * tracker.frame_samples
         return max(0, position - tracker.pad_samples)
 
     def finish(self) -> list[tuple[int, int]]:
