@@ -67,8 +67,9 @@ CORPORA: dict[str, Corpus] = {corpus.name: corpus for corpus in (
     Corpus("turev", "TurEV-DB", "Angry/1157_kz_acik.wav", scan_turev,
            lambda path: parse_turev_name(path) is not None),
 )}
-# Downloaded when train.py is given no data. TESS stays out: its two speakers cannot be held out
-# (a split needs three per corpus) and its near-perfect clips would swamp the other corpora's.
+# Downloaded when train.py is given no data. TESS stays out: its two speakers can never be held out
+# (split._share needs three per corpus), so nothing would measure it, and it would change the recipe
+# whose results the README reports.
 DEFAULT_CORPORA: tuple[str, ...] = ("ravdess", "crema")
 FOLDERS = Corpus("folders", "folder per emotion", "angry/*.wav, fearful/*.wav, sadness/*.wav, ...",
                  scan_emotion_folders, lambda path: False)
