@@ -47,7 +47,7 @@ def parse_data_spec(text: str) -> tuple[str, Path | None]:
     name = name.strip().lower()
     if name not in CORPORA:
         raise argparse.ArgumentTypeError(
-            f"unknown corpus {name!r} in {text!r}: write NAME or NAME=DIR with NAME one of "
+            f"unknown corpus {name!r}{f' in {text!r}' if equals else ''}: write NAME or NAME=DIR with NAME one of "
             f"{', '.join(CORPORA)}, e.g. tess=../shared/data/tess")
     if not equals:
         return name, None
