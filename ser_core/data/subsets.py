@@ -64,7 +64,7 @@ def not_enough_data(clips: list[Clip], *, cv: int | None, test_fraction: float, 
         needed = _SPLITS
         folds = cross_validation_folds(clips, cv, seed=seed) if clips else []
         splits = [fold_assignment(clips, fold, seed=seed) for fold in folds]
-        minimum = (f"for --cv {cv}, at least {cv} speakers of one corpus (every fold's test speakers) and 3 more "
+        minimum = (f"at least {cv} speakers for --cv {cv} (each fold's test speakers), and 3 of one corpus "
                    f"besides each fold's (for its training and validation)")
     filled = bool(splits) and all(split in assignment.values() for assignment in splits for split in needed)
     if filled:
@@ -76,9 +76,10 @@ def not_enough_data(clips: list[Clip], *, cv: int | None, test_fraction: float, 
         shown = ", ".join(Path(path).name for path in undecodable[:5])
         more = f" and {len(undecodable) - 5} more" if len(undecodable) > 5 else ""
         found += f"; {len(undecodable)} files did not decode ({shown}{more})"
-    return (f"Not enough data to train. {found}. A run needs {minimum}, each with clips of the six "
-            f"emotions. Add speakers (another --ravdess-dir or --crema-dir folder), lower --cv, or replace "
-            f"the files that do not decode.")
+    remedies = ["add speakers (another --ravdess-dir or --crema-dir folder)"]
+    remedies += ["ask for fewer folds"] if cv is not None and cv > 2 else []
+    remedies += ["replace the files that do not decode"] if undecodable else []
+    return f"Not enough data to train. {found}. A run needs {minimum}. To go on, {' or '.join(remedies)}."
 
 
 def load_features(clips: list[Clip], params: FeatureParams, cache_dir: Path,

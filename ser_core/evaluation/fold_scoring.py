@@ -51,10 +51,24 @@ def calibration_of(unscaled: np.ndarray, scaled: np.ndarray, labels: np.ndarray)
 
 def holdout_metrics(validation_logits: np.ndarray, validation: WindowSet, test_logits: np.ndarray | None,
                     test: WindowSet | None, temperature: float, fitted_on: str) -> dict:
-    """``metrics.json`` of one training run, less its ``split``: clip-level reports on the validation
-    and (when there are test speakers) test speakers, and the calibration measured on the test
-    speakers, or on the validation ones when there are none (then optimistic with a temperature
-    fitted there: its own data)."""
+    """``metrics.json`` of one training run, less its ``split``.
+
+    Parameters
+    ----------
+    validation_logits, test_logits : ndarray, shape (windows, 6)
+        The model's window logits on the validation and test speakers (``test_logits`` None without).
+    validation, test : WindowSet
+        Those windows, with their clips and labels (``test`` None without test speakers).
+    temperature : float
+        The calibration temperature; ``fitted_on`` says where it came from.
+
+    Returns
+    -------
+    dict
+        ``validation`` and ``test`` classification reports (per clip) and ``calibration``: measured on
+        the test speakers, or on the validation ones when there are none (then optimistic with a
+        temperature fitted there: its own data).
+    """
     on_validation = calibration_report(validation_logits, validation, temperature)
     metrics = {"validation": score(validation_logits, validation, temperature)}
     if test is None:
@@ -131,7 +145,8 @@ def score_fold(record: dict) -> tuple[dict, dict[str, np.ndarray]]:
     robust = {}
     for name in CONDITIONS:
         if name in test["conditions"]:
-            corrupted = classification_report(labels, probabilities(test["conditions"][name], temperature).argmax(axis=1))
+            scaled = probabilities(test["conditions"][name], temperature)
+            corrupted = classification_report(labels, scaled.argmax(axis=1))
             robust[name] = {"accuracy": corrupted["accuracy"], "uar": corrupted["uar"]}
     result = {
         "fold": record["fold"], "test_speakers": record["test_speakers"],

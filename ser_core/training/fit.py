@@ -93,7 +93,8 @@ def train_model(train: WindowSet, validation: WindowSet | None, params: FeatureP
     checkpoint = run_dir / "best.keras"
     history_csv = run_dir / "history.csv"
     # On a resumed run, only an epoch better than the interrupted run's best may replace best.keras.
-    best_so_far, epochs_since_best = logged_progress(history_csv, "val_accuracy") if validation is not None else (None, 0)
+    best_so_far, epochs_since_best = (logged_progress(history_csv, "val_accuracy") if validation is not None
+                                      else (None, 0))
     # Order matters: the backup holds the raw weights; the EMA weights are swapped in after it, for
     # validation and the checkpoint, and swapped out again when the next epoch begins.
     callbacks = [keras.callbacks.BackupAndRestore(str(run_dir / "backup"))]
@@ -134,17 +135,36 @@ def _prepare_member_dir(directory: Path) -> None:
 
 def train_members(train: WindowSet, validation: WindowSet, params: FeatureParams, args: argparse.Namespace,
                   run_dir: Path, train_and_validation: WindowSet | None = None):
-    """Train every ``args.members`` recipe; returns (their average as one model, histories, seconds).
+    """Train every ``args.members`` recipe and average them into one model.
 
-    With ``train_and_validation`` (``--pool-validation``), members that need no validation speakers
-    train on those too. An interrupted run resumes: members that had finished are loaded, the
-    interrupted one continues.
+    An interrupted run resumes: members that had finished are loaded, the interrupted one continues.
+
+    Parameters
+    ----------
+    train, validation : WindowSet
+        Windows of the training and validation speakers.
+    params : FeatureParams
+        The features' parameters (input shape, augmentation).
+    args : argparse.Namespace
+        train.py's options: ``members``, ``seed``, ``member_seed``, ``arch``, ``epochs``,
+        ``batch_size``, ``learning_rate``, ``patience``, ``auxiliary_emotions``, ``verbose``.
+    run_dir : Path
+        The members' folders go here (see :func:`member_dirs`).
+    train_and_validation : WindowSet, optional
+        Both speaker sets (``--pool-validation``): members that need no validation speakers train on it.
+
+    Returns
+    -------
+    tuple
+        ``(model, histories, seconds)``: the average of the members' logits as one Keras model, each
+        member's history (``{"member": spec, "epoch": [...], ...}``) and the training seconds in all.
     """
     from ser_core.training.models import ensemble
 
     directories = member_dirs(run_dir, len(args.members))
     finished = [(directory / "finished.json").exists() for directory in directories]
-    resuming = any((directory / "backup").exists() for directory in directories) or (any(finished) and not all(finished))
+    resuming = (any((directory / "backup").exists() for directory in directories)
+                or (any(finished) and not all(finished)))
     models, histories, total_seconds = [], [], 0.0
     seeds = member_seeds(args.members, args.seed, args.member_seed)
     for member, seed, directory, done in zip(args.members, seeds, directories, finished):
