@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import time
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 import soundfile
