@@ -437,8 +437,9 @@ def test_check_upload_rejects_before_decoding() -> None:
     assert intake.probe_duration(b"garbage") is None
     with pytest.raises(AudioError, match="limit"):
         intake.check_upload("long.wav", wav_bytes(np.zeros(16_000 * 61, np.float32)), 60)
-    with pytest.raises(AudioError, match="not supported"):
-        intake.check_upload("doc.pdf", b"%PDF", 60)
+    with pytest.raises(AudioError, match="25 MB"):
+        intake.check_upload("big.wav", b"\x00" * (25 * 2**20 + 1), 60, 25 * 2**20)
+    intake.check_upload("doc.pdf", b"%PDF", 60)  # the name decides nothing; decoding will
     with pytest.raises(AudioError, match="empty"):
         intake.check_upload("x.wav", b"", 60)
 
@@ -487,3 +488,167 @@ def test_plots_build_without_pyplot(predictor) -> None:
     chart = plots.probability_chart(prediction.probabilities, 0.55).to_dict()
     assert chart["layer"]
     assert not plots.timeline_frame([(1.5, prediction.probabilities)], EMOTIONS).empty
+
+
+# ---------------------------------------------------------------- issue 15: rejected input, faults, small things
+
+
+class FakeNotEnoughSpeech(Exception):
+    """Stands in for ``ser_core.inference.speech.NotEnoughSpeech`` (an AudioError with these
+    attributes) until that class exists in this branch."""
+
+    def __init__(self, kind: str, speech_seconds: float, needed_seconds: float) -> None:
+        super().__init__(f"{speech_seconds:.1f} s of speech heard; {needed_seconds:.1f} s needed.")
+        self.kind, self.speech_seconds, self.needed_seconds = kind, speech_seconds, needed_seconds
+
+
+def fake_not_enough_speech(kind: str, speech_seconds: float, needed_seconds: float = 1.0) -> Exception:
+    from ser_core.inference.audio import AudioError
+
+    error_class = type("NotEnoughSpeech", (FakeNotEnoughSpeech, AudioError), {})
+    return error_class(kind, speech_seconds, needed_seconds)
+
+
+def page_text(app: AppTest) -> str:
+    """Every alert, caption, markdown and code block of the page, in one string."""
+    parts = [*app.error, *app.warning, *app.success, *app.info, *app.caption, *app.markdown, *app.code]
+    return "\n".join(str(p.value) for p in parts)
+
+
+def test_uploader_takes_any_file_and_states_formats_and_limits(
+    monkeypatch: pytest.MonkeyPatch, model_artifacts: Path
+) -> None:
+    app = open_app(monkeypatch, model_artifacts)
+    assert_clean(app)
+    # Streamlit's own type check only turns the file chip red; the app checks and says why itself.
+    assert list(app.file_uploader[0].proto.type) == []
+    stated = page_text(app) + app.file_uploader[0].label
+    for fact in ("wav", "flac", "mp3", "ogg", "m4a", "webm", "60 s", "25 MB"):
+        assert fact in stated, fact
+
+
+@pytest.mark.parametrize(
+    "name, data, message",
+    [
+        ("big.wav", b"RIFF" + b"\x00" * (26 * 1024 * 1024), "25 mb"),
+        ("notes.aiff", b"plain text, not audio" * 20, "wav, flac, mp3, ogg, m4a or webm"),
+        ("README", b"plain text, not audio" * 20, "wav, flac, mp3, ogg, m4a or webm"),
+        ("empty.wav", b"", "empty"),
+    ],
+    ids=["over-size", "wrong-extension", "no-extension", "empty"],
+)
+def test_rejected_upload_says_why_without_a_player(
+    monkeypatch: pytest.MonkeyPatch, model_artifacts: Path, name: str, data: bytes, message: str
+) -> None:
+    app = open_app(monkeypatch, model_artifacts)
+    app.file_uploader[0].set_value((name, data, "application/octet-stream"))
+    app.run()
+    assert_clean(app)
+    assert app.error and message in app.error[0].value.lower(), [e.value for e in app.error]
+    assert not app.get("audio"), "a player is shown for audio that cannot be played"
+    assert not app.dataframe
+
+
+@pytest.mark.parametrize("name", ["voice memo", "clip.aiff"], ids=["no-extension", "aiff"])
+def test_audio_is_recognised_by_content_not_name(
+    monkeypatch: pytest.MonkeyPatch, model_artifacts: Path, name: str
+) -> None:
+    import io
+
+    import soundfile
+
+    buffer = io.BytesIO()
+    soundfile.write(buffer, speech_like(2.0), 16_000, format="AIFF" if name.endswith("aiff") else "WAV")
+    app = open_app(monkeypatch, model_artifacts)
+    app.file_uploader[0].set_value((name, buffer.getvalue(), "application/octet-stream"))
+    app.run()
+    assert_clean(app)
+    assert not app.error, [e.value for e in app.error]
+    assert app.get("audio") and app.dataframe
+
+
+def test_audio_length_limit_is_a_setting(monkeypatch: pytest.MonkeyPatch, model_artifacts: Path) -> None:
+    monkeypatch.setenv("SER_MAX_AUDIO_SECONDS", "5")
+    app = open_app(monkeypatch, model_artifacts)
+    assert "up to 5 s" in page_text(app) + app.file_uploader[0].label
+    app.file_uploader[0].set_value(("eight.wav", wav_bytes(speech_like(8.0)), "audio/wav"))
+    app.run()
+    assert_clean(app)
+    assert "the limit is 5 s" in app.error[0].value
+    monkeypatch.setenv("SER_MAX_AUDIO_SECONDS", "a minute")
+    app = open_app(monkeypatch, model_artifacts)
+    assert_clean(app)
+    assert "SER_MAX_AUDIO_SECONDS" in app.error[0].value and "a minute" in app.error[0].value
+
+
+def test_limit_settings_default_to_the_inference_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ser_core.app import support
+    from ser_core.inference.predictor import MAX_AUDIO_SECONDS
+
+    monkeypatch.delenv("SER_MAX_AUDIO_SECONDS", raising=False)
+    monkeypatch.delenv("SER_MAX_UPLOAD_MB", raising=False)
+    limits = support.audio_limits()
+    assert limits.max_seconds == MAX_AUDIO_SECONDS and limits.max_megabytes == 25
+    monkeypatch.setenv("SER_MAX_UPLOAD_MB", "2.5")
+    monkeypatch.setenv("SER_MAX_AUDIO_SECONDS", "90")
+    assert support.audio_limits() == support.AudioLimits(max_seconds=90.0, max_megabytes=2.5)
+    for bad in ("0", "-3", "nan", "inf", ""):
+        monkeypatch.setenv("SER_MAX_UPLOAD_MB", bad)
+        with pytest.raises(ValueError, match="SER_MAX_UPLOAD_MB"):
+            support.audio_limits()
+
+
+@pytest.mark.parametrize(
+    "kind, heard, headline",
+    [("no_speech", 0.0, "No speech heard"),
+     ("too_little_speech", 0.3, "Too little speech (0.3 s heard; 1.0 s needed)")],
+)
+def test_not_enough_speech_is_a_state_not_an_error(
+    monkeypatch: pytest.MonkeyPatch, model_artifacts: Path, kind: str, heard: float, headline: str
+) -> None:
+    from ser_core.inference.predictor import Predictor
+
+    def refuse(self, wave, sample_rate, threshold=None):
+        raise fake_not_enough_speech(kind, heard)
+
+    app = open_app(monkeypatch, model_artifacts)  # loads the model (its warm-up calls predict_wave)
+    monkeypatch.setattr(Predictor, "predict_wave", refuse)
+    app.audio_input[0].set_value(("rec.wav", wav_bytes(speech_like(2.0)), "audio/wav"))
+    app.run()
+    assert_clean(app)
+    assert not app.error, [e.value for e in app.error]
+    shown = "\n".join(i.value for i in app.info)
+    assert headline in shown and "try again" in shown.lower()
+    assert app.get("audio"), "the recording plays: it is valid audio, just not enough speech"
+    assert not app.dataframe
+
+
+def test_speech_shortfall_wording_for_the_live_page() -> None:
+    title, advice = views.speech_shortfall(fake_not_enough_speech("too_little_speech", 0.42, 1.0), live=True)
+    assert title == "Too little speech (0.4 s heard; 1.0 s needed)" and "keep talking" in advice.lower()
+    title, _ = views.speech_shortfall(fake_not_enough_speech("no_speech", 0.0), live=False)
+    assert title == "No speech heard"
+    from ser_core.inference.audio import AudioError
+
+    assert views.speech_shortfall(AudioError("x.wav is empty."), live=False) is None
+
+
+@pytest.mark.parametrize("damage", ["truncated", "missing"])
+def test_model_problem_is_said_once_with_the_train_command_once(
+    monkeypatch: pytest.MonkeyPatch, model_artifacts: Path, tmp_path: Path, damage: str
+) -> None:
+    from ser_core.inference.artifacts import TRAIN_COMMAND
+
+    (tmp_path / "config.json").write_text((model_artifacts / "config.json").read_text())
+    if damage == "truncated":
+        (tmp_path / "model.keras").write_bytes((model_artifacts / "model.keras").read_bytes()[:100_000])
+    for page in ("pages/analyse.py", "pages/live.py"):
+        app = open_app(monkeypatch, tmp_path, page)
+        assert_clean(app)
+        headline = app.error[0].value
+        if damage == "truncated":
+            assert "could not be loaded" in headline and "File not found" not in headline
+        else:
+            assert "No model available" in headline
+        assert page_text(app).count(TRAIN_COMMAND) == 1, page_text(app)
+        assert "python train.py" in [c.value for c in app.code]
