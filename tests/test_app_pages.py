@@ -361,7 +361,7 @@ def test_test_results_page_shows_cross_validation(monkeypatch: pytest.MonkeyPatc
     assert len(folds) == 6 and list(folds["Accuracy"])[:2] == pytest.approx([0.60, 0.62])
     recall = frame_with(app, "Emotion", "Recall (mean)")
     assert list(recall["Emotion"]) == list(EMOTIONS)
-    np.testing.assert_allclose(recall["Recall (mean)"], [0.42 + 0.1 * k for k in range(6)])
+    np.testing.assert_allclose(recall["Recall (mean)"], [42 + 10 * k for k in range(6)])  # percent
     robustness = frame_with(app, "Condition")
     assert dict(zip(robustness["Condition"], robustness["Accuracy"])) == {
         "Clean": "64.0% ± 2.8%", "White noise, 20 dB SNR": "59.0% ± 2.8%",
@@ -652,3 +652,32 @@ def test_model_problem_is_said_once_with_the_train_command_once(
             assert "No model available" in headline
         assert page_text(app).count(TRAIN_COMMAND) == 1, page_text(app)
         assert "python train.py" in [c.value for c in app.code]
+
+
+def test_timeline_stays_between_0_and_100_percent_and_threshold_is_labelled() -> None:
+    from ser_core.app import plots
+
+    probabilities = [dict(zip(EMOTIONS, p)) for p in ([0.9, 0.02, 0.02, 0.02, 0.02, 0.02],
+                                                      [0.0, 1.0, 0.0, 0.0, 0.0, 0.0],
+                                                      [0.5, 0.1, 0.1, 0.1, 0.1, 0.1])]
+    timeline = plots.timeline_chart(list(zip([1.5, 4.5, 7.5], probabilities)), EMOTIONS).to_dict()
+    assert timeline["mark"]["interpolate"] == "linear"  # a curve through the points overshoots them
+    assert timeline["encoding"]["y"]["scale"]["clamp"] is True
+    bars = plots.probability_chart(probabilities[0], 0.55).to_dict()
+    texts = [layer for layer in bars["layer"] if (layer.get("mark") or {}).get("type") == "text"
+             and "datum" not in json.dumps(layer.get("encoding", {}).get("text", {}))]
+    assert any("uncertain" in json.dumps(layer).lower() for layer in texts), "the dashed line has no label"
+
+
+def test_recall_per_emotion_has_one_number_format(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    write_reports(tmp_path)
+    report = fake_cv_report("ser_cnn")
+    report["folds"][0]["recall"]["angry"] = 0.65  # a round mean next to 0.7813-style ones
+    (tmp_path / "cv_ser_cnn.json").write_text(json.dumps(report))
+    app = open_app(monkeypatch, tmp_path, "pages/test_results.py")
+    assert_clean(app)
+    recall = next(d for d in app.dataframe if "Recall (mean)" in d.value.columns)
+    formats = {name: column.get("type_config", {}).get("format")
+               for name, column in json.loads(recall.proto.columns).items() if name in ("Recall (mean)", "Std")}
+    assert formats == {"Recall (mean)": "%.1f%%", "Std": "%.1f%%"}  # "65.0%" and "78.1%", never "65%"
+    assert recall.value["Recall (mean)"].max() > 1  # percentage points, as the format expects
