@@ -199,3 +199,30 @@ def test_pages_without_model(browser, empty_artifacts: Path, tmp_path: Path) -> 
                 shot(page, f"no_model_{path or 'analyse'}")
         finally:
             context.close()
+
+
+NAV_RECORDER = """
+window.__navSeen = [];
+new MutationObserver(() => {
+  document.querySelectorAll("[data-testid='stSidebarNav'] a, [data-testid='stSidebarNavLink']")
+    .forEach(link => { const text = link.textContent.trim();
+                       if (text && !window.__navSeen.includes(text)) window.__navSeen.push(text); });
+}).observe(document, {subtree: true, childList: true, characterData: true});
+"""
+
+
+def test_fresh_server_shows_only_the_apps_own_menu(browser, model_artifacts: Path, tmp_path: Path) -> None:
+    """Before ``st.navigation`` runs, Streamlit lists ``pages/`` as a lowercase default menu."""
+    with streamlit_server(model_artifacts, log_path=tmp_path / "streamlit.log") as url:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        page.add_init_script(NAV_RECORDER)
+        try:
+            page.goto(f"{url}/")
+            wait_for_app(page)
+            seen = page.evaluate("window.__navSeen")
+            shot(page, "fresh_server_menu")
+        finally:
+            context.close()
+    titles = ("Analyse", "Live", "Test results", "Training curves")  # each link's text follows its icon's name
+    assert seen and all(text.endswith(titles) for text in seen), seen
