@@ -438,7 +438,7 @@ def test_check_upload_rejects_before_decoding() -> None:
     with pytest.raises(AudioError, match="limit"):
         intake.check_upload("long.wav", wav_bytes(np.zeros(16_000 * 61, np.float32)), 60)
     with pytest.raises(AudioError, match="25 MB"):
-        intake.check_upload("big.wav", b"\x00" * (25 * 2**20 + 1), 60, 25 * 2**20)
+        intake.check_upload("big.wav", b"\x00" * (25_000_001), 60, 25_000_000)
     intake.check_upload("doc.pdf", b"%PDF", 60)  # the name decides nothing; decoding will
     with pytest.raises(AudioError, match="empty"):
         intake.check_upload("x.wav", b"", 60)
@@ -651,6 +651,7 @@ def test_model_problem_is_said_once_with_the_train_command_once(
         else:
             assert "No model available" in headline
         assert page_text(app).count(TRAIN_COMMAND) == 1, page_text(app)
+        assert page_text(app).count("--ravdess-dir") == 1, page_text(app)
         assert "python train.py" in [c.value for c in app.code]
 
 

@@ -74,7 +74,7 @@ def check_upload(name: str, data: bytes, max_seconds: float, max_bytes: int | No
         raise AudioError(f"{name} is empty: it holds no audio. Choose another file.")
     if max_bytes is not None and len(data) > max_bytes:
         raise AudioError(
-            f"{name} is {len(data) / 2**20:.1f} MB; the limit is {max_bytes / 2**20:g} MB. "
+            f"{name} is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:g} MB. "
             f"Trim or compress it (mp3, ogg or m4a hold a minute in about 1 MB) and try again."
         )
     duration = probe_duration(data)

@@ -76,7 +76,7 @@ class AudioLimits:
 
     @property
     def max_bytes(self) -> int:
-        return int(self.max_megabytes * 1024 * 1024)
+        return int(self.max_megabytes * 1_000_000)  # decimal megabytes, as the file chip counts them
 
     def describe(self) -> str:
         """``"up to 60 s and 25 MB"``, as the page states it."""
@@ -173,10 +173,13 @@ def _model_problem_text(error: Exception) -> tuple[str, str | None]:
     message = str(error)
     cause = str(error.__cause__) if error.__cause__ else None
     if cause and f"({cause})" in message:
-        message = message.replace(f"({cause})", "").replace(" .", ".")
+        message = message.replace(f" ({cause})", "").replace(f"({cause})", "")
     command = re.escape(artifacts.TRAIN_COMMAND)
     message = re.sub(rf"(\s+with)?:?\s*`?{command}`?", r"\1 the command below", message)
-    return re.sub(r"\s+", " ", message).strip(), cause
+    message = re.sub(r"\s+", " ", message).strip()
+    if message and message[-1] not in ".!?":
+        message += "."
+    return message, cause
 
 
 def show_model_missing(error: Exception | None = None) -> None:
@@ -191,7 +194,7 @@ def show_model_missing(error: Exception | None = None) -> None:
         detail, cause = f"No trained model in {directory}.", None
     else:
         detail, cause = _model_problem_text(error)
-    headline = "The model could not be loaded." if error is not None and model_exists else "No model available."
+    headline = "Unreadable model." if error is not None and model_exists else "No model available."
     st.error(f"**{headline}** {detail}")
     if cause:
         with st.expander("Technical details"):
