@@ -682,3 +682,48 @@ def test_recall_per_emotion_has_one_number_format(monkeypatch: pytest.MonkeyPatc
                for name, column in json.loads(recall.proto.columns).items() if name in ("Recall (mean)", "Std")}
     assert formats == {"Recall (mean)": "%.1f%%", "Std": "%.1f%%"}  # "65.0%" and "78.1%", never "65%"
     assert recall.value["Recall (mean)"].max() > 1  # percentage points, as the format expects
+
+
+def awkward_inputs() -> list:
+    """Inputs beyond the plain bad file, each with what the page must show (docs/reliability.md)."""
+    import io
+
+    import soundfile
+
+    def encoded(wave: np.ndarray, rate: int, subtype: str = "PCM_16", fmt: str = "WAV") -> bytes:
+        buffer = io.BytesIO()
+        soundfile.write(buffer, wave, rate, format=fmt, subtype=subtype)
+        return buffer.getvalue()
+
+    speech = speech_like(2.0)
+    nan = speech.copy()
+    nan[1000:1100] = np.nan
+    six = np.stack([speech_like(2.0, 96_000, seed=k) for k in range(6)], axis=1)
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(200)
+    good = wav_bytes(speech)
+    return [
+        pytest.param("cut.wav", good[: len(good) // 3], "result", id="truncated-wav"),
+        pytest.param("picture.wav", png, "holds no audio stream. Use wav", id="png-renamed"),
+        pytest.param("nan.wav", encoded(nan, 16_000, "FLOAT"), "non-finite", id="nan-samples"),
+        pytest.param("six.wav", encoded(six, 96_000), "result", id="6-channel-96khz"),
+        pytest.param("phone.wav", wav_bytes(speech_like(2.0, 8_000), 8_000), "result", id="8khz-phone"),
+        pytest.param("Ünïcode clip (1) #2.wav", good, "result", id="unicode-name"),
+        pytest.param("../../etc/passwd.wav", good, "result", id="path-like-name"),
+        pytest.param("a" * 240 + ".wav", good, "result", id="very-long-name"),
+        pytest.param("CLIP.WAV", good, "result", id="upper-case-extension"),
+    ]
+
+
+@pytest.mark.parametrize("name, data, expected", awkward_inputs())
+def test_awkward_inputs(monkeypatch: pytest.MonkeyPatch, model_artifacts: Path, name: str, data: bytes,
+                        expected: str) -> None:
+    app = open_app(monkeypatch, model_artifacts)
+    app.file_uploader[0].set_value((name, data, "application/octet-stream"))
+    app.run()
+    assert_clean(app)
+    if expected == "result":
+        assert not app.error, [e.value for e in app.error]
+        assert app.dataframe and app.get("audio") and len(app.get("download_button")) == 2
+    else:
+        assert app.error and expected in app.error[0].value, [e.value for e in app.error]
+        assert not app.get("audio") and not app.dataframe
