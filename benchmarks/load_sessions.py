@@ -175,9 +175,20 @@ async def analyse_session(browser, url: str, index: int, clip: Path, timeout_s: 
             result.failure = "a traceback on the page"
     except Exception as error:  # a timeout or a closed page: this session went unanswered
         result.failure = f"{type(error).__name__}: {str(error).splitlines()[0][:160]}"
+        result.failure += await what_the_page_says(page)
     finally:
         await context.close()
     return result
+
+
+async def what_the_page_says(page) -> str:
+    """The alerts and tracebacks on a page that did not answer, to tell why."""
+    try:
+        texts = await page.locator("[data-testid='stException'], [data-testid='stAlertContainer'], "
+                                   "[data-testid='stFileChip']").all_inner_texts()
+    except Exception:
+        return ""
+    return "; on the page: " + " | ".join(t.replace("\n", " ")[:200] for t in texts) if texts else ""
 
 
 async def live_session(browser, url: str, timeout_s: float) -> SessionResult:
@@ -279,11 +290,21 @@ def print_report(warm_up: SessionResult, results: list[SessionResult], memory: d
         print(f"  {line}")
 
 
+def first_traceback(log_text: str, lines: int = 60) -> str:
+    """The first traceback of the log and what follows it, to see what failed."""
+    log_lines = log_text.splitlines()
+    for index, line in enumerate(log_lines):
+        if "Traceback" in line:
+            return "\n".join(log_lines[max(0, index - 3): index + lines])
+    return ""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=8, help="Analyse sessions at once (1-16)")
     parser.add_argument("--artifacts", type=Path, default=None, help="artifacts folder (default: artifacts/)")
     parser.add_argument("--timeout", type=float, default=240.0, help="seconds each step may wait (10-600)")
+    parser.add_argument("--log", type=Path, default=None, help="keep the server log here")
     args = parser.parse_args(argv)
     if not 1 <= args.sessions <= 16:
         parser.error(f"--sessions must be between 1 and 16, not {args.sessions}")
@@ -305,9 +326,14 @@ def main(argv: list[str] | None = None) -> int:
                 run_sessions(url, args.sessions, clip, microphone, args.timeout, after_warm_up))
             time.sleep(2)
             memory["after all sessions"] = rss_mb(process.pid)
-        log_text = log_path.read_text(errors="replace")
+        log_text = re.sub(r"\x1b\[[0-9;]*m", "", log_path.read_text(errors="replace"))  # no colours
+        if args.log:
+            args.log.write_text(log_text)
     problems = server_problems(log_text)
     print_report(warm_up, results, memory, problems, wall_s)
+    if problems:
+        print("first traceback in the server log:")
+        print(first_traceback(log_text))
     unanswered = [r for r in [warm_up, *results] if r.failure]
     return 1 if unanswered or problems else 0
 

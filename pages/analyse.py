@@ -28,6 +28,7 @@ with record_tab:
 with upload_tab:
     # Any file is accepted here and checked by the app, so a rejected one gets a message on the page.
     uploaded = st.file_uploader("Upload a clip of speech", key="uploader")
+    support.show_upload_refusals()
     st.caption(f"Accepted: {intake.FORMATS_TEXT} (other audio files are tried too), "
                f"{limits.describe()}.")
 

@@ -272,3 +272,19 @@ def test_damaged_model_is_named_once(browser, model_artifacts: Path, tmp_path: P
             shot(page, "damaged_model")
         finally:
             context.close()
+
+
+def test_file_over_the_door_shows_streamlits_reason(page, server: str, tmp_path: Path) -> None:
+    """Over server.maxUploadSize (256 MB) the browser refuses the file before the app sees it; the
+    reason, normally on hover only, is shown beside the file."""
+    huge = tmp_path / "huge.wav"
+    with open(huge, "wb") as handle:  # sparse: the browser refuses it by size without reading it
+        handle.truncate(300 * 10**6)
+    page.goto(f"{server}/")
+    wait_for_app(page)
+    page.get_by_role("tab", name=re.compile("Upload")).click()
+    page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(huge))
+    reason = page.locator("[data-testid='stFileChip'] [role='alert']")
+    reason.wait_for(timeout=30_000)
+    assert "256" in reason.inner_text() and reason.bounding_box()["width"] > 100
+    shot(page, "rejected_over_the_door")

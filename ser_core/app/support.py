@@ -116,6 +116,21 @@ def audio_limits_or_stop() -> AudioLimits:
         st.stop()
 
 
+# Streamlit refuses a file over server.maxUploadSize in the browser and puts the reason in a
+# visually hidden, screen-reader-only span of the red file chip (shown on hover). This shows it.
+_SHOW_CHIP_REFUSAL_CSS = """<style>
+[data-testid="stFileChip"] [role="alert"] {
+  position: static; width: auto; height: auto; margin: 0 0.5rem; clip: auto; overflow: visible;
+  white-space: normal; font-size: 0.8rem; color: #b42318;
+}
+</style>"""
+
+
+def show_upload_refusals() -> None:
+    """Make the reason Streamlit gives for refusing a file (over the 256 MB door) visible."""
+    st.html(_SHOW_CHIP_REFUSAL_CSS)
+
+
 # ---------------------------------------------------------------- artifacts and the model
 
 
