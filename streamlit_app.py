@@ -10,18 +10,9 @@ import logging
 
 import streamlit as st
 
-from ser_core.app import webrtc_setup
-
-# Load aiortc's SRTP library (through streamlit-webrtc) before anything loads TensorFlow:
-# initialising libsrtp in a process where TensorFlow is already loaded segfaults (a native symbol
-# clash); the other order is fine. The Live page refuses to start rather than crash if it is late.
-webrtc_setup.preload_webrtc()
-
-from ser_core.app import support  # noqa: E402  (after the preload, on purpose)
-
+# The page config and the navigation come first, before anything slow: until st.navigation has run
+# once, a fresh server shows Streamlit's default menu of pages/ (lowercase file names) instead.
 st.set_page_config(page_title="Speech emotion recognition", page_icon=":material/graphic_eq:", layout="wide")
-logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
 PAGES = {
     "Use the model": [
         st.Page("pages/analyse.py", title="Analyse", icon=":material/graphic_eq:", default=True),
@@ -32,7 +23,17 @@ PAGES = {
         st.Page("pages/training_curves.py", title="Training curves", icon=":material/show_chart:"),
     ],
 }
-
 navigation = st.navigation(PAGES)
+
+from ser_core.app import webrtc_setup  # noqa: E402
+
+# Load aiortc's SRTP library (through streamlit-webrtc) before anything loads TensorFlow:
+# initialising libsrtp in a process where TensorFlow is already loaded segfaults (a native symbol
+# clash); the other order is fine. The Live page refuses to start rather than crash if it is late.
+webrtc_setup.preload_webrtc()
+
+from ser_core.app import support  # noqa: E402  (after the preload, on purpose)
+
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 support.render_sidebar(support.load_reports())
 navigation.run()

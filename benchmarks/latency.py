@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import sys
 import time
 from pathlib import Path
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 import soundfile

@@ -18,8 +18,6 @@ import argparse
 import os
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 import numpy as np
 
 from ser_core.training.augment import PRESETS, make_augmenter

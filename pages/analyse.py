@@ -6,7 +6,6 @@ import streamlit as st
 
 from ser_core.app import intake, support, views
 from ser_core.inference.audio import AudioError
-from ser_core.inference.predictor import MAX_AUDIO_SECONDS
 
 support.ensure_entrypoint()
 st.title("Analyse a voice clip")
@@ -15,6 +14,7 @@ st.caption(
     "(angry, disgust, fear, happy, neutral or sad)."
 )
 
+limits = support.audio_limits_or_stop()
 predictor = support.predictor_or_stop()
 threshold = support.current_threshold()
 model_name = predictor.config.get("model_name")
@@ -22,32 +22,36 @@ model_name = predictor.config.get("model_name")
 record_tab, upload_tab = st.tabs([":material/mic: Record", ":material/upload_file: Upload a file"])
 with record_tab:
     recording = st.audio_input(
-        "Record a few seconds of speech", sample_rate=predictor.params.sample_rate, key="recorder"
+        f"Record a few seconds of speech (up to {limits.max_seconds:g} s)",
+        sample_rate=predictor.params.sample_rate, key="recorder",
     )
 with upload_tab:
-    uploaded = st.file_uploader(
-        f"Upload speech audio ({', '.join(intake.UPLOAD_TYPES)}; up to "
-        f"{MAX_AUDIO_SECONDS:.0f} s)",
-        type=intake.UPLOAD_TYPES, key="uploader",
-    )
+    # Any file is accepted here and checked by the app, so a rejected one gets a message on the page.
+    uploaded = st.file_uploader("Upload a clip of speech", key="uploader")
+    support.show_upload_refusals()
+    st.caption(f"Accepted: {intake.FORMATS_TEXT} (other audio files are tried too), "
+               f"{limits.describe()}.")
 
 
 def show(source, key: str, container) -> None:
-    """Classify one input and lay its result out in ``container``; errors become messages."""
+    """Classify one input and lay its result out in ``container``; problems become messages."""
     with container:
         name, data = intake.read_upload(source)
-        st.audio(data, format=getattr(source, "type", None) or "audio/wav")
         try:
             with st.spinner("Listening…"):
-                prediction = intake.analyse_bytes(predictor, name, data, threshold, key)
-        except AudioError as error:
-            st.error(str(error))
+                analysis = intake.analyse_bytes(predictor, name, data, threshold, key, limits)
+        except AudioError as error:  # nothing playable: no player, just the reason
+            views.show_audio_problem(error)
             return
         except Exception:
             support.show_unexpected_error(f"analysing {name}")
             return
+        st.audio(data, format=getattr(source, "type", None) or "audio/wav")
+        if analysis.prediction is None:
+            views.show_audio_problem(analysis.problem)
+            return
         try:
-            views.render_prediction(prediction, predictor.params, name, model_name, key)
+            views.render_prediction(analysis.prediction, predictor.params, name, model_name, key)
         except Exception:
             support.show_unexpected_error(f"showing the result for {name}")
 

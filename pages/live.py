@@ -131,8 +131,9 @@ def live_panel() -> None:
         return
     try:
         prediction = predictor.predict_wave(wave, predictor.params.sample_rate, threshold)
-    except AudioError as error:
-        st.info(str(error))
+    except AudioError as error:  # silence or too little speech: a state of the stream, not a fault
+        views.show_audio_problem(error, live=True)
+        _draw_timeline()
         return
     except Exception:
         support.show_unexpected_error("classifying the live audio")

@@ -96,12 +96,14 @@ def cross_validation_section(directory, shipped_arch: str | None) -> None:
     left, right = st.columns(2)
     with left:
         st.markdown("**Recall per emotion** (mean over the folds)")
+        recall = cv_report.recall_table(report)
+        recall[["Recall (mean)", "Std"]] *= 100  # percentage points, so one format fits every row
         st.dataframe(
-            cv_report.recall_table(report), hide_index=True, key="cv_recall",
+            recall, hide_index=True, key="cv_recall",
             column_config={
                 "Recall (mean)": st.column_config.ProgressColumn(
-                    "Recall (mean)", min_value=0.0, max_value=1.0, format="percent"),
-                "Std": st.column_config.NumberColumn("± std", format="percent"),
+                    "Recall (mean)", min_value=0.0, max_value=100.0, format="%.1f%%"),
+                "Std": st.column_config.NumberColumn("± std", format="%.1f%%"),
             },
         )
     with right:

@@ -26,6 +26,12 @@ import os
 # imports ser_core first. An explicit TF_ENABLE_ONEDNN_OPTS=0 still wins.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
+# Without the NVIDIA driver, TensorFlow's GPU lookup logs "E0000 ... failed call to cuInit" from its
+# C++ core on every command; only level 3 (errors) hides it. Python exceptions are unaffected, and a
+# machine with the driver keeps TensorFlow's default so a real GPU fault stays visible.
+if not os.path.exists("/proc/driver/nvidia"):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
 from ser_core.inference.params import EMOTIONS, FeatureParams  # noqa: E402
 
 __all__ = ["EMOTIONS", "FeatureParams"]

@@ -361,7 +361,7 @@ def test_test_results_page_shows_cross_validation(monkeypatch: pytest.MonkeyPatc
     assert len(folds) == 6 and list(folds["Accuracy"])[:2] == pytest.approx([0.60, 0.62])
     recall = frame_with(app, "Emotion", "Recall (mean)")
     assert list(recall["Emotion"]) == list(EMOTIONS)
-    np.testing.assert_allclose(recall["Recall (mean)"], [0.42 + 0.1 * k for k in range(6)])
+    np.testing.assert_allclose(recall["Recall (mean)"], [42 + 10 * k for k in range(6)])  # percent
     robustness = frame_with(app, "Condition")
     assert dict(zip(robustness["Condition"], robustness["Accuracy"])) == {
         "Clean": "64.0% ± 2.8%", "White noise, 20 dB SNR": "59.0% ± 2.8%",
@@ -437,8 +437,9 @@ def test_check_upload_rejects_before_decoding() -> None:
     assert intake.probe_duration(b"garbage") is None
     with pytest.raises(AudioError, match="limit"):
         intake.check_upload("long.wav", wav_bytes(np.zeros(16_000 * 61, np.float32)), 60)
-    with pytest.raises(AudioError, match="not supported"):
-        intake.check_upload("doc.pdf", b"%PDF", 60)
+    with pytest.raises(AudioError, match="25 MB"):
+        intake.check_upload("big.wav", b"\x00" * (25_000_001), 60, 25_000_000)
+    intake.check_upload("doc.pdf", b"%PDF", 60)  # the name decides nothing; decoding will
     with pytest.raises(AudioError, match="empty"):
         intake.check_upload("x.wav", b"", 60)
 
@@ -487,3 +488,242 @@ def test_plots_build_without_pyplot(predictor) -> None:
     chart = plots.probability_chart(prediction.probabilities, 0.55).to_dict()
     assert chart["layer"]
     assert not plots.timeline_frame([(1.5, prediction.probabilities)], EMOTIONS).empty
+
+
+# ---------------------------------------------------------------- issue 15: rejected input, faults, small things
+
+
+class FakeNotEnoughSpeech(Exception):
+    """Stands in for ``ser_core.inference.speech.NotEnoughSpeech`` (an AudioError with these
+    attributes) until that class exists in this branch."""
+
+    def __init__(self, kind: str, speech_seconds: float, needed_seconds: float) -> None:
+        super().__init__(f"{speech_seconds:.1f} s of speech heard; {needed_seconds:.1f} s needed.")
+        self.kind, self.speech_seconds, self.needed_seconds = kind, speech_seconds, needed_seconds
+
+
+def fake_not_enough_speech(kind: str, speech_seconds: float, needed_seconds: float = 1.0) -> Exception:
+    from ser_core.inference.audio import AudioError
+
+    error_class = type("NotEnoughSpeech", (FakeNotEnoughSpeech, AudioError), {})
+    return error_class(kind, speech_seconds, needed_seconds)
+
+
+def page_text(app: AppTest) -> str:
+    """Every alert, caption, markdown and code block of the page, in one string."""
+    parts = [*app.error, *app.warning, *app.success, *app.info, *app.caption, *app.markdown, *app.code]
+    return "\n".join(str(p.value) for p in parts)
+
+
+def test_uploader_takes_any_file_and_states_formats_and_limits(
+    monkeypatch: pytest.MonkeyPatch, model_artifacts: Path
+) -> None:
+    app = open_app(monkeypatch, model_artifacts)
+    assert_clean(app)
+    # Streamlit's own type check only turns the file chip red; the app checks and says why itself.
+    assert list(app.file_uploader[0].proto.type) == []
+    stated = page_text(app) + app.file_uploader[0].label
+    for fact in ("wav", "flac", "mp3", "ogg", "m4a", "webm", "60 s", "25 MB"):
+        assert fact in stated, fact
+
+
+@pytest.mark.parametrize(
+    "name, data, message",
+    [
+        ("big.wav", b"RIFF" + b"\x00" * (26 * 1024 * 1024), "25 mb"),
+        ("notes.aiff", b"plain text, not audio" * 20, "wav, flac, mp3, ogg, m4a or webm"),
+        ("README", b"plain text, not audio" * 20, "wav, flac, mp3, ogg, m4a or webm"),
+        ("empty.wav", b"", "empty"),
+    ],
+    ids=["over-size", "wrong-extension", "no-extension", "empty"],
+)
+def test_rejected_upload_says_why_without_a_player(
+    monkeypatch: pytest.MonkeyPatch, model_artifacts: Path, name: str, data: bytes, message: str
+) -> None:
+    app = open_app(monkeypatch, model_artifacts)
+    app.file_uploader[0].set_value((name, data, "application/octet-stream"))
+    app.run()
+    assert_clean(app)
+    assert app.error and message in app.error[0].value.lower(), [e.value for e in app.error]
+    assert not app.get("audio"), "a player is shown for audio that cannot be played"
+    assert not app.dataframe
+
+
+@pytest.mark.parametrize("name", ["voice memo", "clip.aiff"], ids=["no-extension", "aiff"])
+def test_audio_is_recognised_by_content_not_name(
+    monkeypatch: pytest.MonkeyPatch, model_artifacts: Path, name: str
+) -> None:
+    import io
+
+    import soundfile
+
+    buffer = io.BytesIO()
+    soundfile.write(buffer, speech_like(2.0), 16_000, format="AIFF" if name.endswith("aiff") else "WAV")
+    app = open_app(monkeypatch, model_artifacts)
+    app.file_uploader[0].set_value((name, buffer.getvalue(), "application/octet-stream"))
+    app.run()
+    assert_clean(app)
+    assert not app.error, [e.value for e in app.error]
+    assert app.get("audio") and app.dataframe
+
+
+def test_audio_length_limit_is_a_setting(monkeypatch: pytest.MonkeyPatch, model_artifacts: Path) -> None:
+    monkeypatch.setenv("SER_MAX_AUDIO_SECONDS", "5")
+    app = open_app(monkeypatch, model_artifacts)
+    assert "up to 5 s" in page_text(app) + app.file_uploader[0].label
+    app.file_uploader[0].set_value(("eight.wav", wav_bytes(speech_like(8.0)), "audio/wav"))
+    app.run()
+    assert_clean(app)
+    assert "the limit is 5 s" in app.error[0].value
+    monkeypatch.setenv("SER_MAX_AUDIO_SECONDS", "a minute")
+    app = open_app(monkeypatch, model_artifacts)
+    assert_clean(app)
+    assert "SER_MAX_AUDIO_SECONDS" in app.error[0].value and "a minute" in app.error[0].value
+
+
+def test_limit_settings_default_to_the_inference_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ser_core.app import support
+    from ser_core.inference.predictor import MAX_AUDIO_SECONDS
+
+    monkeypatch.delenv("SER_MAX_AUDIO_SECONDS", raising=False)
+    monkeypatch.delenv("SER_MAX_UPLOAD_MB", raising=False)
+    limits = support.audio_limits()
+    assert limits.max_seconds == MAX_AUDIO_SECONDS and limits.max_megabytes == 25
+    monkeypatch.setenv("SER_MAX_UPLOAD_MB", "2.5")
+    monkeypatch.setenv("SER_MAX_AUDIO_SECONDS", "90")
+    assert support.audio_limits() == support.AudioLimits(max_seconds=90.0, max_megabytes=2.5)
+    for bad in ("0", "-3", "nan", "inf", ""):
+        monkeypatch.setenv("SER_MAX_UPLOAD_MB", bad)
+        with pytest.raises(ValueError, match="SER_MAX_UPLOAD_MB"):
+            support.audio_limits()
+
+
+@pytest.mark.parametrize(
+    "kind, heard, headline",
+    [("no_speech", 0.0, "No speech heard"),
+     ("too_little_speech", 0.3, "Too little speech (0.3 s heard; 1.0 s needed)")],
+)
+def test_not_enough_speech_is_a_state_not_an_error(
+    monkeypatch: pytest.MonkeyPatch, model_artifacts: Path, kind: str, heard: float, headline: str
+) -> None:
+    from ser_core.inference.predictor import Predictor
+
+    def refuse(self, wave, sample_rate, threshold=None):
+        raise fake_not_enough_speech(kind, heard)
+
+    app = open_app(monkeypatch, model_artifacts)  # loads the model (its warm-up calls predict_wave)
+    monkeypatch.setattr(Predictor, "predict_wave", refuse)
+    app.audio_input[0].set_value(("rec.wav", wav_bytes(speech_like(2.0)), "audio/wav"))
+    app.run()
+    assert_clean(app)
+    assert not app.error, [e.value for e in app.error]
+    shown = "\n".join(i.value for i in app.info)
+    assert headline in shown and "try again" in shown.lower()
+    assert app.get("audio"), "the recording plays: it is valid audio, just not enough speech"
+    assert not app.dataframe
+
+
+def test_speech_shortfall_wording_for_the_live_page() -> None:
+    title, advice = views.speech_shortfall(fake_not_enough_speech("too_little_speech", 0.42, 1.0), live=True)
+    assert title == "Too little speech (0.4 s heard; 1.0 s needed)" and "keep talking" in advice.lower()
+    title, _ = views.speech_shortfall(fake_not_enough_speech("no_speech", 0.0), live=False)
+    assert title == "No speech heard"
+    from ser_core.inference.audio import AudioError
+
+    assert views.speech_shortfall(AudioError("x.wav is empty."), live=False) is None
+
+
+@pytest.mark.parametrize("damage", ["truncated", "missing"])
+def test_model_problem_is_said_once_with_the_train_command_once(
+    monkeypatch: pytest.MonkeyPatch, model_artifacts: Path, tmp_path: Path, damage: str
+) -> None:
+    from ser_core.inference.artifacts import TRAIN_COMMAND
+
+    (tmp_path / "config.json").write_text((model_artifacts / "config.json").read_text())
+    if damage == "truncated":
+        (tmp_path / "model.keras").write_bytes((model_artifacts / "model.keras").read_bytes()[:100_000])
+    for page in ("pages/analyse.py", "pages/live.py"):
+        app = open_app(monkeypatch, tmp_path, page)
+        assert_clean(app)
+        headline = app.error[0].value
+        if damage == "truncated":
+            assert "could not be loaded" in headline and "File not found" not in headline
+        else:
+            assert "No model available" in headline
+        assert page_text(app).count(TRAIN_COMMAND) == 1, page_text(app)
+        assert page_text(app).count("--ravdess-dir") == 1, page_text(app)
+        assert "python train.py" in [c.value for c in app.code]
+
+
+def test_timeline_stays_between_0_and_100_percent_and_threshold_is_labelled() -> None:
+    from ser_core.app import plots
+
+    probabilities = [dict(zip(EMOTIONS, p)) for p in ([0.9, 0.02, 0.02, 0.02, 0.02, 0.02],
+                                                      [0.0, 1.0, 0.0, 0.0, 0.0, 0.0],
+                                                      [0.5, 0.1, 0.1, 0.1, 0.1, 0.1])]
+    timeline = plots.timeline_chart(list(zip([1.5, 4.5, 7.5], probabilities)), EMOTIONS).to_dict()
+    assert timeline["mark"]["interpolate"] == "linear"  # a curve through the points overshoots them
+    assert timeline["encoding"]["y"]["scale"]["clamp"] is True
+    bars = plots.probability_chart(probabilities[0], 0.55).to_dict()
+    texts = [layer for layer in bars["layer"] if (layer.get("mark") or {}).get("type") == "text"
+             and "datum" not in json.dumps(layer.get("encoding", {}).get("text", {}))]
+    assert any("uncertain" in json.dumps(layer).lower() for layer in texts), "the dashed line has no label"
+
+
+def test_recall_per_emotion_has_one_number_format(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    write_reports(tmp_path)
+    report = fake_cv_report("ser_cnn")
+    report["folds"][0]["recall"]["angry"] = 0.65  # a round mean next to 0.7813-style ones
+    (tmp_path / "cv_ser_cnn.json").write_text(json.dumps(report))
+    app = open_app(monkeypatch, tmp_path, "pages/test_results.py")
+    assert_clean(app)
+    recall = next(d for d in app.dataframe if "Recall (mean)" in d.value.columns)
+    formats = {name: column.get("type_config", {}).get("format")
+               for name, column in json.loads(recall.proto.columns).items() if name in ("Recall (mean)", "Std")}
+    assert formats == {"Recall (mean)": "%.1f%%", "Std": "%.1f%%"}  # "65.0%" and "78.1%", never "65%"
+    assert recall.value["Recall (mean)"].max() > 1  # percentage points, as the format expects
+
+
+def awkward_inputs() -> list:
+    """Inputs beyond the plain bad file, each with what the page must show (docs/reliability.md)."""
+    import io
+
+    import soundfile
+
+    def encoded(wave: np.ndarray, rate: int, subtype: str = "PCM_16", fmt: str = "WAV") -> bytes:
+        buffer = io.BytesIO()
+        soundfile.write(buffer, wave, rate, format=fmt, subtype=subtype)
+        return buffer.getvalue()
+
+    speech = speech_like(2.0)
+    nan = speech.copy()
+    nan[1000:1100] = np.nan
+    six = np.stack([speech_like(2.0, 96_000, seed=k) for k in range(6)], axis=1)
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(200)
+    good = wav_bytes(speech)
+    return [
+        pytest.param("cut.wav", good[: len(good) // 3], "result", id="truncated-wav"),
+        pytest.param("picture.wav", png, "holds no audio stream. Use wav", id="png-renamed"),
+        pytest.param("nan.wav", encoded(nan, 16_000, "FLOAT"), "non-finite", id="nan-samples"),
+        pytest.param("six.wav", encoded(six, 96_000), "result", id="6-channel-96khz"),
+        pytest.param("phone.wav", wav_bytes(speech_like(2.0, 8_000), 8_000), "result", id="8khz-phone"),
+        pytest.param("Ünïcode clip (1) #2.wav", good, "result", id="unicode-name"),
+        pytest.param("../../etc/passwd.wav", good, "result", id="path-like-name"),
+        pytest.param("a" * 240 + ".wav", good, "result", id="very-long-name"),
+        pytest.param("CLIP.WAV", good, "result", id="upper-case-extension"),
+    ]
+
+
+@pytest.mark.parametrize("name, data, expected", awkward_inputs())
+def test_awkward_inputs(monkeypatch: pytest.MonkeyPatch, model_artifacts: Path, name: str, data: bytes,
+                        expected: str) -> None:
+    app = open_app(monkeypatch, model_artifacts)
+    app.file_uploader[0].set_value((name, data, "application/octet-stream"))
+    app.run()
+    assert_clean(app)
+    if expected == "result":
+        assert not app.error, [e.value for e in app.error]
+        assert app.dataframe and app.get("audio") and len(app.get("download_button")) == 2
+    else:
+        assert app.error and expected in app.error[0].value, [e.value for e in app.error]
+        assert not app.get("audio") and not app.dataframe

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import run_train
 from ser_core.evaluation.metrics import clip_probabilities, softmax
-from train import pooled_calibration
+from ser_core.evaluation.fold_scoring import pooled_calibration
 
 
 def _fold(rng: np.random.Generator, overconfidence: float, clips: int = 400) -> dict[str, np.ndarray]:
@@ -44,9 +44,10 @@ def test_one_fold_has_nothing_to_cross_fit_on():
 def _cv_report(**changes) -> dict:
     import train
     from ser_core.inference.params import FeatureParams
-    from ser_core.training.recipes import DEFAULT_EPOCHS, DEFAULT_MEMBERS
+    from ser_core.training.recipes import DEFAULT_EPOCHS, DEFAULT_MEMBERS, ensemble_arch
 
-    report = {"arch": train.recipe_arch(train.parse_args([])), "members": list(DEFAULT_MEMBERS),
+    args = train.parse_args([])
+    report = {"arch": ensemble_arch(args.members, args.arch), "members": list(DEFAULT_MEMBERS),
               "feature_params": FeatureParams().to_dict(), "epochs": DEFAULT_EPOCHS,
               "speakers": 20, "summary": {"pooled_calibration": {"clips": 880, "cv_temperature": 0.77}}}
     return {**report, **changes}

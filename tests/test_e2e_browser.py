@@ -199,3 +199,92 @@ def test_pages_without_model(browser, empty_artifacts: Path, tmp_path: Path) -> 
                 shot(page, f"no_model_{path or 'analyse'}")
         finally:
             context.close()
+
+
+NAV_RECORDER = """
+window.__navSeen = [];
+new MutationObserver(() => {
+  document.querySelectorAll("[data-testid='stSidebarNav'] a, [data-testid='stSidebarNavLink']")
+    .forEach(link => { const text = link.textContent.trim();
+                       if (text && !window.__navSeen.includes(text)) window.__navSeen.push(text); });
+}).observe(document, {subtree: true, childList: true, characterData: true});
+"""
+
+
+def test_fresh_server_shows_only_the_apps_own_menu(browser, model_artifacts: Path, tmp_path: Path) -> None:
+    """Before ``st.navigation`` runs, Streamlit lists ``pages/`` as a lowercase default menu."""
+    with streamlit_server(model_artifacts, log_path=tmp_path / "streamlit.log") as url:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        page.add_init_script(NAV_RECORDER)
+        try:
+            page.goto(f"{url}/")
+            wait_for_app(page)
+            seen = page.evaluate("window.__navSeen")
+            shot(page, "fresh_server_menu")
+        finally:
+            context.close()
+    titles = ("Analyse", "Live", "Test results", "Training curves")  # each link's text follows its icon's name
+    assert seen and all(text.endswith(titles) for text in seen), seen
+
+
+@pytest.mark.parametrize("name, size_mb, reason", [
+    ("big.wav", 30, "limit is 25 MB"),
+    ("song.aiff", 0, "could not be decoded"),
+    ("voice", 0, "could not be decoded"),
+], ids=["over-size", "aiff-not-audio", "no-extension-not-audio"])
+def test_rejected_upload_reason_is_on_the_page(page, server: str, tmp_path: Path, name: str, size_mb: int,
+                                               reason: str) -> None:
+    """Streamlit's own checks would only turn the file chip red, with the reason on hover."""
+    path = tmp_path / name
+    path.write_bytes(b"RIFF" + b"\x00" * (size_mb * 2**20) if size_mb else b"plain text, not audio " * 40)
+    page.goto(f"{server}/")
+    wait_for_app(page)
+    page.get_by_role("tab", name=re.compile("Upload")).click()
+    page.get_by_text(re.compile(r"Accepted: wav, flac, mp3, ogg, m4a or webm.*up to 60 s and 25 MB")).wait_for()
+    page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(path))
+    page.locator("[data-testid='stAlertContainer']").filter(has_text=reason).wait_for(timeout=60_000)
+    wait_for_app(page)
+    assert page.locator("[data-testid='stAudio']").count() == 0, "a player for a file that is not audio"
+    no_exceptions(page)
+    shot(page, f"rejected_{name.replace('.', '_')}")
+
+
+def test_damaged_model_is_named_once(browser, model_artifacts: Path, tmp_path: Path) -> None:
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "config.json").write_text((model_artifacts / "config.json").read_text())
+    (damaged / "model.keras").write_bytes((model_artifacts / "model.keras").read_bytes()[:100_000])
+    with streamlit_server(damaged, log_path=tmp_path / "streamlit.log") as url:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        try:
+            page.goto(f"{url}/")
+            wait_for_app(page)
+            page.get_by_text("Unreadable model").wait_for(timeout=60_000)
+            page.locator("[data-testid='stMain'] [data-testid='stCode']").nth(1).wait_for()
+            main = page.locator("[data-testid='stMain']").inner_text()
+            code = page.locator("[data-testid='stMain'] [data-testid='stCode']").all_inner_texts()
+            assert main.count("--ravdess-dir") == 1, main  # said once, as a command to copy
+            assert [c.strip() for c in code].count("python train.py --ravdess-dir ../shared/data/ravdess") == 1, code
+            assert "File not found" not in main  # Keras's words, behind "Technical details"
+            no_exceptions(page)
+            shot(page, "damaged_model")
+        finally:
+            context.close()
+
+
+def test_file_over_the_door_shows_streamlits_reason(page, server: str, tmp_path: Path) -> None:
+    """Over server.maxUploadSize (256 MB) the browser refuses the file before the app sees it; the
+    reason, normally on hover only, is shown beside the file."""
+    huge = tmp_path / "huge.wav"
+    with open(huge, "wb") as handle:  # sparse: the browser refuses it by size without reading it
+        handle.truncate(300 * 10**6)
+    page.goto(f"{server}/")
+    wait_for_app(page)
+    page.get_by_role("tab", name=re.compile("Upload")).click()
+    page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(huge))
+    reason = page.locator("[data-testid='stFileChip'] [role='alert']")
+    reason.wait_for(timeout=30_000)
+    assert "256" in reason.inner_text() and reason.bounding_box()["width"] > 100
+    shot(page, "rejected_over_the_door")

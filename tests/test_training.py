@@ -265,9 +265,12 @@ def test_cross_validation_one_fold_with_cosine_schedule_and_ema(tiny_run, tmp_pa
 def test_training_on_every_speaker_but_validation_calibrated_by_the_cross_validation(tiny_run, tmp_path):
     from ser_core.training.recipes import DEFAULT_MEMBERS
 
+    from ser_core.training.recipes import ensemble_arch
+
     import train
 
-    arch = train.recipe_arch(train.parse_args([]))
+    args = train.parse_args([])
+    arch = ensemble_arch(args.members, args.arch)
     out, cv_json = tmp_path / "artifacts", tmp_path / f"cv_{arch}.json"
     cv_json.write_text(json.dumps({  # as train.py --cv 5 of the same recipe writes it, less what is not read
         "arch": arch, "members": list(DEFAULT_MEMBERS), "feature_params": FeatureParams().to_dict(),
@@ -290,18 +293,18 @@ def test_training_on_every_speaker_but_validation_calibrated_by_the_cross_valida
 
 
 def record_train_model_calls(monkeypatch) -> list[tuple]:
-    """The positional arguments of every ``train.train_model`` call, recorded as the real one runs:
+    """The positional arguments of every ``train_model`` call, recorded as the real one runs:
     ``(training, validation, params, args, run_dir, member, seed)``."""
-    import train
+    from ser_core.training import fit
 
     calls = []
-    original = train.train_model
+    original = fit.train_model
 
     def recording(*arguments):
         calls.append(arguments)
         return original(*arguments)
 
-    monkeypatch.setattr(train, "train_model", recording)
+    monkeypatch.setattr(fit, "train_model", recording)
     return calls
 
 
@@ -392,8 +395,8 @@ def artifacts_model_outputs(folder: Path) -> int:
     return load_model(folder / "model.keras").output_shape[-1]
 
 
-def test_out_of_fold_logits_score_exactly_as_the_run_did(tiny_run, tmp_path, monkeypatch, capsys):
-    from benchmarks import oof_ensemble
+def test_out_of_fold_logits_score_exactly_as_the_run_did(tiny_run, tmp_path):
+    from ser_core.evaluation.fold_scoring import pooled_calibration, score_fold
 
     run_dir = tmp_path / "cv"
     code = run_train(["--ravdess-dir", str(tiny_run.data_dir), "--cv", "3", "--folds", "0", "1", "--epochs", "2",
@@ -409,42 +412,22 @@ def test_out_of_fold_logits_score_exactly_as_the_run_did(tiny_run, tmp_path, mon
     assert set(conditions) == {"clean", "snr_20db", "snr_10db", "snr_5db", "reverb_rt60_0.6s"}
     assert len(conditions["clean"]["logits"]) == len(conditions["clean"]["clip_index"])
 
-    out = tmp_path / "rescored.json"
-    monkeypatch.setattr("sys.argv", ["oof_ensemble", "--member", str(oof), "--member", str(oof), "--out", str(out)])
-    oof_ensemble.main()  # a run averaged with itself is that run
-    rescored = json.loads(out.read_text())
-    for mine, theirs in zip(rescored["folds"], report["folds"]):
+    # Each fold re-scored from the saved logits by the run's own code gives the run's figures.
+    parts = []
+    for saved, theirs in zip(recorded["folds"], report["folds"]):
+        mine, part = score_fold(saved)
+        parts.append(part)
         assert mine["confusion_matrix"] == theirs["confusion_matrix"]
-        assert mine["accuracy"] == theirs["accuracy"] and mine["member_accuracy"] == [theirs["accuracy"]] * 2
+        assert mine["accuracy"] == theirs["accuracy"]
         for condition, figures in theirs["robustness"].items():
             assert mine["robustness"][condition]["accuracy"] == figures["accuracy"]
         assert mine["temperature"] == pytest.approx(theirs["temperature"], rel=1e-3)  # logits kept to 4 decimals
-    assert rescored["summary"]["pooled_calibration"]["clips"] == report["summary"]["pooled_calibration"]["clips"]
-    # described as train.py --cv describes a run, so the app and --temperature-from can read it
-    for key in ("arch", "seed", "epochs", "feature_params", "n_folds", "speakers", "clips", "auxiliary_emotions"):
-        assert rescored[key] == report[key] == recorded[key], key
-    assert rescored["members"] == ["cosine:none@last"] * 2 and rescored["pool_validation"] is False
-    assert rescored["member_seeds"] == recorded["member_seeds"] * 2 == [0, 0]
-    # an older out-of-fold file without the description takes it from the report beside it
-    oof.write_text(json.dumps({key: value for key, value in recorded.items()
-                               if key not in ("arch", "feature_params", "member_seeds")}))
-    assert oof_ensemble.load_run([oof]).description == {key: report[key] for key in
-                                                         ("arch", "seed", "epochs", "feature_params", "n_folds",
-                                                          "speakers", "clips", "auxiliary_emotions",
-                                                          "member_seeds")}
-    assert "average 0." in capsys.readouterr().out
-
-
-def test_out_of_fold_runs_of_other_clips_are_not_averaged(tmp_path):
-    from benchmarks.oof_ensemble import average
-
-    record = {"fold": 0, "test": {"clips": ["a.wav"], "labels": [0],
-                                  "conditions": {"clean": {"clip_index": [0], "logits": [[0.0] * 6]}}},
-              "validation": {"clips": ["b.wav"], "labels": [1], "clip_index": [0], "logits": [[0.0] * 6]}}
-    other = json.loads(json.dumps(record))
-    other["test"]["clips"] = ["c.wav"]
-    with pytest.raises(ValueError, match="test clips differ"):
-        average([record, other])
+    assert pooled_calibration(parts)["clips"] == report["summary"]["pooled_calibration"]["clips"]
+    # described as train.py --cv describes a run (one recipe record for both files)
+    for key in ("arch", "seed", "epochs", "feature_params", "n_folds", "speakers", "clips", "auxiliary_emotions",
+                "members", "member_seeds", "pool_validation"):
+        assert recorded[key] == report[key], key
+    assert recorded["pool_validation"] is False and recorded["member_seeds"] == [0]
 
 
 class _Interrupt(Exception):
@@ -586,21 +569,21 @@ def test_a_bad_test_fraction_is_refused(value, capsys):
 def test_a_resumed_run_keeps_counting_its_patience(tmp_path):
     import keras
 
-    import train
+    from ser_core.training import callbacks
 
     history = tmp_path / "history.csv"
-    assert train.logged_progress(history, "val_accuracy") == (None, 0)
+    assert callbacks.logged_progress(history, "val_accuracy") == (None, 0)
     history.write_text("epoch,val_accuracy\n0,0.30\n1,0.50\n2,0.45\n3,0.40\n")
-    assert train.logged_progress(history, "val_accuracy") == (0.5, 2)
+    assert callbacks.logged_progress(history, "val_accuracy") == (0.5, 2)
 
-    stopping = train._resumable_early_stopping(patience=3, best=0.5, epochs_since_best=2)
+    stopping = callbacks.resumable_early_stopping(patience=3, best=0.5, epochs_since_best=2)
     model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
     stopping.set_model(model)
     stopping.on_train_begin()
     stopping.on_epoch_end(4, {"val_accuracy": 0.49})  # the third epoch without a gain: stop
     assert model.stop_training
 
-    fresh = train._resumable_early_stopping(patience=3, best=None, epochs_since_best=0)
+    fresh = callbacks.resumable_early_stopping(patience=3, best=None, epochs_since_best=0)
     fresh.set_model(model := keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)]))
     fresh.on_train_begin()
     for epoch, value in enumerate([0.3, 0.2, 0.2]):
@@ -612,7 +595,7 @@ def test_a_resumed_run_keeps_counting_towards_its_next_rate_cut(tmp_path):
     """Replaying the log of an interrupted run puts the rate-halving rule where an uninterrupted run has it."""
     import keras
 
-    import train
+    from ser_core.training import callbacks
 
     losses = [1.0, 0.9, 0.95, 0.93, 0.92, 0.91, 0.94, 0.90, 0.89, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9]
 
@@ -627,16 +610,16 @@ def test_a_resumed_run_keeps_counting_towards_its_next_rate_cut(tmp_path):
             rates.append(float(model.optimizer.learning_rate.numpy()))  # logged after the cut, as in training
         return rates
 
-    whole = run(train._resumable_lr_plateau(None, 0), range(len(losses)))
+    whole = run(callbacks.resumable_lr_plateau(None, 0), range(len(losses)))
     cuts = [epoch for epoch in range(1, len(whole)) if whole[epoch] < whole[epoch - 1]]
     assert cuts == [6, 13]  # five epochs without a gain after 0.9 (0.90 is no gain), then after 0.89
 
-    assert train.logged_plateau(tmp_path / "history.csv") == (None, 0)
+    assert callbacks.logged_plateau(tmp_path / "history.csv") == (None, 0)
     for stop in (4, 7, 10):  # interrupted before, just after and between the cuts
         history = tmp_path / "history.csv"
         history.write_text("epoch,val_loss,learning_rate\n" + "".join(
             f"{epoch},{losses[epoch]},{rate}\n" for epoch, rate in enumerate(whole[:stop])))
-        resumed = run(train._resumable_lr_plateau(*train.logged_plateau(history)), range(stop, len(losses)),
+        resumed = run(callbacks.resumable_lr_plateau(*callbacks.logged_plateau(history)), range(stop, len(losses)),
                       rate=whole[stop - 1])
         assert resumed == whole[stop:], stop
     fresh = run(keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=5, min_lr=1e-5), range(10, len(losses)),

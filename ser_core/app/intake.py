@@ -1,20 +1,37 @@
-"""Audio into the app: read an upload or a recording, reject what cannot be analysed before
-decoding it, and classify it once per input and session."""
+"""Audio into the app: read an upload or a recording, reject what cannot be analysed (with a
+message that says why), and classify it once per input and session.
+
+Files are recognised by their content, not their name: the uploader accepts any file, so that a
+rejected one gets the app's own message on the page instead of a red file chip, and an audio file
+with an unusual name (no extension, ``.aiff``) is simply analysed.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import io
-from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
-from ser_core.inference.audio import SUPPORTED_EXTENSIONS, AudioError
-from ser_core.inference.predictor import MAX_AUDIO_SECONDS
+from ser_core.inference.audio import SUPPORTED_EXTENSIONS, AudioError, load_audio
 
-UPLOAD_TYPES: list[str] = [extension.lstrip(".") for extension in SUPPORTED_EXTENSIONS]
+__all__ = ["FORMATS_TEXT", "Analysis", "analyse_bytes", "check_upload", "probe_duration",
+           "read_upload", "with_threshold"]
+
+FORMATS_TEXT = ", ".join(extension.lstrip(".") for extension in SUPPORTED_EXTENSIONS[:-1]) + (
+    f" or {SUPPORTED_EXTENSIONS[-1].lstrip('.')}"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Analysis:
+    """What became of audio that decoded: a prediction, or the reason there is none (silence,
+    not enough speech). Audio that does not decode raises :class:`AudioError` instead."""
+
+    prediction: Any | None
+    problem: AudioError | None = None
 
 
 def probe_duration(data: bytes) -> float | None:
@@ -48,19 +65,22 @@ def read_upload(uploaded: Any) -> tuple[str, bytes]:
     return name, bytes(data)
 
 
-def check_upload(name: str, data: bytes, max_seconds: float) -> None:
-    """Reject what cannot be analysed before decoding it: empty, unknown type or too long."""
+def check_upload(name: str, data: bytes, max_seconds: float, max_bytes: int | None = None) -> None:
+    """Reject what cannot be analysed before decoding it: empty, too large or too long.
+
+    Raises :class:`AudioError` with a message for the user.
+    """
     if not data:
-        raise AudioError(f"{name} is empty.")
-    suffix = Path(name).suffix.lower()
-    if suffix and suffix not in SUPPORTED_EXTENSIONS:
+        raise AudioError(f"{name} is empty: it holds no audio. Choose another file.")
+    if max_bytes is not None and len(data) > max_bytes:
         raise AudioError(
-            f"{name}: {suffix} files are not supported; use wav, flac, mp3, ogg, m4a or webm."
+            f"{name} is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:g} MB. "
+            f"Trim or compress it (mp3, ogg or m4a hold a minute in about 1 MB) and try again."
         )
     duration = probe_duration(data)
     if duration is not None and duration > max_seconds:
         raise AudioError(
-            f"{name} is {duration:.0f} s long; the limit is {max_seconds:.0f} s. "
+            f"{name} is {duration:.0f} s long; the limit is {max_seconds:g} s. "
             "Trim it and try again."
         )
 
@@ -72,17 +92,44 @@ def with_threshold(prediction: Any, threshold: float) -> Any:
     )
 
 
-def analyse_bytes(predictor: Any, name: str, data: bytes, threshold: float, cache_key: str) -> Any:
-    """Classify uploaded or recorded audio; the result is kept per session so that moving the
-    threshold or another widget does not run the model again. Raises :class:`AudioError`."""
-    digest = hashlib.sha1(data).hexdigest()
-    cached = st.session_state.get(cache_key)
-    if cached and cached[0] == digest and cached[1] is predictor:
-        return with_threshold(cached[2], threshold)
-    st.session_state.pop(cache_key, None)
-    check_upload(name, data, MAX_AUDIO_SECONDS)
+def _decode(name: str, data: bytes, sample_rate: int, max_seconds: float) -> Any:
+    """Mono samples at ``sample_rate``; an undecodable file's message names the formats."""
     source = io.BytesIO(data)
     source.name = name  # type: ignore[attr-defined]  # load_audio names the file in its messages
-    prediction = predictor.predict_file(source, threshold=threshold)
-    st.session_state[cache_key] = (digest, predictor, prediction)
-    return prediction
+    try:
+        return load_audio(source, sample_rate, max_seconds=max_seconds)
+    except AudioError as error:
+        message = str(error)
+        undecodable = "could not be decoded" in message or "no audio stream" in message
+        if undecodable and FORMATS_TEXT not in message:
+            message = f"{message} Use {FORMATS_TEXT}."
+        raise AudioError(message) from error
+
+
+def analyse_bytes(predictor: Any, name: str, data: bytes, threshold: float, cache_key: str,
+                  limits: Any) -> Analysis:
+    """Classify uploaded or recorded audio within ``limits`` (an
+    :class:`~ser_core.app.support.AudioLimits`).
+
+    Raises :class:`AudioError` when the audio cannot be used at all (empty, too large or long,
+    not audio); audio that decodes comes back as an :class:`Analysis`, with the reason when the
+    model had nothing to classify. The result is kept per session, so that moving the threshold
+    or another widget does not run the model again.
+    """
+    digest = hashlib.sha1(data).hexdigest()
+    cached = st.session_state.get(cache_key)
+    if cached and cached[0] == digest and cached[1] is predictor and cached[2] == limits:
+        analysis: Analysis = cached[3]
+    else:
+        st.session_state.pop(cache_key, None)
+        check_upload(name, data, limits.max_seconds, limits.max_bytes)
+        rate = predictor.params.sample_rate
+        wave = _decode(name, data, rate, limits.max_seconds)
+        try:
+            analysis = Analysis(predictor.predict_wave(wave, rate, threshold))
+        except AudioError as problem:  # silence, not enough speech: the audio itself is fine
+            analysis = Analysis(None, problem)
+        st.session_state[cache_key] = (digest, predictor, limits, analysis)
+    if analysis.prediction is None:
+        return analysis
+    return Analysis(with_threshold(analysis.prediction, threshold))

@@ -94,10 +94,16 @@ def probability_chart(
     )
     layers: list[alt.Chart] = [bars, labels]
     if threshold is not None:
-        rule = alt.Chart(pd.DataFrame({"threshold": [threshold]})).mark_rule(
-            strokeDash=[4, 4], color="#333333"
-        ).encode(x="threshold:Q", tooltip=[alt.Tooltip("threshold:Q", title="uncertain below", format=".0%")])
-        layers.append(rule)
+        line = alt.Chart(pd.DataFrame({"threshold": [threshold]}))
+        rule = line.mark_rule(strokeDash=[4, 4], color="#333333").encode(
+            x="threshold:Q", tooltip=[alt.Tooltip("threshold:Q", title="uncertain below", format=".0%")]
+        )
+        # Named at the top of the line, so the dashed line explains itself without a hover.
+        name = line.mark_text(align="left", baseline="bottom", dx=4, dy=-2, fontSize=11,
+                              color="#333333").encode(
+            x="threshold:Q", y=alt.value(0), text=alt.value("“uncertain” below this line"),
+        )
+        layers += [rule, name]
     return alt.layer(*layers).properties(height=height)
 
 
@@ -122,10 +128,12 @@ def timeline_chart(
     frame = timeline_frame(points, emotions)
     return (
         alt.Chart(frame)
-        .mark_line(point=True, interpolate="monotone")
+        # Straight segments: a smooth curve through the points swings past them, below 0 % and
+        # above 100 %, which no probability can do.
+        .mark_line(point=True, interpolate="linear")
         .encode(
             x=alt.X("time_s:Q", title=x_title),
-            y=alt.Y("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"),
+            y=alt.Y("probability:Q", scale=alt.Scale(domain=[0, 1], clamp=True), axis=alt.Axis(format="%"),
                     title="Probability"),
             color=alt.Color("emotion:N", scale=_colour_scale(emotions), title="Emotion"),
             tooltip=[alt.Tooltip("time_s:Q", format=".1f"), "emotion",

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,13 +27,20 @@ from ser_core.inference import artifacts
 
 from ser_core.evaluation import cv_report
 from ser_core.inference.artifacts import ModelNotFoundError, read_json_artifact
-from ser_core.inference.predictor import DEFAULT_THRESHOLD
+from ser_core.inference.predictor import DEFAULT_THRESHOLD, MAX_AUDIO_SECONDS
 from ser_core.evaluation.member_specs import CHECKPOINTS, kept_checkpoint
 
 LOGGER = logging.getLogger("ser_app")
 
 THRESHOLD_KEY = "threshold"
 KAGGLE_COMMAND = "python train.py"
+
+# The app's limits on uploads and recordings, as environment variables (see the README). The
+# length limit defaults to the one the inference package applies; 25 MB holds a minute of
+# uncompressed 48 kHz stereo with room to spare.
+MAX_SECONDS_ENV = "SER_MAX_AUDIO_SECONDS"
+MAX_MEGABYTES_ENV = "SER_MAX_UPLOAD_MB"
+DEFAULT_MAX_MEGABYTES = 25.0
 
 
 # ---------------------------------------------------------------- navigation
@@ -52,6 +62,73 @@ def ensure_entrypoint() -> None:
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
         st.rerun()
+
+
+# ---------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class AudioLimits:
+    """How long and how large an upload or a recording may be."""
+
+    max_seconds: float
+    max_megabytes: float
+
+    @property
+    def max_bytes(self) -> int:
+        return int(self.max_megabytes * 1_000_000)  # decimal megabytes, as the file chip counts them
+
+    def describe(self) -> str:
+        """``"up to 60 s and 25 MB"``, as the page states it."""
+        return f"up to {self.max_seconds:g} s and {self.max_megabytes:g} MB"
+
+
+def _positive_setting(name: str, default: float) -> float:
+    """A positive, finite number from the environment variable ``name``, or ``default``."""
+    text = os.environ.get(name)
+    if text is None:
+        return float(default)
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive number, not {text!r}.")
+    return value
+
+
+def audio_limits() -> AudioLimits:
+    """The limits in force: ``$SER_MAX_AUDIO_SECONDS`` (default: the inference package's
+    ``MAX_AUDIO_SECONDS``) and ``$SER_MAX_UPLOAD_MB`` (default 25). Raises ``ValueError`` naming
+    a bad value."""
+    return AudioLimits(
+        max_seconds=_positive_setting(MAX_SECONDS_ENV, MAX_AUDIO_SECONDS),
+        max_megabytes=_positive_setting(MAX_MEGABYTES_ENV, DEFAULT_MAX_MEGABYTES),
+    )
+
+
+def audio_limits_or_stop() -> AudioLimits:
+    """The limits, or (a bad setting) a message naming it and the end of this page run."""
+    try:
+        return audio_limits()
+    except ValueError as error:
+        st.error(f"The app's settings are invalid: {error}")
+        st.stop()
+
+
+# Streamlit refuses a file over server.maxUploadSize in the browser and puts the reason in a
+# visually hidden, screen-reader-only span of the red file chip (shown on hover). This shows it.
+_SHOW_CHIP_REFUSAL_CSS = """<style>
+[data-testid="stFileChip"] [role="alert"] {
+  position: static; width: auto; height: auto; margin: 0 0.5rem; clip: auto; overflow: visible;
+  white-space: normal; font-size: 0.8rem; color: #b42318;
+}
+</style>"""
+
+
+def show_upload_refusals() -> None:
+    """Make the reason Streamlit gives for refusing a file (over the 256 MB door) visible."""
+    st.html(_SHOW_CHIP_REFUSAL_CSS)
 
 
 # ---------------------------------------------------------------- artifacts and the model
@@ -105,12 +182,39 @@ def get_predictor():
     return _load_predictor(str(directory.resolve()), _model_stamp(directory))
 
 
+def _model_problem_text(error: Exception) -> tuple[str, str | None]:
+    """The error's message without the train command (the page shows it once, as code) and,
+    apart, the low-level reason it wraps (Keras's "File not found" for a damaged file)."""
+    message = str(error)
+    cause = str(error.__cause__) if error.__cause__ else None
+    if cause and f"({cause})" in message:
+        message = message.replace(f" ({cause})", "").replace(f"({cause})", "")
+    command = re.escape(artifacts.TRAIN_COMMAND)
+    message = re.sub(rf"(\s+with)?:?\s*`?{command}`?", r"\1 the command below", message)
+    message = re.sub(r"\s+", " ", message).strip()
+    if message and message[-1] not in ".!?":
+        message += "."
+    return message, cause
+
+
 def show_model_missing(error: Exception | None = None) -> None:
-    """Say plainly that there is no usable model and how to train one."""
+    """Say plainly that there is no usable model (missing or damaged) and how to train one.
+
+    The message is the error's own (it says which, and how to restore a damaged file when it
+    knows); the train command is shown once, below it.
+    """
     directory = artifacts_directory()
-    detail = str(error) if error else f"No trained model in {directory}."
-    st.error(f"**No model available.** {detail}")
-    st.markdown("Train one from the local RAVDESS copy:")
+    model_exists = (directory / artifacts.MODEL_FILE).is_file()
+    if error is None:
+        detail, cause = f"No trained model in {directory}.", None
+    else:
+        detail, cause = _model_problem_text(error)
+    headline = "Unreadable model." if error is not None and model_exists else "No model available."
+    st.error(f"**{headline}** {detail}")
+    if cause:
+        with st.expander("Technical details"):
+            st.text(cause)
+    st.markdown("Train a model from the local RAVDESS copy:")
     st.code(artifacts.TRAIN_COMMAND, language="bash")
     st.markdown("or download the corpora from Kaggle and train:")
     st.code(KAGGLE_COMMAND, language="bash")
@@ -126,9 +230,10 @@ def predictor_or_stop():
     except Exception:  # a broken install, not a user error: log it, keep the page clean
         LOGGER.exception("loading the model failed")
         st.error(
-            "The model could not be loaded because of an unexpected error (logged on the server). "
-            f"Retraining may help: `{artifacts.TRAIN_COMMAND}`"
+            "**The model could not be loaded** because of an unexpected error (logged on the "
+            "server). Retraining may help:"
         )
+        st.code(artifacts.TRAIN_COMMAND, language="bash")
     st.stop()
 
 

@@ -57,6 +57,50 @@ def headline(prediction: Any) -> None:
         st.success(f"**{prediction.top_emotion.capitalize()}** — {prediction.confidence:.0%} confidence")
 
 
+SPEECH_KINDS = ("no_speech", "too_little_speech")
+
+
+def speech_shortfall(error: Exception, live: bool) -> tuple[str, str] | None:
+    """``(headline, what to do)`` when ``error`` says the audio held too little speech, else None.
+
+    The inference package raises ``NotEnoughSpeech`` (``ser_core.inference.speech``) with the
+    attributes ``kind`` ("no_speech" or "too_little_speech"), ``speech_seconds`` and
+    ``needed_seconds``; they are read by name, so any error carrying them is shown the same way.
+    """
+    kind = getattr(error, "kind", None)
+    if kind not in SPEECH_KINDS:
+        return None
+    heard = getattr(error, "speech_seconds", None)
+    needed = getattr(error, "needed_seconds", None)
+    if kind == "no_speech":
+        headline = "No speech heard"
+    elif isinstance(heard, (int, float)) and isinstance(needed, (int, float)):
+        headline = f"Too little speech ({heard:.1f} s heard; {needed:.1f} s needed)"
+    else:
+        headline = "Too little speech"
+    need = f"at least {needed:g} s of speech" if isinstance(needed, (int, float)) else "more speech"
+    if live:
+        advice = (f"Keep talking, close to the microphone: the result appears once the last few seconds "
+                  f"hold {need}. If it never does, check that the right microphone is selected and not muted.")
+    else:
+        advice = (f"The model needs {need} to judge the emotion; music, noise and silence do not count. "
+                  "Record again and speak for a few seconds, or try again with a clip that has more speech.")
+    return headline, advice
+
+
+def show_audio_problem(error: Exception, live: bool = False) -> None:
+    """Why there is no result: too little speech as a plain state, anything else as an error."""
+    shortfall = speech_shortfall(error, live)
+    if shortfall is None:
+        if live:  # a quiet moment in a stream is not a fault
+            st.info(str(error))
+        else:
+            st.error(str(error))
+        return
+    headline, advice = shortfall
+    st.info(f"**{headline}.** {advice}", icon=":material/hearing:")
+
+
 def render_probabilities(prediction: Any, key: str) -> None:
     """Bars per emotion (top one highlighted, threshold drawn) and the exact numbers."""
     st.altair_chart(
