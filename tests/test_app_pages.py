@@ -114,11 +114,10 @@ def test_threshold_slider_decides_uncertain(
     [
         ("notes.wav", b"this is not audio" * 20, "could not be decoded"),
         ("empty.wav", b"", "empty"),
-        ("silence.wav", wav_bytes(np.zeros(16_000, np.float32)), "silent"),
         ("long.wav", wav_bytes(speech_like(61.0)), "limit"),
         ("broken.mp3", b"ID3" + b"\x00" * 200, "could not be decoded"),
     ],
-    ids=["not-audio", "empty", "silent", "too-long", "corrupt-mp3"],
+    ids=["not-audio", "empty", "too-long", "corrupt-mp3"],
 )
 def test_analyse_bad_input_shows_an_error(
     monkeypatch: pytest.MonkeyPatch, model_artifacts: Path, name: str, data: bytes, message: str
@@ -620,6 +619,24 @@ def test_not_enough_speech_is_a_state_not_an_error(
     shown = "\n".join(i.value for i in app.info)
     assert headline in shown and "try again" in shown.lower()
     assert app.get("audio"), "the recording plays: it is valid audio, just not enough speech"
+    assert not app.dataframe
+
+
+@pytest.mark.parametrize("name, wave", [
+    ("silence.wav", np.zeros(16_000, np.float32)),
+    ("tone.wav", (0.5 * np.sin(2 * np.pi * 440 * np.arange(48_000) / 16_000)).astype(np.float32)),
+], ids=["silent", "tone"])
+def test_audio_without_speech_is_the_no_speech_state(
+    monkeypatch: pytest.MonkeyPatch, model_artifacts: Path, name: str, wave: np.ndarray
+) -> None:
+    """The real predictor, no stand-in: silence (once an error of its own) and a pure tone are
+    both "no speech" (``NotEnoughSpeech``, kind "no_speech"), said as a state, not an error."""
+    app = open_app(monkeypatch, model_artifacts)
+    app.file_uploader[0].set_value((name, wav_bytes(wave), "application/octet-stream"))
+    app.run()
+    assert_clean(app)
+    assert not app.error, [e.value for e in app.error]
+    assert "No speech heard" in "\n".join(i.value for i in app.info)
     assert not app.dataframe
 
 
