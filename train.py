@@ -27,7 +27,8 @@ import numpy as np
 
 from ser_core.inference import artifacts
 from ser_core.training.augment import PRESETS
-from ser_core.data.corpora import Clip, DataUnavailableError, class_counts, gather
+from ser_core.data.arguments import add_corpus_arguments, clips_from_arguments
+from ser_core.data.corpora import Clip, DataUnavailableError, class_counts
 from ser_core.data.dataset import DEFAULT_CACHE_DIR, WindowSet, extract_features, window_set
 from ser_core.evaluation.metrics import (classification_report, clip_probabilities, ece_sampling_floor, fit_temperature,
                                  reliability)
@@ -56,8 +57,7 @@ def test_fraction(text: str) -> float:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ravdess-dir", help="local RAVDESS folder (Actor_NN/03-01-...); skips the download")
-    parser.add_argument("--crema-dir", help="local CREMA-D folder (AudioWAV/1001_DFA_ANG_XX.wav); skips the download")
+    add_corpus_arguments(parser)  # --data NAME[=DIR] ..., --ravdess-dir, --crema-dir, --calm-as
     parser.add_argument("--arch", default=DEFAULT_ARCH, choices=sorted(ARCHITECTURES))
     parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -777,14 +777,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 2
     try:
-        clips, reports = gather(args.ravdess_dir, args.crema_dir, auxiliary=args.auxiliary_emotions)
+        clips, reports = clips_from_arguments(args)
     except DataUnavailableError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    data_info = {report.corpus: {"clips": report.kept, "duplicates_dropped": report.duplicates,
-                                 "unparsed_names": len(report.unparsed), "other_emotions": report.other_emotions,
-                                 "auxiliary_clips": report.auxiliary}
-                 for report in reports}
+    data_info = {report.corpus: report.record() for report in reports}
     for report in reports:
         print(report.summary())
     log.info("device: %s", configure_device())

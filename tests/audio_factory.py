@@ -167,3 +167,52 @@ def make_crema(root: Path, actors, emotions=SIX_EMOTIONS, seconds: float = 1.0, 
 def dominant_frequency(wave: np.ndarray, sample_rate: int) -> float:
     spectrum = np.abs(np.fft.rfft(wave * np.hanning(wave.size)))
     return float(np.argmax(spectrum) * sample_rate / wave.size)
+
+
+# TESS, nEMO and TurEV-DB, with their release names (speakers, emotion spellings and codes).
+TESS_WORDS = {"angry": "angry", "disgust": "disgust", "fear": "fear", "happy": "happy", "neutral": "neutral",
+              "sad": "sad", "surprised": "ps"}
+NEMO_WORDS = {"angry": "anger", "fear": "fear", "happy": "happiness", "neutral": "neutral", "sad": "sadness",
+              "surprised": "surprised"}
+TUREV_FOLDERS = {"angry": ("Angry", "kz"), "calm": ("Calm", "sk"), "happy": ("Happy", "mt"), "sad": ("Sad", "hl")}
+
+
+def make_tess(root: Path, speakers=("OAF", "YAF"), emotions=SIX_EMOTIONS, words=("back", "bar"),
+              seconds: float = 0.1) -> list[Path]:
+    """``root/OAF_angry/OAF_back_angry.wav``; pleasant surprise as ``YAF_pleasant_surprised/YAF_back_ps.wav``."""
+    paths = []
+    for speaker in speakers:
+        for emotion in emotions:
+            word = TESS_WORDS[emotion]
+            folder = f"{speaker}_pleasant_surprised" if emotion == "surprised" else f"{speaker}_{emotion}"
+            for name in words:
+                paths.append(write_audio(Path(root) / folder / f"{speaker}_{name}_{word}.wav", tone(200, seconds)))
+    return paths
+
+
+def make_nemo(root: Path, speakers=None, emotions=("angry", "fear", "happy", "neutral", "sad"),
+              clips_per_emotion: int = 2, seconds: float = 0.1, table: bool = True) -> list[Path]:
+    """``root/samples/SB0_anger_0.wav`` and, with ``table``, ``root/data.tsv`` listing every file."""
+    speakers = speakers or {"SB0": "male", "EB0": "female"}
+    paths, rows = [], ["file_id\temotion\traw_text\tnormalized_text\tspeaker_id\tgender\tage"]
+    for speaker, gender in speakers.items():
+        for emotion in emotions:
+            for index in range(clips_per_emotion):
+                name = f"{speaker}_{NEMO_WORDS[emotion]}_{index}.wav"
+                paths.append(write_audio(Path(root) / "samples" / name, tone(200, seconds)))
+                rows.append(f"{name}\t{NEMO_WORDS[emotion]}\tZdanie.\tzdanie\t{speaker}\t{gender}\t30")
+    if table:
+        (Path(root) / "data.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return paths
+
+
+def make_turev(root: Path, speakers=("1157", "1234"), emotions=("angry", "calm", "happy", "sad"),
+               words=("acik", "algi"), seconds: float = 0.1) -> list[Path]:
+    """``root/Angry/1157_kz_acik.wav`` (codes kz angry, sk calm, mt happy, hl sad)."""
+    paths = []
+    for speaker in speakers:
+        for emotion in emotions:
+            folder, code = TUREV_FOLDERS[emotion]
+            for word in words:
+                paths.append(write_audio(Path(root) / folder / f"{speaker}_{code}_{word}.wav", tone(200, seconds)))
+    return paths

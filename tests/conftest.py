@@ -24,7 +24,8 @@ for path in (str(REPO_ROOT), str(TESTS_DIR)):
 
 import audio_factory  # noqa: E402
 
-REAL_RAVDESS = Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess"
+REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+REAL_RAVDESS = REAL_DATA / "ravdess"
 
 # The tiny corpus: 6 actors (3 male, 3 female) x 6 emotions x 2 clips of 1.2 s synthetic speech.
 TINY_ACTORS = (1, 2, 3, 4, 5, 6)
@@ -97,3 +98,15 @@ def real_ravdess() -> Path:
     if not REAL_RAVDESS.is_dir() or not any(REAL_RAVDESS.glob("Actor_*")):
         pytest.skip(f"real RAVDESS clips not found at {REAL_RAVDESS}")
     return REAL_RAVDESS
+
+
+@pytest.fixture(scope="session")
+def real_corpus():
+    """``real_corpus("tess")``: the folder ``../shared/data/tess``, or a skip when it is absent."""
+    def folder(name: str) -> Path:
+        path = REAL_DATA / name
+        if not path.is_dir() or not any(path.iterdir()):
+            pytest.skip(f"real {name} clips not found at {path}")
+        return path
+
+    return folder

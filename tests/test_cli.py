@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from audio_factory import SIX_EMOTIONS, speech_like, write_audio
+from audio_factory import SIX_EMOTIONS, make_ravdess, make_turev, speech_like, write_audio
 
 from ser_core.evaluation import evaluate_cli
 
@@ -103,6 +103,45 @@ def test_evaluate_refuses_a_folder_without_emotion_folders(tiny_artifacts, tmp_p
     write_audio(tmp_path / "misc" / "a.wav", speech_like(1.0), SR)
     assert evaluate_cli.main(["--data", str(tmp_path), "--artifacts", str(tiny_artifacts)]) == 2
     assert "no audio files in emotion folders" in capsys.readouterr().err
+
+
+def test_evaluate_reads_a_ravdess_folder(tiny_artifacts, tmp_path, capsys):
+    make_ravdess(tmp_path, (7, 8), emotions=("angry", "sad", "calm", "surprised"), clips_per_emotion=1, seconds=1.0)
+    status = evaluate_cli.main(["--data", str(tmp_path), "--json", "--artifacts", str(tiny_artifacts)])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report["n"] == 4 and report["ignored_folders"] == []
+    assert f"reading {tmp_path} as ravdess: kept 4 clips, skipped 4 of other emotions" in out
+    assert "ignored folder" not in out
+
+
+def test_evaluate_reads_emotion_synonym_folders_and_calm_as(tiny_artifacts, tmp_path, capsys):
+    for index, folder in enumerate(("fearful", "Happiness", "calm")):
+        write_audio(tmp_path / folder / f"take{index}.wav", speech_like(1.0, seed=index), SR)
+    status = evaluate_cli.main(["--data", str(tmp_path), "--json", "--artifacts", str(tiny_artifacts)])
+    out = capsys.readouterr().out
+    report = json.loads(out.strip().splitlines()[-1])
+    assert status == 0 and report["n"] == 2 and report["ignored_folders"] == ["calm"]
+    assert report["per_class"]["fear"]["support"] == 1 and report["per_class"]["happy"]["support"] == 1
+    assert "--calm-as neutral" in out
+    status = evaluate_cli.main(["--data", str(tmp_path), "--calm-as", "neutral", "--json",
+                                "--artifacts", str(tiny_artifacts)])
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert status == 0 and report["n"] == 3 and report["per_class"]["neutral"]["support"] == 1
+
+
+def test_evaluate_lists_a_turev_folder_before_loading_the_model(tmp_path, capsys):
+    make_turev(tmp_path / "turev", speakers=("1157",))
+    status = evaluate_cli.main(["--data", str(tmp_path / "turev"), "--artifacts", str(tmp_path / "no_model")])
+    out, err = capsys.readouterr()
+    assert status == 2 and "as turev: kept 6 clips" in out and "2 calm clips not counted as neutral" in out
+    assert "No trained model" in err
+    status = evaluate_cli.main(["--data", str(tmp_path / "turev"), "--corpus", "tess",
+                                "--artifacts", str(tmp_path / "no_model")])
+    assert status == 2 and "no audio files of the six emotions" in capsys.readouterr().err
+    assert evaluate_cli.main(["--data", str(tmp_path / "missing")]) == 2
+    assert "is not a directory" in capsys.readouterr().err
 
 
 @pytest.mark.slow

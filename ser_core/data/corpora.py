@@ -1,4 +1,6 @@
-"""Finding the corpora and reading labels from their file names."""
+"""Finding the corpora and reading labels from their file names: RAVDESS and CREMA-D, and the
+``Clip`` and ``ScanReport`` records every loader returns (TESS, nEMO and TurEV-DB have modules of
+their own; ``registry`` names them all)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable
 
 import soundfile
 
@@ -34,10 +37,11 @@ class DataUnavailableError(RuntimeError):
 @dataclass(frozen=True)
 class Clip:
     path: str
-    corpus: str  # "ravdess" or "crema"
-    speaker: str  # unique across corpora, e.g. "ravdess_12", "crema_1001"
+    corpus: str  # "ravdess", "crema", "tess", "nemo", "turev" (registry.CORPORA), or "folders"
+    speaker: str  # unique across corpora: "<corpus>_<id>", e.g. "ravdess_12", "crema_1001", "tess_OAF"
     gender: str | None  # "male", "female", or None when unknown
     emotion: str
+    source_emotion: str | None = None  # the corpus's own label when it differs, e.g. "calm" kept as neutral
 
 
 @dataclass
@@ -48,13 +52,28 @@ class ScanReport:
     auxiliary: int = 0  # kept with an auxiliary emotion (params.AUXILIARY_EMOTIONS), for training only
     unparsed: list[str] = field(default_factory=list)
     duplicates: int = 0
+    calm_as: str | None = None  # "neutral" or "drop" where the corpus has calm clips (labels.CALM_CHOICES)
+    calm: int = 0  # calm clips found, whichever way calm_as took them
+    ignored_folders: list[str] = field(default_factory=list)  # folder-per-emotion layout only
 
     def summary(self) -> str:
         auxiliary = f" (and {self.auxiliary} of auxiliary emotions, for training)" if self.auxiliary else ""
-        return (
+        text = (
             f"{self.corpus}: kept {self.kept} clips{auxiliary}, skipped {self.other_emotions} of other emotions, "
             f"{len(self.unparsed)} unparsable names, {self.duplicates} duplicate copies dropped"
         )
+        if self.calm_as is not None and self.calm:
+            text += f"; {self.calm} calm clips {'' if self.calm_as == 'neutral' else 'not '}counted as neutral" \
+                    f" (calm_as={self.calm_as})"
+        return text
+
+    def record(self) -> dict:
+        """The counts as train.py's config.json records them under ``data``."""
+        record = {"clips": self.kept, "duplicates_dropped": self.duplicates, "unparsed_names": len(self.unparsed),
+                  "other_emotions": self.other_emotions, "auxiliary_clips": self.auxiliary}
+        if self.calm_as is not None:
+            record.update(calm_as=self.calm_as, calm_clips=self.calm)
+        return record
 
 
 def parse_ravdess_name(name: str, auxiliary: bool = False) -> tuple[str | None, int] | None:
@@ -85,19 +104,22 @@ def parse_crema_name(name: str) -> tuple[str, int] | None:
     return (emotion, int(parts[0])) if emotion else None
 
 
-def _audio_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+def audio_files(root: Path, suffixes: Iterable[str] = AUDIO_SUFFIXES) -> list[Path]:
+    """Every audio file below ``root`` (any depth, any case of suffix), sorted."""
+    suffixes = frozenset(suffixes)
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
 
 
-def _drop_duplicates(paths: list[Path], report: ScanReport) -> list[Path]:
-    """Keep one file per recording name: the Kaggle RAVDESS copy holds every file twice."""
+def drop_duplicates(paths: list[Path], report: ScanReport) -> list[Path]:
+    """Keep one file per recording name, in any case: the Kaggle RAVDESS and TESS copies hold many
+    files twice (the shallower copy is kept)."""
     seen: set[str] = set()
     unique = []
     for path in sorted(paths, key=lambda p: (len(p.parts), str(p))):
-        if path.stem in seen:
+        if path.stem.lower() in seen:
             report.duplicates += 1
             continue
-        seen.add(path.stem)
+        seen.add(path.stem.lower())
         unique.append(path)
     return unique
 
@@ -107,7 +129,7 @@ def scan_ravdess(root: str | Path, auxiliary: bool = False) -> tuple[list[Clip],
     root = Path(root)
     report = ScanReport("ravdess")
     clips = []
-    for path in _drop_duplicates(_audio_files(root), report):
+    for path in drop_duplicates(audio_files(root), report):
         parsed = parse_ravdess_name(path.name, auxiliary)
         if parsed is None:
             report.unparsed.append(str(path))
@@ -141,7 +163,7 @@ def scan_crema(root: str | Path, auxiliary: bool = False) -> tuple[list[Clip], S
     report = ScanReport("crema")
     genders = _crema_genders(root)
     clips = []
-    for path in _drop_duplicates(_audio_files(root), report):
+    for path in drop_duplicates(audio_files(root), report):
         parsed = parse_crema_name(path.name)
         if parsed is None:
             if len(Path(path).stem.split("_")) == 4 and path.stem[:4].isdigit():
@@ -155,8 +177,35 @@ def scan_crema(root: str | Path, auxiliary: bool = False) -> tuple[list[Clip], S
     return sorted(clips, key=lambda clip: clip.path), report
 
 
-def download(handle: str) -> Path:
-    """Download a Kaggle dataset with kagglehub; a clear error when offline or unauthorised."""
+def local_copy_hint(name: str) -> str:
+    """How to pass a local copy of corpus ``name`` instead of downloading it."""
+    return (f"Use a local copy instead: python train.py --data {name}=DIR, for example "
+            f"--data {name}=../shared/data/{name} (several at once: --data ravdess=DIR crema=DIR tess=DIR "
+            "nemo=DIR turev=DIR; --ravdess-dir and --crema-dir still work)")
+
+
+def download(handle: str, name: str | None = None) -> Path:
+    """Download a Kaggle dataset with kagglehub; a clear error when offline or unauthorised.
+
+    Parameters
+    ----------
+    handle : str
+        The Kaggle handle, e.g. ``RAVDESS_KAGGLE``.
+    name : str, optional
+        The corpus's name for ``--data`` (``"ravdess"``), used in the error message.
+
+    Returns
+    -------
+    Path
+        The folder kagglehub downloaded (or had cached).
+
+    Raises
+    ------
+    DataUnavailableError
+        When kagglehub fails, with the ``--data NAME=DIR`` form to use instead.
+    """
+    if name is None:
+        name = {RAVDESS_KAGGLE: "ravdess", CREMA_KAGGLE: "crema"}.get(handle, "NAME")
     try:
         import kagglehub
 
@@ -164,15 +213,16 @@ def download(handle: str) -> Path:
     except Exception as error:  # network, auth and API errors all mean the same to the user
         raise DataUnavailableError(
             f"Could not download the Kaggle dataset '{handle}' ({type(error).__name__}: {error}).\n"
-            "Use local copies instead: python train.py --ravdess-dir PATH/TO/RAVDESS "
-            "--crema-dir PATH/TO/CREMA-D (either or both), or set up Kaggle access."
+            f"{local_copy_hint(name)}; or set up Kaggle access."
         ) from error
 
 
 def gather(ravdess_dir: str | None, crema_dir: str | None,
            auxiliary: bool = False) -> tuple[list[Clip], list[ScanReport]]:
     """Clips of the six emotions from local folders, or from Kaggle when no folder is given; with
-    ``auxiliary`` also RAVDESS's calm and surprised clips (``clip.emotion`` tells them apart)."""
+    ``auxiliary`` also RAVDESS's calm and surprised clips (``clip.emotion`` tells them apart).
+
+    The two-corpus form; ``registry.gather_corpora`` reads any set of corpora (train.py's ``--data``)."""
     if ravdess_dir is None and crema_dir is None:
         ravdess_dir, crema_dir = str(download(RAVDESS_KAGGLE)), str(download(CREMA_KAGGLE))
     clips: list[Clip] = []

@@ -1,10 +1,13 @@
-"""Evaluate the shipped model on any labelled folder, one sub-folder per emotion.
+"""Evaluate the shipped model on any labelled folder: a corpus, or one sub-folder per emotion.
 
-    python -m ser_core.evaluate --data DIR [--json] [--artifacts DIR]
+    python -m ser_core.evaluate --data DIR [--corpus NAME] [--calm-as drop|neutral] [--json] [--artifacts DIR]
 
-``DIR/angry/*.wav``, ``DIR/sad/*.flac``, ... ; folders not named after one of the six emotions are
-reported and ignored, and so are files that cannot be decoded. With ``--json`` the last line of
-output is one JSON object with accuracy, uar, macro_f1, n and the rest of the report.
+DIR is a folder train.py reads (RAVDESS, CREMA-D, TESS, nEMO or TurEV-DB, with their original file
+names; the layout is recognised from the names, or named with ``--corpus``), or one sub-folder per
+emotion: ``DIR/angry/*.wav``, ``DIR/fearful/*.flac``, ``DIR/sadness/...`` (the usual synonyms).
+Folders of other emotions are reported and ignored, and so are files that cannot be decoded. With
+``--json`` the last line of output is one JSON object with accuracy, uar, macro_f1, n and the rest
+of the report.
 """
 
 from __future__ import annotations
@@ -18,21 +21,11 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from ser_core.inference.artifacts import ModelNotFoundError  # noqa: E402
-from ser_core.inference.audio import SUPPORTED_EXTENSIONS, AudioError  # noqa: E402
+from ser_core.data.corpora import DataUnavailableError  # noqa: E402
+from ser_core.data.labels import CALM_CHOICES  # noqa: E402
+from ser_core.data.registry import CORPORA, FOLDERS, labelled_clips  # noqa: E402
+from ser_core.inference.audio import AudioError  # noqa: E402
 from ser_core.inference.params import EMOTIONS  # noqa: E402
-
-
-def labelled_files(root: Path) -> tuple[list[tuple[Path, str]], list[str]]:
-    """``(file, emotion)`` pairs from the emotion sub-folders, and the names of ignored folders."""
-    files, ignored = [], []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        emotion = folder.name.lower()
-        if emotion not in EMOTIONS:
-            ignored.append(folder.name)
-            continue
-        files += [(path, emotion) for path in sorted(folder.rglob("*"))
-                  if path.is_file() and path.suffix.lower() in SUPPORTED_EXTENSIONS]
-    return files, ignored
 
 
 def format_report(report: dict) -> str:
@@ -52,19 +45,33 @@ def format_report(report: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ser_core.evaluate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, required=True, help="folder with one sub-folder per emotion")
+    parser.add_argument("--data", type=Path, required=True,
+                        help="a corpus folder, or a folder with one sub-folder per emotion")
+    parser.add_argument("--corpus", choices=[*CORPORA, FOLDERS.name], help="the layout of --data (default: detected)")
+    parser.add_argument("--calm-as", choices=CALM_CHOICES, default="drop",
+                        help="calm clips (TurEV-DB's, a calm/ folder): count as neutral, or leave out (default)")
     parser.add_argument("--json", action="store_true", help="end with one JSON line of the report")
     parser.add_argument("--artifacts", type=Path, help="model folder (default: artifacts/)")
     args = parser.parse_args(argv)
 
-    if not args.data.is_dir():
-        print(f"error: {args.data} is not a directory", file=sys.stderr)
+    try:
+        clips, scan = labelled_clips(args.data, args.corpus, calm_as=args.calm_as)
+    except DataUnavailableError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
-    files, ignored = labelled_files(args.data)
+    files, ignored = [(Path(clip.path), clip.emotion) for clip in clips], scan.ignored_folders
+    print(f"reading {args.data} as {scan.corpus}: {scan.summary().partition(': ')[2]}")
     for name in ignored:
-        print(f"ignored folder '{name}': not one of {', '.join(EMOTIONS)}")
+        hint = " (--calm-as neutral counts it as neutral)" if name.lower() == "calm" else ""
+        print(f"ignored folder '{name}': not one of {', '.join(EMOTIONS)}{hint}")
     if not files:
-        print(f"error: no audio files in emotion folders under {args.data}", file=sys.stderr)
+        if scan.corpus == FOLDERS.name:
+            print(f"error: no audio files in emotion folders under {args.data}, and no file names of "
+                  f"{', '.join(corpus.title for corpus in CORPORA.values())} either (or name the layout with "
+                  "--corpus NAME)", file=sys.stderr)
+        else:
+            print(f"error: no audio files of the six emotions under {args.data} (read as {scan.corpus})",
+                  file=sys.stderr)
         return 2
 
     import numpy as np
