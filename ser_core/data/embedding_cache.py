@@ -9,24 +9,28 @@ stale embeddings.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
 import os
 import zlib
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
 import numpy as np
 from tqdm import tqdm
 
+from ser_core.data.corpora import Clip
 from ser_core.data.dataset import source_fingerprint
 from ser_core.inference import embedding, speech, whisper_encoder
 from ser_core.inference.audio import load_audio
-from ser_core.inference.params import EmbeddingParams
+from ser_core.inference.params import EMOTIONS, EmbeddingParams
 
-__all__ = ["DEFAULT_EMBEDDING_CACHE", "FRONT_END_CODE", "WaveTransform", "embed_files", "front_end_key"]
+__all__ = ["DEFAULT_EMBEDDING_CACHE", "FRONT_END_CODE", "EmbeddingSet", "WaveTransform", "clip_embeddings", "embed_files",
+           "front_end_key"]
 
 log = logging.getLogger(__name__)
 
@@ -141,3 +145,69 @@ def embed_files(
         else:
             out[row] = pooled
     return out, failures
+
+
+@dataclass(frozen=True)
+class EmbeddingSet:
+    """Embeddings of labelled clips and what the protocols group them by (one row per clip).
+
+    Attributes
+    ----------
+    embeddings : np.ndarray
+        float32, ``(n, n_layers + 1, 2 * width)``.
+    labels : np.ndarray
+        int, index into ``EMOTIONS``.
+    corpus, speaker, source_emotion, path : np.ndarray
+        str; ``source_emotion`` is the corpus's own label (TurEV's "calm" kept as neutral).
+    gender : np.ndarray
+        str ("male", "female" or "").
+    """
+
+    embeddings: np.ndarray
+    labels: np.ndarray
+    corpus: np.ndarray
+    speaker: np.ndarray
+    gender: np.ndarray
+    source_emotion: np.ndarray
+    path: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, mask: np.ndarray) -> "EmbeddingSet":
+        """The rows where ``mask`` is true (or the rows of an index array)."""
+        return EmbeddingSet(*(getattr(self, field.name)[mask] for field in dataclasses.fields(self)))
+
+    @classmethod
+    def concatenate(cls, parts: Sequence["EmbeddingSet"]) -> "EmbeddingSet":
+        return cls(*(np.concatenate([getattr(part, field.name) for part in parts])
+                     for field in dataclasses.fields(cls)))
+
+
+def clip_embeddings(
+    clips: Sequence[Clip],
+    params: EmbeddingParams = EmbeddingParams(),
+    *,
+    cache_dir: str | Path = DEFAULT_EMBEDDING_CACHE,
+    transform: WaveTransform | None = None,
+    workers: int = 1,
+    desc: str = "embeddings",
+) -> EmbeddingSet:
+    """:func:`embed_files` of labelled clips (from ``registry.gather_corpora`` or ``labelled_clips``).
+
+    Clips whose audio failed are left out and logged.
+    """
+    embeddings, failures = embed_files([clip.path for clip in clips], params, cache_dir=cache_dir,
+                                       transform=transform, workers=workers, desc=desc)
+    failed = {path for path, _ in failures}
+    keep = np.array([clip.path not in failed for clip in clips], bool)
+    as_array = lambda values: np.array(list(values), dtype=str)  # noqa: E731
+    return EmbeddingSet(
+        embeddings=embeddings[keep],
+        labels=np.array([EMOTIONS.index(clip.emotion) for clip in clips], int)[keep],
+        corpus=as_array(clip.corpus for clip in clips)[keep],
+        speaker=as_array(clip.speaker for clip in clips)[keep],
+        gender=as_array(clip.gender or "" for clip in clips)[keep],
+        source_emotion=as_array(clip.source_emotion or clip.emotion for clip in clips)[keep],
+        path=as_array(clip.path for clip in clips)[keep],
+    )
