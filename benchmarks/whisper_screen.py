@@ -22,15 +22,16 @@ from ser_core.data import registry
 from ser_core.data.embedding_cache import DEFAULT_EMBEDDING_CACHE, EmbeddingSet, clip_embeddings
 from ser_core.data.split import cross_validation_folds
 from ser_core.evaluation import embedding_protocols as protocols
-from ser_core.inference.embedding import head_input
+from ser_core.inference.embedding_head import head_input
 from ser_core.inference.params import EmbeddingParams
 
 CORPORA = ("ravdess", "tess", "nemo", "turev")
 
 
 def load_set(data_root: Path, calm_as: str = "neutral", cache_dir: Path = DEFAULT_EMBEDDING_CACHE,
-             transform=None, workers: int = 1) -> tuple[EmbeddingSet, list]:
-    clips, _ = registry.gather_corpora({name: data_root / name for name in CORPORA}, calm_as=calm_as)
+             transform=None, workers: int = 1, clips: list | None = None) -> tuple[EmbeddingSet, list]:
+    if clips is None:
+        clips, _ = registry.gather_corpora({name: data_root / name for name in CORPORA}, calm_as=calm_as)
     return clip_embeddings(clips, EmbeddingParams(), cache_dir=cache_dir, transform=transform, workers=workers,
                            desc="embeddings"), clips
 
@@ -63,7 +64,10 @@ def main() -> None:
     parser.add_argument("--dropout", type=float, default=0.3)
     parser.add_argument("--weighting", default="class", choices=("none", "class", "corpus_class"))
     parser.add_argument("--calm", default="neutral", choices=("neutral", "drop"))
-    parser.add_argument("--protocol", default="loco", choices=("loco", "cv", "kshot"))
+    parser.add_argument("--protocol", default="loco", choices=("loco", "cv", "kshot", "opus"))
+    parser.add_argument("--kbps", type=float, default=16.0, help="opus protocol: bit rate of the test channel")
+    parser.add_argument("--every", type=int, default=3, help="opus protocol: test on every n-th clip of a corpus")
+    parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--norms", default="global,per_corpus,adapted,adapted30")
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--enrol", default="neutral", choices=("neutral", "random"))
@@ -71,7 +75,7 @@ def main() -> None:
     parser.add_argument("--log", type=Path, default=Path("data_cache/screen.jsonl"))
     args = parser.parse_args()
 
-    data, _ = load_set(args.data_root)
+    data, clips = load_set(args.data_root)
     if args.calm == "drop":
         data = data.subset(data.source_emotion != "calm")
     layers = tuple(int(value) for value in args.layers.split(","))
@@ -106,6 +110,37 @@ def main() -> None:
                      "fold_accuracy_std": float(np.std(fold_acc)), "fold_uar_std": float(np.std(fold_uar)),
                      "recall": {e: round(v["recall"], 3) for e, v in result["per_class"].items()},
                      "seconds": round(time.perf_counter() - start, 1)})
+    elif args.protocol == "opus":
+        # Held-out corpora heard through a browser's Opus channel; training clips stay clean.
+        from ser_core.data.channel import Channel
+
+        subset = np.zeros(len(data), bool)
+        for name in np.unique(data.corpus):
+            subset[np.flatnonzero(data.corpus == name)[:: args.every]] = True
+        tested = data.subset(subset)
+        chosen = {str(p) for p in tested.path}
+        channel_set, _ = load_set(args.data_root, transform=Channel.opus(args.kbps), workers=args.workers,
+                                  clips=[c for c in clips if c.path in chosen])
+        order = {p: i for i, p in enumerate(channel_set.path)}
+        coded = head_input(channel_set.embeddings[[order[p] for p in tested.path]], layers, args.stats)
+        for norm in args.norms.split(","):
+            for name, test_rows in (("clean", head_input(tested.embeddings, layers, args.stats)), ("opus", coded)):
+                start = time.perf_counter()
+                results = {}
+                for held_out in sorted(np.unique(data.corpus)):
+                    keep = (data.corpus != held_out) | subset
+                    rows = features[keep].copy()
+                    in_test = data.corpus[keep] == held_out
+                    rows[in_test] = test_rows[tested.corpus == held_out]
+                    results.update(protocols.leave_one_corpus_out(
+                        rows, data.labels[keep], data.corpus[keep], head, weighting=args.weighting,
+                        normalisation="adapted" if norm.startswith("adapted") else norm,
+                        adapt_clips=int(norm[7:]) if norm.startswith("adapted") and norm[7:] else None,
+                        test_only=[held_out]))
+                rows_out = {"protocol": f"loco/{norm}/{name}{'' if name == 'clean' else int(args.kbps)}/every{args.every}",
+                            **protocols.summarise(results), "corpora": compact(results),
+                            "seconds": round(time.perf_counter() - start, 1)}
+                rows.append(rows_out)
     else:
         start = time.perf_counter()
         results = protocols.speaker_adaptation(features, data.labels, data.corpus, data.speaker, head, k=args.k,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ser_core.data.embedding_cache import EmbeddingSet
-from ser_core.inference.embedding import head_input
+from ser_core.inference.embedding_head import head_input
 from ser_core.training.embedding_model import EmbeddingRecipe, train_embedding_model
 
 

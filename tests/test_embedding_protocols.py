@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ser_core.evaluation import embedding_protocols as protocols
-from ser_core.inference.embedding import head_input
+from ser_core.inference.embedding_head import head_input
 from ser_core.training.embedding_heads import logistic_head
 
 

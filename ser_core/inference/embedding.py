@@ -23,7 +23,7 @@ from ser_core.inference import speech
 from ser_core.inference.params import EmbeddingParams
 from ser_core.inference.whisper_encoder import WhisperEncoder
 
-__all__ = ["Embedding", "embed_waveform", "head_input", "level_normalise", "load_encoder", "speech_part"]
+__all__ = ["Embedding", "embed_waveform", "level_normalise", "load_encoder", "speech_part"]
 
 
 @dataclass(frozen=True)
@@ -181,34 +181,3 @@ def embed_waveform(
     std = np.sqrt(np.maximum(total_sq / n_frames - np.square(mean), 0.0))
     pooled = np.concatenate([mean, std], axis=1).astype(np.float32)
     return Embedding(pooled=pooled, speech_status=status, speech_seconds=len(kept) / params.sample_rate)
-
-
-def head_input(pooled: np.ndarray, layers: tuple[int, ...], statistics: str = "mean_std") -> np.ndarray:
-    """The rows of pooled embeddings a head reads, flattened: the same selection in training and inference.
-
-    Parameters
-    ----------
-    pooled : np.ndarray
-        ``(n_layers + 1, 2 * width)`` for one clip, or ``(n_clips, n_layers + 1, 2 * width)``.
-    layers : tuple of int
-        Encoder layers to keep (0 = the convolutional stem, 1..n = transformer blocks).
-    statistics : {"mean_std", "mean"}
-        Keep both pooled statistics or the frame mean only.
-
-    Returns
-    -------
-    np.ndarray
-        ``(len(layers) * d,)`` or ``(n_clips, len(layers) * d)`` with ``d = 2 * width`` or ``width``.
-    """
-    if statistics not in ("mean_std", "mean"):
-        raise ValueError(f"statistics must be 'mean_std' or 'mean', got {statistics!r}")
-    pooled = np.asarray(pooled)
-    single = pooled.ndim == 2
-    batch = pooled[None] if single else pooled
-    if max(layers) >= batch.shape[1] or min(layers) < 0:
-        raise ValueError(f"layers {layers} outside 0..{batch.shape[1] - 1}")
-    chosen = batch[:, list(layers)]
-    if statistics == "mean":
-        chosen = chosen[..., : chosen.shape[-1] // 2]
-    flat = chosen.reshape(len(batch), -1)
-    return flat[0] if single else flat

@@ -17,7 +17,7 @@ import numpy as np
 from ser_core.data.embedding_cache import EmbeddingSet
 from ser_core.evaluation import embedding_protocols as protocols
 from ser_core.evaluation.metrics import fit_temperature
-from ser_core.inference.embedding import head_input
+from ser_core.inference.embedding_head import head_input
 from ser_core.inference.params import EMOTIONS, EmbeddingParams
 from ser_core.training.embedding_heads import fit_keras_head, logistic_head
 
