@@ -129,18 +129,17 @@ def main() -> None:
                 results = {}
                 for held_out in sorted(np.unique(data.corpus)):
                     keep = (data.corpus != held_out) | subset
-                    rows = features[keep].copy()
+                    mixed = features[keep].copy()
                     in_test = data.corpus[keep] == held_out
-                    rows[in_test] = test_rows[tested.corpus == held_out]
+                    mixed[in_test] = test_rows[tested.corpus == held_out]
                     results.update(protocols.leave_one_corpus_out(
-                        rows, data.labels[keep], data.corpus[keep], head, weighting=args.weighting,
+                        mixed, data.labels[keep], data.corpus[keep], head, weighting=args.weighting,
                         normalisation="adapted" if norm.startswith("adapted") else norm,
                         adapt_clips=int(norm[7:]) if norm.startswith("adapted") and norm[7:] else None,
                         test_only=[held_out]))
-                rows_out = {"protocol": f"loco/{norm}/{name}{'' if name == 'clean' else int(args.kbps)}/every{args.every}",
-                            **protocols.summarise(results), "corpora": compact(results),
-                            "seconds": round(time.perf_counter() - start, 1)}
-                rows.append(rows_out)
+                rows.append({"protocol": f"loco/{norm}/{name}{'' if name == 'clean' else int(args.kbps)}/every{args.every}",
+                             **protocols.summarise(results), "corpora": compact(results),
+                             "seconds": round(time.perf_counter() - start, 1)})
     else:
         start = time.perf_counter()
         results = protocols.speaker_adaptation(features, data.labels, data.corpus, data.speaker, head, k=args.k,
