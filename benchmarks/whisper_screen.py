@@ -29,10 +29,11 @@ CORPORA = ("ravdess", "tess", "nemo", "turev")
 
 
 def load_set(data_root: Path, calm_as: str = "neutral", cache_dir: Path = DEFAULT_EMBEDDING_CACHE,
-             transform=None, workers: int = 1, clips: list | None = None) -> tuple[EmbeddingSet, list]:
+             transform=None, workers: int = 1, clips: list | None = None,
+             params: EmbeddingParams = EmbeddingParams()) -> tuple[EmbeddingSet, list]:
     if clips is None:
         clips, _ = registry.gather_corpora({name: data_root / name for name in CORPORA}, calm_as=calm_as)
-    return clip_embeddings(clips, EmbeddingParams(), cache_dir=cache_dir, transform=transform, workers=workers,
+    return clip_embeddings(clips, params, cache_dir=cache_dir, transform=transform, workers=workers,
                            desc="embeddings"), clips
 
 
@@ -68,25 +69,55 @@ def main() -> None:
     parser.add_argument("--kbps", type=float, default=16.0, help="opus protocol: bit rate of the test channel")
     parser.add_argument("--every", type=int, default=3, help="opus protocol: test on every n-th clip of a corpus")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--augment-every", type=int, default=0,
+                        help="loco: add a Channel.browser() copy of every n-th clip (2nd, 4th, ...) of the training corpora")
     parser.add_argument("--norms", default="global,per_corpus,adapted,adapted30")
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--enrol", default="neutral", choices=("neutral", "random"))
     parser.add_argument("--note", default="")
+    parser.add_argument("--no-vad", action="store_true", help="front end without the VAD (whole clip, level of all of it)")
     parser.add_argument("--log", type=Path, default=Path("data_cache/screen.jsonl"))
     args = parser.parse_args()
 
-    data, clips = load_set(args.data_root)
+    data, clips = load_set(args.data_root, workers=args.workers, params=EmbeddingParams(vad=not args.no_vad))
     if args.calm == "drop":
         data = data.subset(data.source_emotion != "calm")
     layers = tuple(int(value) for value in args.layers.split(","))
     features = head_input(data.embeddings, layers, args.stats)
     head = make_head(args, len(layers))
     variant = {key: getattr(args, key) for key in ("layers", "stats", "head", "C", "weighting", "calm", "note")}
+    if args.no_vad:
+        variant["front_end"] = "no VAD"
     if args.head == "keras":
         variant.update(epochs=args.epochs, hidden=args.hidden, dropout=args.dropout)
         variant.pop("C")
     rows = []
-    if args.protocol == "loco":
+    if args.protocol == "loco" and args.augment_every:
+        # One augmented copy of part of the training clips; held-out corpora are tested clean.
+        from ser_core.data.channel import Channel
+
+        chosen = set()
+        for name in np.unique(data.corpus):
+            chosen |= {str(p) for p in data.path[data.corpus == name][1 :: args.augment_every]}
+        augmented, _ = load_set(args.data_root, transform=Channel.browser(), workers=args.workers,
+                                clips=[c for c in clips if c.path in chosen])
+        augmented_features = head_input(augmented.embeddings, layers, args.stats)
+        variant["augment"] = f"browser copy of every {args.augment_every}th clip"
+        for norm in args.norms.split(","):
+            start = time.perf_counter()
+            results = {}
+            for held_out in sorted(np.unique(data.corpus)):
+                extra = augmented.corpus != held_out
+                results.update(protocols.leave_one_corpus_out(
+                    np.concatenate([features, augmented_features[extra]]),
+                    np.concatenate([data.labels, augmented.labels[extra]]),
+                    np.concatenate([data.corpus, augmented.corpus[extra]]), head, weighting=args.weighting,
+                    normalisation="adapted" if norm.startswith("adapted") else norm,
+                    adapt_clips=int(norm[7:]) if norm.startswith("adapted") and norm[7:] else None,
+                    test_only=[held_out]))
+            rows.append({"protocol": f"loco/{norm}", **protocols.summarise(results), "corpora": compact(results),
+                         "seconds": round(time.perf_counter() - start, 1)})
+    elif args.protocol == "loco":
         for norm in args.norms.split(","):
             start = time.perf_counter()
             results = protocols.leave_one_corpus_out(
