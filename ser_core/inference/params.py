@@ -61,3 +61,50 @@ class FeatureParams:
     def from_dict(cls, values: dict[str, Any]) -> "FeatureParams":
         known = {field.name for field in dataclasses.fields(cls)}
         return cls(**{key: value for key, value in values.items() if key in known})
+
+
+@dataclass(frozen=True)
+class EmbeddingParams:
+    """Whisper-encoder front end (``ser_core.inference.embedding``): one record for training and inference.
+
+    Saved with every embedding model and part of every embedding cache key, so a model is never fed
+    embeddings computed another way than those it was trained on.
+    """
+
+    model: str = "base"
+    # SHA-256 of the whole CTranslate2 model.bin; the encoder refuses weights that do not match.
+    weights_sha256: str = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
+    sample_rate: int = 16_000
+    # Keep only what Silero VAD calls speech: leading/trailing silence made the pooled means depend
+    # on each corpus's editing (44 -> 55 % UAR on one held-out corpus with trimming + level, see
+    # docs/experiments.md).
+    vad: bool = True
+    # RMS of the speech parts is brought to this level. Peak normalisation let one click or shout
+    # set the level of a whole clip; Whisper's log-mel is not level-invariant.
+    speech_level_dbfs: float = -23.0
+    max_gain_db: float = 40.0  # a near-silent input is not amplified into noise beyond this
+    # Whisper's window is 30 s; longer speech is split into equal segments no longer than this and
+    # pooled over all their frames.
+    max_segment_seconds: float = 20.0
+    # Shorter speech is zero-padded (symmetrically) to this length: the encoder's first frames carry a
+    # start-of-window transient, and 0.3 s words would be dominated by it.
+    min_segment_seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.sample_rate != 16_000:
+            raise ValueError(f"the Whisper front end needs 16 kHz audio, got sample_rate={self.sample_rate}")
+        if not 1.0 <= self.max_segment_seconds <= 30.0:
+            raise ValueError(f"max_segment_seconds must be in [1, 30], got {self.max_segment_seconds}")
+        if not -60.0 <= self.speech_level_dbfs <= 0.0:
+            raise ValueError(f"speech_level_dbfs must be in [-60, 0], got {self.speech_level_dbfs}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "EmbeddingParams":
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown EmbeddingParams keys: {sorted(unknown)}")
+        return cls(**values)

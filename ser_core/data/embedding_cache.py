@@ -1,0 +1,213 @@
+"""Whisper embeddings of whole corpora, cached on disk so that a second run computes nothing.
+
+One ``.npy`` file per clip and front end, under ``<cache_dir>/<front-end key>/``. The front-end key
+changes with the weights' SHA-256, every ``EmbeddingParams`` field, the source of the front-end
+modules (embedding, Whisper encoder, VAD) and the channel simulation, if any; the file key adds the
+audio file's path, size and modification time. Editing the front end therefore never trains on
+stale embeddings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import zlib
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from ser_core.data.corpora import Clip
+from ser_core.data.dataset import source_fingerprint
+from ser_core.inference import embedding, speech, whisper_encoder
+from ser_core.inference.audio import load_audio
+from ser_core.inference.params import EMOTIONS, EmbeddingParams
+
+__all__ = ["DEFAULT_EMBEDDING_CACHE", "FRONT_END_CODE", "EmbeddingSet", "WaveTransform", "clip_embeddings", "embed_files",
+           "front_end_key"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_EMBEDDING_CACHE = Path("data_cache/embeddings")
+FRONT_END_CODE = source_fingerprint(embedding.__file__, whisper_encoder.__file__, speech.__file__)
+
+
+class WaveTransform(Protocol):
+    """A seeded waveform corruption (e.g. ``ser_core.data.channel.Channel``) applied before the front end."""
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+    def __call__(self, wave: np.ndarray, rng: np.random.Generator) -> np.ndarray: ...
+
+
+def front_end_key(params: EmbeddingParams, transform: WaveTransform | None = None) -> str:
+    """Name of the cache folder of one front end (and channel simulation)."""
+    identity: list[Any] = [params.to_dict(), FRONT_END_CODE]
+    if transform is not None:
+        identity += [transform.to_dict(), source_fingerprint(__import__(type(transform).__module__,
+                                                                        fromlist=["_"]).__file__)]
+    return hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def _file_key(path: str) -> str:
+    stat = os.stat(path)
+    identity = [os.path.abspath(path), stat.st_size, stat.st_mtime_ns]
+    return hashlib.sha1(json.dumps(identity).encode()).hexdigest()
+
+
+def _limit_blas_threads() -> None:
+    # Two processes with one BLAS thread each are steadier than one with two on a shared machine
+    # (whisper NOTES: 95-140 ms against 110-550 ms per 3 s clip under load).
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
+
+
+def _embed_one(job: tuple[str, EmbeddingParams, str, WaveTransform | None]) -> tuple[np.ndarray | None, str | None]:
+    path, params, folder, transform = job
+    try:
+        cached = Path(folder) / f"{_file_key(path)}.npy"
+        if cached.is_file():
+            return np.load(cached, allow_pickle=False), None
+        wave = load_audio(path, params.sample_rate)
+        if transform is not None:
+            # Seeded by the file name, so a re-run draws the same corruption for the same clip.
+            rng = np.random.default_rng(zlib.crc32(os.path.basename(path).encode()))
+            wave = transform(wave, rng)
+        pooled = embedding.embed_waveform(wave, params).pooled
+        temporary = cached.with_suffix(f".{os.getpid()}.tmp.npy")
+        np.save(temporary, pooled, allow_pickle=False)
+        os.replace(temporary, cached)
+        return pooled, None
+    except Exception as error:  # every failure is returned to the caller, never silently dropped
+        return None, f"{type(error).__name__}: {error}"
+
+
+def embed_files(
+    paths: Sequence[str | Path],
+    params: EmbeddingParams = EmbeddingParams(),
+    *,
+    cache_dir: str | Path = DEFAULT_EMBEDDING_CACHE,
+    transform: WaveTransform | None = None,
+    workers: int = 1,
+    desc: str = "embeddings",
+) -> tuple[np.ndarray, list[tuple[str, str]]]:
+    """Pooled embeddings of audio files, from the cache where present.
+
+    Parameters
+    ----------
+    paths : sequence of path
+        Audio files (any format ``load_audio`` decodes).
+    params : EmbeddingParams
+        The front end.
+    cache_dir : path
+        Root of the embedding cache (git-ignored ``data_cache/embeddings`` by default).
+    transform : WaveTransform, optional
+        Channel simulation applied to each decoded wave, seeded per file name.
+    workers : int
+        Processes; each uses one BLAS thread.
+    desc : str
+        Label of the progress bar.
+
+    Returns
+    -------
+    embeddings : np.ndarray
+        float32, shape ``(len(paths), n_layers + 1, 2 * width)``; rows of failed files are NaN.
+    failures : list of (path, reason)
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    folder = Path(cache_dir) / front_end_key(params, transform)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "front_end.json").write_text(json.dumps(
+        {"params": params.to_dict(), "code": FRONT_END_CODE,
+         "transform": transform.to_dict() if transform is not None else None}, indent=1))
+    jobs = [(str(path), params, str(folder), transform) for path in paths]
+    if workers > 1 and len(jobs) > 20:
+        with ProcessPoolExecutor(workers, initializer=_limit_blas_threads) as pool:
+            results = list(tqdm(pool.map(_embed_one, jobs, chunksize=8), total=len(jobs), desc=desc, unit="clip"))
+    else:
+        _limit_blas_threads()
+        results = [_embed_one(job) for job in tqdm(jobs, desc=desc, unit="clip")]
+    shape = next((pooled.shape for pooled, _ in results if pooled is not None), (0, 0))
+    out = np.full((len(jobs), *shape), np.nan, np.float32)
+    failures = []
+    for row, (job, (pooled, error)) in enumerate(zip(jobs, results)):
+        if pooled is None:
+            failures.append((job[0], error or "unknown"))
+            log.warning("no embedding for %s (%s)", job[0], error)
+        else:
+            out[row] = pooled
+    return out, failures
+
+
+@dataclass(frozen=True)
+class EmbeddingSet:
+    """Embeddings of labelled clips and what the protocols group them by (one row per clip).
+
+    Attributes
+    ----------
+    embeddings : np.ndarray
+        float32, ``(n, n_layers + 1, 2 * width)``.
+    labels : np.ndarray
+        int, index into ``EMOTIONS``.
+    corpus, speaker, source_emotion, path : np.ndarray
+        str; ``source_emotion`` is the corpus's own label (TurEV's "calm" kept as neutral).
+    gender : np.ndarray
+        str ("male", "female" or "").
+    """
+
+    embeddings: np.ndarray
+    labels: np.ndarray
+    corpus: np.ndarray
+    speaker: np.ndarray
+    gender: np.ndarray
+    source_emotion: np.ndarray
+    path: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, mask: np.ndarray) -> "EmbeddingSet":
+        """The rows where ``mask`` is true (or the rows of an index array)."""
+        return EmbeddingSet(*(getattr(self, field.name)[mask] for field in dataclasses.fields(self)))
+
+    @classmethod
+    def concatenate(cls, parts: Sequence["EmbeddingSet"]) -> "EmbeddingSet":
+        return cls(*(np.concatenate([getattr(part, field.name) for part in parts])
+                     for field in dataclasses.fields(cls)))
+
+
+def clip_embeddings(
+    clips: Sequence[Clip],
+    params: EmbeddingParams = EmbeddingParams(),
+    *,
+    cache_dir: str | Path = DEFAULT_EMBEDDING_CACHE,
+    transform: WaveTransform | None = None,
+    workers: int = 1,
+    desc: str = "embeddings",
+) -> EmbeddingSet:
+    """:func:`embed_files` of labelled clips (from ``registry.gather_corpora`` or ``labelled_clips``).
+
+    Clips whose audio failed are left out and logged.
+    """
+    embeddings, failures = embed_files([clip.path for clip in clips], params, cache_dir=cache_dir,
+                                       transform=transform, workers=workers, desc=desc)
+    failed = {path for path, _ in failures}
+    keep = np.array([clip.path not in failed for clip in clips], bool)
+    as_array = lambda values: np.array(list(values), dtype=str)  # noqa: E731
+    return EmbeddingSet(
+        embeddings=embeddings[keep],
+        labels=np.array([EMOTIONS.index(clip.emotion) for clip in clips], int)[keep],
+        corpus=as_array(clip.corpus for clip in clips)[keep],
+        speaker=as_array(clip.speaker for clip in clips)[keep],
+        gender=as_array(clip.gender or "" for clip in clips)[keep],
+        source_emotion=as_array(clip.source_emotion or clip.emotion for clip in clips)[keep],
+        path=as_array(clip.path for clip in clips)[keep],
+    )

@@ -1,0 +1,290 @@
+"""Protocols for embedding heads: which corpora and speakers train, which test, and what the test may adapt to.
+
+Pure functions over a feature matrix (one row per clip), integer labels and the clips' groups; the
+head is passed in as ``fit(features, labels, sample_weight) -> predict_logits``, so this room never
+imports training. Every protocol returns plain dictionaries of figures
+(``metrics.classification_report``) and the test logits.
+
+Normalisations (``Normalisation``): the heads read standardised features, and where the
+standardisation statistics come from is the difference between the protocols:
+
+- ``"global"``: mean/std of all training rows, applied to the test rows as they are (strict);
+- ``"per_corpus"``: each training corpus with its own statistics; the test rows with the average of
+  the training corpora's statistics (strict: nothing of the test corpus is used);
+- ``"adapted"``: as ``per_corpus``, the test corpus with its own statistics from unlabelled clips
+  (all of them, or ``adapt_clips`` random ones: a new room's first recordings).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Literal, Sequence
+
+import numpy as np
+
+from ser_core.evaluation.metrics import classification_report
+from ser_core.inference.params import EMOTIONS
+
+__all__ = ["FitHead", "Normalisation", "leave_one_corpus_out", "sample_weights", "speaker_adaptation",
+           "speaker_cross_validation", "standardise_groups", "summarise"]
+
+FitHead = Callable[[np.ndarray, np.ndarray, np.ndarray], Callable[[np.ndarray], np.ndarray]]
+Normalisation = Literal["global", "per_corpus", "adapted"]
+_EPS = 1e-6
+
+
+def _stats(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return rows.mean(axis=0), rows.std(axis=0) + _EPS
+
+
+def standardise_groups(features: np.ndarray, groups: np.ndarray, fit_mask: np.ndarray | None = None) -> np.ndarray:
+    """Standardise each group's rows with the mean/std of that group's rows under ``fit_mask``.
+
+    Parameters
+    ----------
+    features : np.ndarray
+        ``(n, d)``.
+    groups : np.ndarray
+        ``(n,)`` group of each row (corpus or speaker).
+    fit_mask : np.ndarray, optional
+        ``(n,)`` bool: the rows whose statistics are used (all rows of the group when None).
+
+    Returns
+    -------
+    np.ndarray
+        float32 ``(n, d)``.
+    """
+    out = np.empty(features.shape, np.float32)
+    fit_mask = np.ones(len(features), bool) if fit_mask is None else fit_mask
+    for group in np.unique(groups):
+        rows = groups == group
+        mean, std = _stats(features[rows & fit_mask])
+        out[rows] = (features[rows] - mean) / std
+    return out
+
+
+def sample_weights(labels: np.ndarray, corpus: np.ndarray, scheme: str = "class") -> np.ndarray:
+    """Weights that make the loss count classes (and corpora) evenly; they average to 1.
+
+    Parameters
+    ----------
+    labels, corpus : np.ndarray
+        ``(n,)`` class index and corpus of each row.
+    scheme : {"none", "class", "corpus_class"}
+        ``class``: every class the same total weight over all corpora; ``corpus_class``: every
+        corpus the same total, shared evenly among its own classes.
+    """
+    if scheme == "none":
+        return np.ones(len(labels))
+    if scheme == "class":
+        cells = labels.astype(str)
+    elif scheme == "corpus_class":
+        cells = np.char.add(np.char.add(corpus.astype(str), "/"), labels.astype(str))
+    else:
+        raise ValueError(f"unknown weighting scheme {scheme!r}")
+    names, inverse, counts = np.unique(cells, return_inverse=True, return_counts=True)
+    weights = 1.0 / counts[inverse]
+    if scheme == "corpus_class":
+        per_corpus = {c: len(np.unique(cells[corpus == c])) for c in np.unique(corpus)}
+        weights = weights / np.array([per_corpus[c] for c in corpus])
+    return weights * len(labels) / weights.sum()
+
+
+def _normalise_loco(features: np.ndarray, corpus: np.ndarray, test: np.ndarray, normalisation: Normalisation,
+                    adapt_rows: np.ndarray | None) -> np.ndarray:
+    train = ~test
+    if normalisation == "global":
+        mean, std = _stats(features[train])
+        return ((features - mean) / std).astype(np.float32)
+    out = np.empty(features.shape, np.float32)
+    out[train] = standardise_groups(features[train], corpus[train])
+    if normalisation == "per_corpus":
+        stats = [_stats(features[corpus == c]) for c in np.unique(corpus[train])]
+        mean, std = np.mean([m for m, _ in stats], axis=0), np.mean([s for _, s in stats], axis=0)
+    elif normalisation == "adapted":
+        fit_rows = features[test] if adapt_rows is None else features[adapt_rows]
+        mean, std = _stats(fit_rows)
+    else:
+        raise ValueError(f"unknown normalisation {normalisation!r}")
+    out[test] = (features[test] - mean) / std
+    return out
+
+
+def leave_one_corpus_out(
+    features: np.ndarray,
+    labels: np.ndarray,
+    corpus: np.ndarray,
+    fit: FitHead,
+    *,
+    normalisation: Normalisation = "per_corpus",
+    weighting: str = "class",
+    adapt_clips: int | None = None,
+    seed: int = 0,
+    test_only: Sequence[str] | None = None,
+    test_features: np.ndarray | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Train on all corpora but one, test on that one, for every corpus.
+
+    Parameters
+    ----------
+    features : np.ndarray
+        ``(n, d)`` head inputs (``embedding.head_input``), not yet standardised.
+    labels : np.ndarray
+        ``(n,)`` index into ``EMOTIONS``.
+    corpus : np.ndarray
+        ``(n,)`` corpus name of each row.
+    fit : FitHead
+        Trains a head and returns its logit function.
+    normalisation : {"global", "per_corpus", "adapted"}
+        See the module docstring.
+    weighting : str
+        :func:`sample_weights` scheme.
+    adapt_clips : int, optional
+        With ``adapted``: statistics from this many random unlabelled clips of the held-out corpus
+        (all of its clips when None). The figures still count every clip.
+    seed : int
+        Draw of the adaptation clips.
+    test_only : sequence of str, optional
+        Hold out only these corpora.
+    test_features : np.ndarray, optional
+        ``(n, d)`` features the held-out rows are scored on instead (e.g. the same clips through a
+        simulated channel); training always reads ``features``.
+
+    Returns
+    -------
+    dict
+        Corpus -> ``classification_report`` plus ``logits`` and ``labels`` of its clips.
+    """
+    results: dict[str, dict[str, Any]] = {}
+    rng = np.random.default_rng(seed)
+    for held_out in (test_only or sorted(np.unique(corpus))):
+        test = corpus == held_out
+        adapt_rows = None
+        if normalisation == "adapted" and adapt_clips is not None:
+            adapt_rows = np.zeros(len(test), bool)
+            adapt_rows[rng.choice(np.flatnonzero(test), size=min(adapt_clips, int(test.sum())), replace=False)] = True
+        source = features.copy()
+        if test_features is not None:
+            source[test] = test_features[test]
+        normalised = _normalise_loco(source, corpus, test, normalisation, adapt_rows)
+        train = ~test
+        predict = fit(normalised[train], labels[train], sample_weights(labels[train], corpus[train], weighting))
+        logits = predict(normalised[test])
+        report = classification_report(labels[test], logits.argmax(axis=1))
+        results[held_out] = {**report, "logits": logits, "labels": labels[test]}
+    return results
+
+
+def speaker_cross_validation(
+    features: np.ndarray,
+    labels: np.ndarray,
+    corpus: np.ndarray,
+    speaker: np.ndarray,
+    folds: Sequence[Sequence[str]],
+    fit: FitHead,
+    *,
+    weighting: str = "class",
+) -> dict[str, Any]:
+    """Speaker-independent cross-validation: each fold's speakers are tested, all other rows train.
+
+    Every corpus is standardised with the statistics of its own training rows (the test speakers
+    of a fold use those of their corpus's training speakers: a known room, new voices).
+
+    Returns
+    -------
+    dict
+        ``classification_report`` of the pooled out-of-fold predictions over the fold speakers'
+        rows, ``folds`` (one report each), ``logits`` and ``labels`` in row order of the tested rows,
+        and ``rows`` (their indices).
+    """
+    all_logits, all_rows, per_fold = [], [], []
+    for fold in folds:
+        test = np.isin(speaker, list(fold))
+        train = ~test
+        normalised = np.empty(features.shape, np.float32)
+        for name in np.unique(corpus):
+            rows = corpus == name
+            mean, std = _stats(features[rows & train])
+            normalised[rows] = (features[rows] - mean) / std
+        predict = fit(normalised[train], labels[train], sample_weights(labels[train], corpus[train], weighting))
+        logits = predict(normalised[test])
+        per_fold.append(classification_report(labels[test], logits.argmax(axis=1)))
+        all_logits.append(logits)
+        all_rows.append(np.flatnonzero(test))
+    rows = np.concatenate(all_rows)
+    logits = np.concatenate(all_logits)
+    report = classification_report(labels[rows], logits.argmax(axis=1))
+    return {**report, "folds": per_fold, "logits": logits, "labels": labels[rows], "rows": rows}
+
+
+def _enrolment(labels: np.ndarray, speaker: np.ndarray, k: int, enrol: str, rng: np.random.Generator) -> np.ndarray:
+    """Bool mask of k enrolment clips per speaker: random ones, or neutral ones (random where too few)."""
+    mask = np.zeros(len(labels), bool)
+    neutral = EMOTIONS.index("neutral")
+    for name in np.unique(speaker):
+        rows = np.flatnonzero(speaker == name)
+        pool = rows[labels[rows] == neutral] if enrol == "neutral" else rows
+        if len(pool) < k:  # a speaker without enough neutral speech enrols with what there is
+            pool = np.concatenate([pool, rng.permutation(np.setdiff1d(rows, pool))[: k - len(pool)]])
+        mask[rng.choice(pool, size=min(k, len(pool)), replace=False)] = True
+    return mask
+
+
+def speaker_adaptation(
+    features: np.ndarray,
+    labels: np.ndarray,
+    corpus: np.ndarray,
+    speaker: np.ndarray,
+    fit: FitHead,
+    *,
+    k: int,
+    enrol: Literal["random", "neutral"] = "random",
+    weighting: str = "class",
+    seed: int = 0,
+) -> dict[str, dict[str, Any]]:
+    """Leave one corpus out, every speaker centred on the mean of ``k`` of their own clips.
+
+    What a user gives: ``enrol="neutral"`` takes k neutral clips ("just talk"), ``"random"`` k clips
+    of any emotion. Training speakers are centred the same way (same k, same kind), then all rows
+    share one scale (the std of the centred training rows). Enrolment clips are not scored.
+
+    Returns
+    -------
+    dict
+        Corpus -> ``classification_report`` of its non-enrolment clips, with ``logits``/``labels``.
+    """
+    rng = np.random.default_rng(seed)
+    enrolled = _enrolment(labels, speaker, k, enrol, rng)
+    centred = np.empty(features.shape, np.float32)
+    for name in np.unique(speaker):
+        rows = speaker == name
+        centred[rows] = features[rows] - features[rows & enrolled].mean(axis=0)
+    results: dict[str, dict[str, Any]] = {}
+    for held_out in sorted(np.unique(corpus)):
+        test = corpus == held_out
+        train = ~test
+        scale = centred[train].std(axis=0) + _EPS
+        normalised = centred / scale
+        predict = fit(normalised[train], labels[train], sample_weights(labels[train], corpus[train], weighting))
+        scored = test & ~enrolled
+        logits = predict(normalised[scored])
+        report = classification_report(labels[scored], logits.argmax(axis=1))
+        results[held_out] = {**report, "logits": logits, "labels": labels[scored]}
+    return results
+
+
+def summarise(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Mean and minimum UAR over held-out corpora, and every (corpus, emotion) recall under 50 %."""
+    uar = {name: result["uar"] for name, result in results.items()}
+    weak = {
+        f"{name}/{emotion}": round(values["recall"], 3)
+        for name, result in results.items()
+        for emotion, values in result["per_class"].items()
+        if values["support"] > 0 and values["recall"] < 0.5
+    }
+    return {
+        "mean_uar": float(np.mean(list(uar.values()))),
+        "min_uar": float(min(uar.values())),
+        "mean_accuracy": float(np.mean([result["accuracy"] for result in results.values()])),
+        "uar": uar,
+        "recall_below_50": weak,
+    }

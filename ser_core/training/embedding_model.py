@@ -1,0 +1,165 @@
+"""Train the shipped embedding model: the chosen head on all given corpora, plus what inference needs.
+
+``train_embedding_model`` returns a small Keras model (the head only: standardised features in,
+logits out) and a JSON-able config: the front-end record, the head's input selection, the
+standardisation statistics (the default for a new room, and each training corpus's own), the
+temperature fitted on leave-one-corpus-out logits and the emotions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from ser_core.data.embedding_cache import EmbeddingSet
+from ser_core.evaluation import embedding_protocols as protocols
+from ser_core.evaluation.metrics import fit_temperature
+from ser_core.inference.embedding_head import head_input
+from ser_core.inference.params import EMOTIONS, EmbeddingParams
+from ser_core.training.embedding_heads import fit_keras_head, logistic_head
+
+__all__ = ["EmbeddingRecipe", "logistic_as_keras", "train_embedding_model"]
+
+
+@dataclass(frozen=True)
+class EmbeddingRecipe:
+    """The head recipe chosen in docs/experiments.md (issue 14); recorded in the shipped config."""
+
+    layers: tuple[int, ...] = (2, 3, 4)
+    statistics: str = "mean_std"
+    head: str = "lr"  # "lr" (logistic regression) or "keras" (layer-mix network)
+    C: float = 0.1  # logistic regression's inverse L2 strength
+    epochs: int = 40  # keras head only
+    hidden: int = 256
+    dropout: float = 0.3
+    weighting: str = "class"
+    calm_as: str = "neutral"  # what TurEV's Calm clips became in training
+
+    def __post_init__(self) -> None:
+        if self.head not in ("lr", "keras"):
+            raise ValueError(f"head must be 'lr' or 'keras', got {self.head!r}")
+        if self.C <= 0:
+            raise ValueError(f"C must be positive, got {self.C}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def logistic_as_keras(coefficients: np.ndarray, intercepts: np.ndarray, classes: Sequence[int]):
+    """A fitted logistic regression as a one-layer Keras model over all six emotions.
+
+    Emotions the training data lacked get a large negative bias (never predicted).
+    """
+    import keras
+
+    n_features = coefficients.shape[1]
+    kernel = np.zeros((n_features, len(EMOTIONS)), np.float32)
+    bias = np.full(len(EMOTIONS), -1e4, np.float32)
+    kernel[:, list(classes)] = coefficients.T
+    bias[list(classes)] = intercepts
+    inputs = keras.Input((n_features,), name="features")
+    outputs = keras.layers.Dense(len(EMOTIONS), name="logits")(inputs)
+    model = keras.Model(inputs, outputs, name="whisper_logistic_head")
+    model.get_layer("logits").set_weights([kernel, bias])
+    return model
+
+
+def _statistics(features: np.ndarray, corpus: np.ndarray) -> tuple[dict[str, dict[str, list[float]]], dict[str, list[float]]]:
+    per_corpus = {}
+    for name in np.unique(corpus):
+        rows = features[corpus == name]
+        per_corpus[str(name)] = {"mean": rows.mean(axis=0), "std": rows.std(axis=0) + 1e-6}
+    default = {key: np.mean([stats[key] for stats in per_corpus.values()], axis=0) for key in ("mean", "std")}
+    as_lists = lambda stats: {key: [round(float(v), 6) for v in value] for key, value in stats.items()}  # noqa: E731
+    return {name: as_lists(stats) for name, stats in per_corpus.items()}, as_lists(default)
+
+
+def train_embedding_model(
+    data: EmbeddingSet,
+    recipe: EmbeddingRecipe = EmbeddingRecipe(),
+    params: EmbeddingParams = EmbeddingParams(),
+    *,
+    temperature: float | None = None,
+    seed: int = 0,
+):
+    """Train the head on every clip of ``data`` and describe it for inference.
+
+    Parameters
+    ----------
+    data : EmbeddingSet
+        Embeddings of the training clips (``embedding_cache.clip_embeddings``), computed with ``params``.
+    recipe : EmbeddingRecipe
+        Head and input selection.
+    params : EmbeddingParams
+        The front end the embeddings came from; saved so inference computes the same.
+    temperature : float, optional
+        Use this temperature; by default it is fitted on leave-one-corpus-out logits of the same
+        recipe (strict, per-corpus standardisation), i.e. on corpora the head never heard, which is
+        the situation of a new user. Needs at least two corpora.
+    seed : int
+        Keras head initialisation.
+
+    Returns
+    -------
+    model : keras.Model
+        Input ``features`` ``(len(layers) * d,)`` standardised; output ``logits`` ``(6,)``.
+    config : dict
+        JSON-able: ``front_end``, ``recipe``, ``emotions``, ``temperature``, ``standardisation``
+        (``default`` mean/std for an unknown room, ``per_corpus`` for the training rooms),
+        ``training`` (clip counts per corpus and emotion) and ``loco`` (the held-out figures the
+        temperature came from).
+
+    Examples
+    --------
+    >>> model, config = train_embedding_model(data)  # doctest: +SKIP
+    >>> z = (head_input(pooled, tuple(config["recipe"]["layers"])) - mean) / std  # doctest: +SKIP
+    """
+    if len(data) == 0:
+        raise ValueError("no training clips")
+    features = head_input(data.embeddings, recipe.layers, recipe.statistics)
+    corpora = sorted(np.unique(data.corpus))
+    loco_summary = None
+    if temperature is None:
+        if len(corpora) < 2:
+            raise ValueError(f"fitting the temperature needs two corpora or more, got {corpora}; pass temperature=")
+        results = protocols.leave_one_corpus_out(features, data.labels, data.corpus, _fit_head(recipe, seed),
+                                                 normalisation="per_corpus", weighting=recipe.weighting)
+        logits = np.concatenate([r["logits"] for r in results.values()])
+        labels = np.concatenate([r["labels"] for r in results.values()])
+        temperature = fit_temperature(np.where(np.isfinite(logits), logits, -1e4), labels)
+        loco_summary = {k: v for k, v in protocols.summarise(results).items()}
+    normalised = protocols.standardise_groups(features, data.corpus)
+    weights = protocols.sample_weights(data.labels, data.corpus, recipe.weighting)
+    if recipe.head == "lr":
+        from sklearn.linear_model import LogisticRegression
+
+        fitted = LogisticRegression(C=recipe.C, max_iter=500).fit(normalised, data.labels, sample_weight=weights)
+        model = logistic_as_keras(fitted.coef_, fitted.intercept_, fitted.classes_)
+    else:
+        model = fit_keras_head(normalised, data.labels, weights, n_layers=len(recipe.layers), epochs=recipe.epochs,
+                               hidden=recipe.hidden, dropout=recipe.dropout, seed=seed)
+    per_corpus, default = _statistics(features, data.corpus)
+    counts = {str(c): {EMOTIONS[i]: int(((data.corpus == c) & (data.labels == i)).sum()) for i in range(len(EMOTIONS))}
+              for c in corpora}
+    config = {
+        "kind": "whisper_embedding_head",
+        "front_end": params.to_dict(),
+        "recipe": recipe.to_dict(),
+        "emotions": list(EMOTIONS),
+        "temperature": float(temperature),
+        "standardisation": {"default": default, "per_corpus": per_corpus},
+        "training": counts,
+        "loco": loco_summary,
+    }
+    return model, config
+
+
+def _fit_head(recipe: EmbeddingRecipe, seed: int):
+    if recipe.head == "lr":
+        return logistic_head(C=recipe.C)
+    from ser_core.training.embedding_heads import keras_head
+
+    return keras_head(len(recipe.layers), epochs=recipe.epochs, hidden=recipe.hidden, dropout=recipe.dropout, seed=seed)

@@ -1,0 +1,76 @@
+"""Embedding protocols on synthetic features: who trains, who tests, what adapts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ser_core.evaluation import embedding_protocols as protocols
+from ser_core.inference.embedding_head import head_input
+from ser_core.training.embedding_heads import logistic_head
+
+
+def _corpora(offsets=(0.0, 5.0, -4.0), speakers=3, per_class=10, seed=0):
+    """Three corpora whose features are the class signal plus a large corpus-specific shift."""
+    rng = np.random.default_rng(seed)
+    rows, labels, corpus, speaker = [], [], [], []
+    centres = rng.normal(0, 1.5, (6, 8))
+    for c, offset in enumerate(offsets):
+        for s in range(speakers):
+            for label in range(6):
+                rows.append(centres[label] + offset + rng.normal(0, 0.5, (per_class, 8)))
+                labels += [label] * per_class
+                corpus += [f"c{c}"] * per_class
+                speaker += [f"c{c}_{s}"] * per_class
+    return np.concatenate(rows), np.array(labels), np.array(corpus), np.array(speaker)
+
+
+def test_adaptation_removes_a_corpus_shift():
+    features, labels, corpus, _ = _corpora()
+    head = logistic_head(C=1.0)
+    strict = protocols.leave_one_corpus_out(features, labels, corpus, head, normalisation="global")
+    adapted = protocols.leave_one_corpus_out(features, labels, corpus, head, normalisation="adapted")
+    few = protocols.leave_one_corpus_out(features, labels, corpus, head, normalisation="adapted", adapt_clips=30)
+    assert set(adapted) == {"c0", "c1", "c2"}
+    assert protocols.summarise(adapted)["mean_uar"] > 0.9
+    assert protocols.summarise(few)["mean_uar"] > 0.8
+    assert protocols.summarise(strict)["min_uar"] < protocols.summarise(adapted)["min_uar"]
+    assert adapted["c1"]["logits"].shape == (int((corpus == "c1").sum()), 6)
+
+
+def test_weights_balance_classes_and_corpora():
+    labels = np.array([0, 0, 0, 1, 0, 1])
+    corpus = np.array(["a", "a", "a", "a", "b", "b"])
+    by_class = protocols.sample_weights(labels, corpus, "class")
+    assert by_class[labels == 0].sum() == pytest.approx(by_class[labels == 1].sum())
+    by_cell = protocols.sample_weights(labels, corpus, "corpus_class")
+    assert by_cell[corpus == "a"].sum() == pytest.approx(by_cell[corpus == "b"].sum())
+    assert by_cell.mean() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="speaker"):
+        protocols.sample_weights(labels, corpus, "speaker")
+
+
+def test_cross_validation_tests_every_fold_speaker_once():
+    features, labels, corpus, speaker = _corpora()
+    folds = [["c0_0"], ["c0_1"], ["c0_2"]]
+    result = protocols.speaker_cross_validation(features, labels, corpus, speaker, folds, logistic_head(C=1.0))
+    assert sorted(result["rows"]) == sorted(np.flatnonzero(corpus == "c0"))
+    assert len(result["folds"]) == 3 and result["accuracy"] > 0.9
+
+
+def test_speaker_adaptation_does_not_score_enrolment_clips():
+    features, labels, corpus, speaker = _corpora()
+    result = protocols.speaker_adaptation(features, labels, corpus, speaker, logistic_head(C=1.0), k=5, enrol="neutral")
+    per_corpus = int((corpus == "c0").sum())
+    assert result["c0"]["n"] == per_corpus - 3 * 5
+    assert result["c0"]["per_class"]["neutral"]["support"] == 3 * (10 - 5)
+
+
+def test_head_input_selects_layers_and_statistics():
+    pooled = np.arange(2 * 7 * 4, dtype=np.float32).reshape(2, 7, 4)
+    both = head_input(pooled, (1, 3))
+    assert both.shape == (2, 8)
+    np.testing.assert_array_equal(both[0], np.concatenate([pooled[0, 1], pooled[0, 3]]))
+    np.testing.assert_array_equal(head_input(pooled[0], (2,), "mean"), pooled[0, 2, :2])
+    with pytest.raises(ValueError, match="7"):
+        head_input(pooled, (7,))
