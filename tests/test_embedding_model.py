@@ -43,7 +43,7 @@ def test_shipped_head_and_config(head, tmp_path):
     model.save(path)
     loaded = keras.models.load_model(path, safe_mode=True)
     stats = config["standardisation"]["per_corpus"]["a"]
-    features = (head_input(data.embeddings[data.corpus == "a"], (2, 3)) - np.array(stats["mean"])) / np.array(stats["std"])
+    features = (head_input(data.embeddings[data.corpus == "a"], (2, 3), config["recipe"]["statistics"]) - np.array(stats["mean"])) / np.array(stats["std"])
     logits = np.asarray(loaded.predict(features.astype(np.float32), verbose=0))
     assert logits.shape == (int((data.corpus == "a").sum()), 6)
     if head == "lr":
