@@ -144,8 +144,9 @@ class Prediction:
     speech_seconds : float
         Speech the detector heard, seconds.
     features : np.ndarray
-        ``[n_windows, n_mels, n_frames]``, the model's input; empty ``[0, n_mels, n_frames]``
-        when not kept (long files on the command line).
+        ``[n_windows, n_mels, n_frames]``: the CNN's input, or for a Whisper model the Whisper
+        log-mel (80 bands) of each window of the speech the encoder heard; empty
+        ``[0, n_mels, n_frames]`` when not kept (long files on the command line).
     window_starts : np.ndarray
         Start of each window in the original audio, seconds.
     windows : list of WindowPrediction
