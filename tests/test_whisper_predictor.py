@@ -279,3 +279,34 @@ def test_a_head_on_frame_means_and_stds_gets_the_same_pooling_per_window(encoder
     assert len(result.windows) == 1 and len(result.segments) == 1
     for emotion in EMOTIONS:
         assert result.windows[0].probabilities[emotion] == pytest.approx(result.probabilities[emotion], abs=1e-4)
+
+
+def test_train_py_whisper_path_end_to_end_with_a_fake_encoder(encoder, tmp_path, monkeypatch):
+    """--cv corpus writes loco_whisper.json with the agreed schema; training publishes a model the predictor serves."""
+    from conftest import run_train
+
+    from ser_core.inference import embedding
+
+    monkeypatch.setattr(embedding, "load_encoder", lambda *args, **kwargs: encoder)
+    monkeypatch.setattr(artifacts, "load_whisper_encoder", lambda config: encoder)
+    data = tmp_path / "data"
+    audio_factory.make_tess(data / "tess", seconds=0.5)
+    audio_factory.make_nemo(data / "nemo", seconds=0.5)
+    audio_factory.make_turev(data / "turev", seconds=0.5)
+    served = tmp_path / "artifacts"
+    common = ["--front-end", "whisper", "--data", *(f"{name}={data / name}" for name in ("tess", "nemo", "turev")),
+              "--workers", "1", "--cache-dir", str(tmp_path / "cache"), "--artifacts", str(served),
+              "--run-dir", str(tmp_path / "run")]
+    assert run_train([*common, "--cv", "corpus"]) == 0
+    report = json.loads((served / "loco_whisper.json").read_text())
+    assert report["kind"] == "leave_one_corpus_out" and set(report["corpora"]) == {"tess", "nemo", "turev"}
+    assert report["corpora"]["turev"]["clips"] == 16 and report["corpora"]["turev"]["strict"]["recall"]["fear"] is None
+    assert not (served / "model.keras").exists()  # a cross-validation serves no model
+
+    assert run_train(common) == 0
+    config = json.loads((served / "config.json").read_text())
+    assert config["kind"] == WHISPER_KIND and config["recipe"]["layers"] == [1, 2, 3, 4]
+    assert config["recipe"]["calm_as"] == "neutral" and config["model_name"].startswith("Whisper base")
+    assert json.loads((served / "metrics.json").read_text())["split"]["test"]["clips"] == 0
+    result = Predictor.from_artifacts(served).predict_wave(_clip("sad", 95), 16_000)
+    assert sum(result.probabilities.values()) == pytest.approx(1.0)
