@@ -1,0 +1,74 @@
+"""The app's longer explanations in plain words, kept in one place so the pages stay layout only
+and say the same thing everywhere."""
+
+from __future__ import annotations
+
+__all__ = ["ADAPT_HOW_MUCH", "ADAPT_PRIVACY", "ADAPT_WHY", "LOCO_FOR_YOU", "LOCO_JARGON",
+           "LOGISTIC_HEAD", "NO_HISTORY", "TRUST", "UNCERTAIN_MEANS"]
+
+UNCERTAIN_MEANS = (
+    "“Uncertain” means no emotion reached the threshold set in the sidebar: the voice did not "
+    "clearly sound like any one of the six. The best guess is still shown, but treat it as a hint, "
+    "not an answer. Calm, flat speech often ends up here."
+)
+
+TRUST = (
+    "How far to trust it: on recording setups it never heard, the model is right only some of the "
+    "time (see **Test results** for the figures per language and per emotion). Use it to explore "
+    "how a voice sounds, never to judge a person."
+)
+
+LOCO_FOR_YOU = (
+    "**What this means for you.** Your laptop, your microphone and your room are a new recording "
+    "setup, like the held-out corpus in each row. Expect the *strict* figure at first. If you give "
+    "the model a few clips of your ordinary speech (**Adapt to my voice** on the Analyse page), "
+    "expect something nearer the *adapted* figure. Some emotions are much harder than others "
+    "(the recall table): a low number there means that emotion is often missed."
+)
+
+LOCO_JARGON = """
+- **Leave one corpus out.** The model was trained on all corpora but one and tested on the one
+  left out: every clip of it, all of its speakers, its microphones, its room and (for nEMO and
+  TurEV-DB) its language were new to the model. Each row of the table is one such test.
+- **Accuracy** is the share of clips whose top emotion was right. When a corpus has many clips of
+  one emotion, accuracy rewards guessing that emotion.
+- **UAR** (unweighted average recall) is the mean of the per-emotion recalls: every emotion counts
+  the same however many clips it has. Chance is 1 in 6 (17 %) when all six emotions occur.
+- **Recall** of an emotion: of the clips with that emotion, the share the model named correctly.
+  “—” means the corpus has no clip of that emotion, so there is nothing to measure: nEMO has no
+  disgust, and TurEV-DB has only angry, happy, sad and calm (counted as neutral).
+- **Strict**: the held-out corpus is scored with the statistics of the training corpora only, as
+  a new user is before adapting.
+- **Adapted**: the held-out corpus's features are first standardised with statistics from its own
+  speech, without its labels. That is what **Adapt to my voice** does with your clips.
+"""
+
+ADAPT_WHY = (
+    "Every microphone and room colours a voice, and every voice has its own pitch and pace. The "
+    "model was trained on actors in studios; your setup is new to it. Adapting measures the average "
+    "sound of *your* ordinary speech and judges your next clips relative to it, as the model was "
+    "trained to do with each corpus. It needs no labels: just talk normally."
+)
+
+ADAPT_HOW_MUCH = (
+    "Give it **about 15–30 seconds of ordinary speech**, as 3 to 6 clips of a few seconds each "
+    "(read a paragraph aloud, describe your day). Fewer seconds give noisy statistics and can make "
+    "results worse, not better; past about 30 s they barely change. Speak in your normal voice: "
+    "adapting to shouting or whispering would make normal speech sound unusual."
+)
+
+ADAPT_PRIVACY = (
+    "Nothing is stored on disk: the clips are reduced to a few averages that live only in this "
+    "browser session's memory on the server, and they are gone when you clear them, close the tab "
+    "or the server restarts."
+)
+
+NO_HISTORY = "No training history in {directory} (history.json). Training writes it."
+
+LOGISTIC_HEAD = (
+    "This model has no training curves, and that is expected. It reuses a speech model (the "
+    "Whisper encoder) that is frozen: it was not trained here. Only a small final layer was fitted, "
+    "a logistic regression over the encoder's averaged outputs, and it is solved in one go rather "
+    "than improved epoch by epoch, so there is no accuracy-per-epoch curve to draw. How well it "
+    "does is measured on corpora it never heard: see **Test results**."
+)
