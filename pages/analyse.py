@@ -51,7 +51,8 @@ def show(source, key: str, container) -> None:
             views.show_audio_problem(analysis.problem)
             return
         try:
-            views.render_prediction(analysis.prediction, predictor.params, name, model_name, key)
+            views.render_prediction(analysis.prediction, predictor.params, name, model_name, key,
+                                   predictor.config)
         except Exception:
             support.show_unexpected_error(f"showing the result for {name}")
 

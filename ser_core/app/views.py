@@ -12,7 +12,7 @@ from typing import Any, Mapping
 import pandas as pd
 import streamlit as st
 
-from ser_core.app import plots
+from ser_core.app import front_end, plots
 
 
 def prediction_json(prediction: Any, source_name: str, model_name: str | None) -> str:
@@ -119,9 +119,30 @@ def render_probabilities(prediction: Any, key: str) -> None:
         )
 
 
+def render_model_input(prediction: Any, params: Any, kind: str, key: str) -> None:
+    """"What the model hears": the spectrogram of its input, with a picker when there are several
+    (the CNN's 3 s windows, or the Whisper encoder's segments of a long recording)."""
+    st.subheader("What the model hears")
+    panels = front_end.spectrogram_panels(prediction, params, kind)
+    if not panels:
+        st.caption("The model's input was not kept for this result.")
+        return
+    index = 0
+    if len(panels) > 1:
+        index = st.select_slider("Window" if kind == front_end.LOG_MEL else "Segment",
+                                 options=list(range(len(panels))), key=f"{key}_window",
+                                 format_func=lambda i: panels[i].label)
+    panel = panels[index]
+    st.pyplot(plots.spectrogram_figure(panel.db, params, start_s=panel.start_s, x_label=panel.x_label,
+                                       floor_db=front_end.WHISPER_FLOOR_DB if kind == front_end.WHISPER else None),
+              width="stretch")
+    st.caption(front_end.caption(params, kind))
+
+
 def render_prediction(prediction: Any, params: Any, source_name: str, model_name: str | None,
-                      key: str) -> None:
-    """Everything the Analyse page shows for one clip."""
+                      key: str, config: Mapping[str, Any] | None = None) -> None:
+    """Everything the Analyse page shows for one clip; ``config`` (the model's) says which front end
+    made ``prediction.features``."""
     headline(prediction)
     st.caption(
         f"{source_name} · {prediction.duration_s:.1f} s · {len(prediction.windows)} window(s) "
@@ -135,27 +156,7 @@ def render_prediction(prediction: Any, params: Any, source_name: str, model_name
         st.altair_chart(plots.timeline_chart(points, list(prediction.probabilities)),
                         width="stretch", key=f"{key}_timeline")
 
-    st.subheader("What the model hears")
-    n_windows = len(prediction.features)
-    index = 0
-    if n_windows > 1:
-        index = st.select_slider(
-            "Window", options=list(range(n_windows)), key=f"{key}_window",
-            format_func=lambda i: f"{i + 1}: {prediction.window_starts[i]:.1f}–"
-                                  f"{prediction.window_starts[i] + params.clip_seconds:.1f} s",
-        )
-    if n_windows > 1:  # windows cut from a longer clip: time since the clip's start
-        start, x_label = float(prediction.window_starts[index]), "Time in the clip (s)"
-    else:  # a short clip, trimmed and centred in one zero-padded window
-        start, x_label = 0.0, f"Time in the model's {params.clip_seconds:g} s window (s)"
-    st.pyplot(
-        plots.spectrogram_figure(prediction.features[index], params, start_s=start, x_label=x_label),
-        width="stretch",
-    )
-    st.caption(
-        f"Log-mel spectrogram, {params.n_mels} mel bands, {params.hop_length / params.sample_rate * 1000:.0f} ms "
-        f"frames, in dB below the window's loudest bin (floor −{params.top_db:g} dB): the model's input."
-    )
+    render_model_input(prediction, params, front_end.model_front_end(config), key)
 
     stem = Path(source_name).stem or "recording"
     left, right = st.columns(2)

@@ -3,8 +3,10 @@ and say the same thing everywhere."""
 
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 __all__ = ["ADAPT_HOW_MUCH", "ADAPT_PRIVACY", "ADAPT_WHY", "LOCO_FOR_YOU", "LOCO_JARGON",
-           "LOGISTIC_HEAD", "NO_HISTORY", "TRUST", "UNCERTAIN_MEANS"]
+           "LOGISTIC_HEAD", "NO_HISTORY", "TRUST", "UNCERTAIN_MEANS", "head_recipe"]
 
 UNCERTAIN_MEANS = (
     "“Uncertain” means no emotion reached the threshold set in the sidebar: the voice did not "
@@ -72,3 +74,17 @@ LOGISTIC_HEAD = (
     "than improved epoch by epoch, so there is no accuracy-per-epoch curve to draw. How well it "
     "does is measured on corpora it never heard: see **Test results**."
 )
+
+
+def head_recipe(recipe: Mapping[str, Any]) -> str:
+    """The Whisper model's head in one line: which encoder layers it reads and how it was fitted."""
+    layers = recipe.get("layers")
+    parts = []
+    if isinstance(layers, (list, tuple)) and layers:
+        parts.append(f"reads the averaged outputs of encoder layers {', '.join(str(x) for x in layers)}")
+    if recipe.get("head") == "lr":
+        strength = f" (C = {recipe['C']:g})" if isinstance(recipe.get("C"), (int, float)) else ""
+        parts.append(f"is a logistic regression{strength}")
+    elif recipe.get("head"):
+        parts.append(f"is a small network (`{recipe['head']}`)")
+    return ("The head " + " and ".join(parts) + ".") if parts else ""
