@@ -47,7 +47,12 @@ def test_whisper_log_mel_becomes_db_below_the_loudest_bin() -> None:
     np.testing.assert_allclose(db, [[0.0, -10.0], [-80.0, -40.0]])
 
 
-def test_whisper_panels_follow_the_segments_of_the_speech() -> None:
+def test_whisper_panels_follow_the_windows_or_the_segments_of_the_speech() -> None:
+    windows = np.zeros((3, 80, 300), np.float32)
+    by_window = front_end.spectrogram_panels(SimpleNamespace(features=windows, window_starts=np.array([0.0, 1.5, 4.0])),
+                                             WHISPER_PARAMS, front_end.WHISPER)
+    assert [p.label for p in by_window] == ["1: 0.0–3.0 s", "2: 1.5–4.5 s", "3: 4.0–7.0 s"]
+    assert by_window[2].x_label == "Time in the clip (s; pauses cut out)"
     segments = [np.zeros((80, 300), np.float32), np.ones((80, 150), np.float32)]
     prediction = SimpleNamespace(features=segments, window_starts=np.array([0.0, 1.5, 3.0]))
     panels = front_end.spectrogram_panels(prediction, WHISPER_PARAMS, front_end.WHISPER)

@@ -6,8 +6,9 @@ Two front ends ship (``artifacts/config.json`` says which):
   the clip each, in dB below the window's loudest bin (floor ``-top_db``);
 - the Whisper embedding model (``"kind": "whisper_embedding_head"``, or ``"front_end":
   "whisper_embedding"``): ``Prediction.features`` is Whisper's own 80-band log-mel (10 ms hop,
-  16 kHz) of the speech the encoder heard (pauses cut out), one array per encoder segment, in
-  Whisper's scaled units ``(log10(power) + 4) / 4``, clamped 8 decades below the loudest bin.
+  16 kHz) of the speech the encoder heard (pauses cut out), one array per timeline window (or per
+  encoder segment), in Whisper's scaled units ``(log10(power) + 4) / 4``, clamped 8 decades
+  below the loudest bin.
 
 :func:`spectrogram_panels` turns both into the same thing: dB below the loudest bin with an 80 dB
 floor, a start time and an axis label, so one figure function draws either. Pure functions, no
@@ -90,24 +91,23 @@ def spectrogram_panels(prediction: Any, params: Any, front_end: str) -> list[Spe
         From :func:`model_front_end`.
     """
     arrays = _as_arrays(prediction.features)
-    if front_end == WHISPER:
+    starts = [float(s) for s in np.asarray(getattr(prediction, "window_starts", []))]
+    whisper = front_end == WHISPER
+    if whisper:
+        arrays = [whisper_to_db(a) for a in arrays]
+    if len(arrays) > 1 and len(starts) == len(arrays):  # windows of a longer clip: time in the clip
+        x_label = "Time in the clip (s; pauses cut out)" if whisper else "Time in the clip (s)"
+        return [SpectrogramPanel(array, start, x_label, f"{i + 1}: {start:.1f}–{start + params.clip_seconds:.1f} s")
+                for i, (array, start) in enumerate(zip(arrays, starts))]
+    if whisper:  # the speech, or its encoder segments, one after the other
         hop_s = params.hop_length / params.sample_rate
         panels, start = [], 0.0
         for index, array in enumerate(arrays):
             seconds = array.shape[1] * hop_s
             label = (f"segment {index + 1}: {start:.1f}–{start + seconds:.1f} s of speech"
                      if len(arrays) > 1 else "all the speech")
-            panels.append(SpectrogramPanel(whisper_to_db(array), start, "Time in the speech the model heard (s)",
-                                           label))
+            panels.append(SpectrogramPanel(array, start, "Time in the speech the model heard (s)", label))
             start += seconds
-        return panels
-    starts: Sequence[float] = [float(s) for s in np.asarray(getattr(prediction, "window_starts", []))]
-    if len(arrays) > 1:  # windows cut from a longer clip: time since the clip's start
-        panels = []
-        for i, array in enumerate(arrays):
-            start = starts[i] if i < len(starts) else 0.0
-            panels.append(SpectrogramPanel(array, start, "Time in the clip (s)",
-                                           f"{i + 1}: {start:.1f}–{start + params.clip_seconds:.1f} s"))
         return panels
     # a short clip, trimmed and centred in one zero-padded window
     return [SpectrogramPanel(a, 0.0, f"Time in the model's {params.clip_seconds:g} s window (s)", "the window")
