@@ -13,11 +13,17 @@ import streamlit as st
 # The page config and the navigation come first, before anything slow: until st.navigation has run
 # once, a fresh server shows Streamlit's default menu of pages/ (lowercase file names) instead.
 st.set_page_config(page_title="Speech emotion recognition", page_icon=":material/graphic_eq:", layout="wide")
+
+from ser_core.app.front_end import WHISPER, configured_front_end  # noqa: E402  (JSON and numpy only)
+
+USE = [
+    st.Page("pages/analyse.py", title="Analyse", icon=":material/graphic_eq:", default=True),
+    st.Page("pages/live.py", title="Live", icon=":material/sensors:"),
+]
+if configured_front_end() == WHISPER:  # only the Whisper model can adapt
+    USE.append(st.Page("pages/adapt.py", title="Adapt to my voice", icon=":material/record_voice_over:"))
 PAGES = {
-    "Use the model": [
-        st.Page("pages/analyse.py", title="Analyse", icon=":material/graphic_eq:", default=True),
-        st.Page("pages/live.py", title="Live", icon=":material/sensors:"),
-    ],
+    "Use the model": USE,
     "How good is it": [
         st.Page("pages/test_results.py", title="Test results", icon=":material/fact_check:"),
         st.Page("pages/training_curves.py", title="Training curves", icon=":material/show_chart:"),

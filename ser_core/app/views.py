@@ -12,7 +12,7 @@ from typing import Any, Mapping
 import pandas as pd
 import streamlit as st
 
-from ser_core.app import front_end, plots
+from ser_core.app import adapt, front_end, plots, words
 
 
 def prediction_json(prediction: Any, source_name: str, model_name: str | None) -> str:
@@ -50,8 +50,9 @@ def headline(prediction: Any) -> None:
     """The verdict: the top emotion, or "uncertain" with the best guess."""
     if prediction.uncertain:
         st.warning(
-            f"**Uncertain.** Best guess: **{prediction.top_emotion}** at "
-            f"{prediction.confidence:.0%}, below the {prediction.threshold:.0%} threshold."
+            f"**Uncertain:** the voice does not clearly sound like one emotion. Best guess: "
+            f"**{prediction.top_emotion}** at {prediction.confidence:.0%}, below the "
+            f"{prediction.threshold:.0%} threshold."
         )
     else:
         st.success(f"**{prediction.top_emotion.capitalize()}** — {prediction.confidence:.0%} confidence")
@@ -139,15 +140,40 @@ def render_model_input(prediction: Any, params: Any, kind: str, key: str) -> Non
     st.caption(front_end.caption(params, kind))
 
 
+def adaptation_status(adaptation: Any, on: bool, switch_key: str) -> None:
+    """One line on the Analyse and Live pages: is the model adapted to this voice, on how much
+    audio; the switch, and the way to the Adapt page."""
+    text, switch, link = st.columns([6, 2, 2], vertical_alignment="center")
+    text.markdown(f":material/record_voice_over: {adapt.status_text(adaptation, on)}")
+    with switch:
+        adapt.switch("Adapted", key=switch_key, help="Use your adaptation clips (Adapt to my voice).")
+    link.page_link("pages/adapt.py", label="Adapt to my voice" if not adaptation.n_clips else "Manage",
+                   icon=":material/tune:")
+
+
+def meaning(prediction: Any) -> None:
+    """What the answer means, how far to trust it and what to do next, in plain words."""
+    with st.expander("What does this mean, and how far can I trust it?", icon=":material/help:"):
+        if prediction.uncertain:
+            st.markdown(words.UNCERTAIN_MEANS)
+        st.markdown(words.TRUST)
+        st.markdown(words.NEXT_STEPS)
+        st.page_link("pages/test_results.py", label="Test results", icon=":material/fact_check:")
+
+
 def render_prediction(prediction: Any, params: Any, source_name: str, model_name: str | None,
-                      key: str, config: Mapping[str, Any] | None = None) -> None:
+                      key: str, config: Mapping[str, Any] | None = None, note: str | None = None) -> None:
     """Everything the Analyse page shows for one clip; ``config`` (the model's) says which front end
-    made ``prediction.features``."""
+    made ``prediction.features``; ``note`` (adapted or not) goes under the verdict."""
     headline(prediction)
+    speech = getattr(prediction, "speech_seconds", 0.0)
     st.caption(
-        f"{source_name} · {prediction.duration_s:.1f} s · {len(prediction.windows)} window(s) "
-        f"of {params.clip_seconds:g} s"
+        f"{source_name} · {prediction.duration_s:.1f} s"
+        + (f" · {speech:.1f} s of speech" if speech else "")
+        + f" · {len(prediction.windows)} window(s) of {params.clip_seconds:g} s"
+        + (f" · {note}" if note else "")
     )
+    meaning(prediction)
     render_probabilities(prediction, key)
 
     if len(prediction.windows) > 1:
