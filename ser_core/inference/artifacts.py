@@ -17,7 +17,9 @@ METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.json"
 SPLIT_FILE = "split.csv"
 
-TRAIN_COMMAND = "python train.py --ravdess-dir ../shared/data/ravdess"
+TRAIN_COMMAND = ("python train.py --data ravdess=../shared/data/ravdess tess=../shared/data/tess "
+                 "nemo=../shared/data/nemo turev=../shared/data/turev")
+WHISPER_KIND = "whisper_embedding_head"  # config.json "kind" of the Whisper embedding model
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -112,7 +114,8 @@ def load_model_and_config(directory: Path):
         Neither ``model.keras`` nor ``config.json`` is there, or one of them is missing.
     ModelDamagedError
         A file is there but unreadable: truncated or corrupt model, config that is not JSON or
-        lacks ``feature_params``/``emotions``.
+        lacks ``emotions`` and the front end (``feature_params``, or a Whisper model's ``front_end``,
+        ``recipe`` and ``standardisation``).
     """
     directory = Path(directory)
     model_path, config_path = directory / MODEL_FILE, directory / CONFIG_FILE
@@ -130,9 +133,34 @@ def load_model_and_config(directory: Path):
             config = json.load(handle)
     except (OSError, ValueError) as error:
         raise _damaged(config_path, "is not readable JSON") from error
-    if not isinstance(config, dict) or not {"feature_params", "emotions"} <= config.keys():
-        raise _damaged(config_path, "lacks the model's settings (feature_params, emotions)")
+    if isinstance(config, dict) and config.get("kind") == WHISPER_KIND:
+        needed = {"front_end", "recipe", "standardisation", "emotions"}
+    else:
+        needed = {"feature_params", "emotions"}
+    if not isinstance(config, dict) or not needed <= config.keys():
+        raise _damaged(config_path, f"lacks the model's settings ({', '.join(sorted(needed))})")
     return model, config
+
+
+def load_whisper_encoder(config: dict[str, Any]):
+    """The Whisper encoder a Whisper model's config names, loaded once per process (SHA-256 checked).
+
+    Raises
+    ------
+    ModelNotFoundError
+        The encoder weights are not on this machine, or are not the pinned ones.
+    """
+    from ser_core.inference.embedding import load_encoder
+    from ser_core.inference.params import EmbeddingParams
+    from ser_core.inference.whisper_weights import WhisperWeightsError
+
+    front_end = EmbeddingParams.from_dict(config["front_end"])
+    try:
+        return load_encoder(front_end.model, front_end.weights_sha256)
+    except (WhisperWeightsError, ValueError, OSError) as error:
+        raise ModelNotFoundError(
+            f"The model needs the Whisper {front_end.model} encoder weights, which are not usable here: {error}"
+        ) from error
 
 
 def load_model(path: Path):

@@ -1,15 +1,28 @@
 """Inference: one predictor, loaded once, shared by the app, the Live page and the command line.
 
-Every answer goes the same way: audio at the model's rate -> speech detector
-(:mod:`ser_core.inference.speech`) -> the speech regions only, joined by short pauses -> 3 s
-windows -> model -> window probabilities -> the clip's answer (their mean) and one answer per
-speech segment. Audio without enough speech raises :class:`NotEnoughSpeech` instead of an answer.
-Files are decoded and classified block by block, so a recording of any length fits in memory.
+Two kinds of model, told apart by ``config.json`` (``"kind"``):
+
+- the Whisper embedding model (``"whisper_embedding_head"``, the default since issue 14): audio ->
+  speech detector -> the speech regions joined, level-normalised -> Whisper encoder (one pass) ->
+  frame means of the chosen layers -> standardised (the training default, or the user's own
+  statistics: :mod:`ser_core.inference.adaptation`) -> head -> temperature softmax. The clip's
+  answer comes from all its frames, exactly the training feature
+  (:mod:`ser_core.inference.whisper_front`); the timeline pools the same frames per ~3 s window and
+  per speech segment. Files are decoded whole.
+- the log-mel CNN ensemble: audio at the model's rate -> speech detector
+  (:mod:`ser_core.inference.speech`) -> the speech regions only, joined by short pauses -> 3 s
+  windows -> model -> window probabilities -> the clip's answer (their mean) and one answer per
+  speech segment. Files are decoded and classified block by block, so a recording of any length
+  fits in memory.
+
+Audio without enough speech raises :class:`NotEnoughSpeech` instead of an answer, for both.
 """
 
 from __future__ import annotations
 
 import bisect
+import hashlib
+import json
 import math
 import numbers
 import threading
@@ -21,14 +34,16 @@ from typing import Any
 import numpy as np
 
 from ser_core.inference import artifacts
+from ser_core.inference.adaptation import Adaptation, AdaptationSample
 from ser_core.inference.audio import AudioError, AudioSource, open_audio_stream, resample, to_mono
+from ser_core.inference.embedding_head import head_input, standardise
 from ser_core.inference.features import SILENCE_PEAK, log_mel
-from ser_core.inference.params import FeatureParams
+from ser_core.inference.params import EmbeddingParams, FeatureParams
 from ser_core.inference.scoring import softmax
 from ser_core.inference.speech import MIN_SPEECH_SECONDS, NotEnoughSpeech, StreamingSpeechDetector
 
 __all__ = [
-    "DEFAULT_THRESHOLD", "MAX_AUDIO_SECONDS", "UNCERTAIN", "ModelDamagedError",
+    "DEFAULT_THRESHOLD", "MAX_AUDIO_SECONDS", "UNCERTAIN", "WHISPER_KIND", "WHISPER_LOG_MEL", "ModelDamagedError",
     "ModelNotFoundError", "NotEnoughSpeech",
     "Prediction", "Predictor", "SpeechSegment", "WindowPrediction", "check_threshold",
 ]
@@ -42,6 +57,10 @@ UNCERTAIN = "uncertain"
 JOIN_GAP_SECONDS = 0.1
 JOIN_FADE_SECONDS = 0.01
 WINDOWS_PER_BATCH = 16  # 16 x 3 s windows per model call: ~1 MB of features
+WHISPER_KIND = artifacts.WHISPER_KIND
+# The Whisper log-mel the page shows for a Whisper model (80 bands, 25 ms windows, 10 ms hop, 0-8 kHz).
+WHISPER_LOG_MEL = FeatureParams(n_mels=80, win_length=400, hop_length=160, n_fft=400, fmin=0.0, fmax=8_000.0,
+                                clip_seconds=3.0, top_db=80.0)
 
 
 def check_threshold(threshold: Any) -> float:
@@ -132,6 +151,10 @@ class Prediction:
     windows : list of WindowPrediction
     segments : list of SpeechSegment
         The timeline: one answer per speech segment, in time order.
+    adapted : bool
+        The answer used the user's adaptation statistics (:mod:`ser_core.inference.adaptation`).
+    adaptation_clips : int
+        How many adaptation clips those statistics came from (0 when not adapted).
     """
 
     probabilities: dict[str, float]
@@ -145,6 +168,8 @@ class Prediction:
     windows: list[WindowPrediction] = field(default_factory=list)
     speech_seconds: float = 0.0
     segments: list[SpeechSegment] = field(default_factory=list)
+    adapted: bool = False
+    adaptation_clips: int = 0
 
     @property
     def label(self) -> str:
@@ -159,6 +184,8 @@ class Prediction:
             "threshold": self.threshold,
             "duration_s": self.duration_s,
             "speech_seconds": self.speech_seconds,
+            "adapted": self.adapted,
+            "adaptation_clips": self.adaptation_clips,
             "probabilities": self.probabilities,
             "segments": [segment.to_dict() for segment in self.segments],
             "windows": [
@@ -327,10 +354,14 @@ class Predictor:
     Parameters
     ----------
     model : keras.Model
-        Maps log-mels ``[n, n_mels, n_frames, 1]`` to emotion logits ``[n, n_emotions]``.
+        Log-mel CNN: log-mels ``[n, n_mels, n_frames, 1]`` to emotion logits ``[n, n_emotions]``.
+        Whisper head: standardised features ``[n, d]`` to logits ``[n, n_emotions]``.
     config : dict
-        ``artifacts/config.json``: ``feature_params``, ``emotions``, optional ``temperature``
-        and ``threshold``.
+        ``artifacts/config.json``: ``emotions``, optional ``temperature`` and ``threshold``; the CNN's
+        ``feature_params``, or a Whisper model's ``kind``, ``front_end``, ``recipe`` and
+        ``standardisation``.
+    encoder : WhisperEncoder, optional
+        Whisper models only: the encoder to use (default: the pinned weights, loaded once per process).
 
     Examples
     --------
@@ -339,14 +370,29 @@ class Predictor:
     >>> result.label, result.confidence, [s.label for s in result.segments]
     """
 
-    def __init__(self, model, config: dict[str, Any]):
+    def __init__(self, model, config: dict[str, Any], *, encoder=None):
         self.model = model
         self.config = config
-        self.params = FeatureParams.from_dict(config["feature_params"])
+        self.kind = WHISPER_KIND if config.get("kind") == WHISPER_KIND else "log_mel"
         self.emotions: tuple[str, ...] = tuple(config["emotions"])
         self.temperature = float(config.get("temperature", 1.0))
         self.threshold = check_threshold(config.get("threshold", DEFAULT_THRESHOLD))
         self._lock = threading.Lock()
+        if self.kind == WHISPER_KIND:
+            self.front_end = EmbeddingParams.from_dict(config["front_end"])
+            recipe = config["recipe"]
+            self.layers: tuple[int, ...] = tuple(int(layer) for layer in recipe["layers"])
+            self.statistics: str = recipe["statistics"]
+            default = config["standardisation"]["default"]
+            self._mean = np.asarray(default["mean"], np.float64)
+            self._std = np.asarray(default["std"], np.float64)
+            self.params = FeatureParams.from_dict(config.get("feature_params") or WHISPER_LOG_MEL.to_dict())
+            identity = [self.front_end.to_dict(), list(self.layers), self.statistics]
+            self.adaptation_key = hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+            self._encoder = encoder
+        else:
+            self.params = FeatureParams.from_dict(config["feature_params"])
+            self.adaptation_key = None
 
     @classmethod
     def from_artifacts(cls, directory: str | Path | None = None) -> "Predictor":
@@ -355,13 +401,20 @@ class Predictor:
         Raises
         ------
         ModelNotFoundError
-            No model there (the message says how to train one).
+            No model there, or a Whisper model without its encoder weights (the message says what to do).
         ModelDamagedError
             The model or its config is there but cannot be read (a subclass of
             :class:`ModelNotFoundError`, so existing handlers still catch it).
         """
         directory = Path(directory or artifacts.artifacts_dir())
         model, config = artifacts.load_model_and_config(directory)
+        if config.get("kind") == WHISPER_KIND:
+            predictor = cls(model, config, encoder=artifacts.load_whisper_encoder(config))
+            # Warm-up: traces the head's graph, loads the speech detector and touches the encoder.
+            noise = np.random.default_rng(0).normal(0, 0.01, 16_000).astype(np.float32)
+            predictor._embed(noise)
+            predictor.logits(np.zeros((1, predictor._mean.size), np.float32))
+            return predictor
         predictor = cls(model, config)
         # Warm-up: builds the mel filters, traces the predict graph and loads the speech detector
         # now, not on a user's first clip.
@@ -370,14 +423,64 @@ class Predictor:
         StreamingSpeechDetector(predictor.params.sample_rate)
         return predictor
 
+    @property
+    def supports_adaptation(self) -> bool:
+        """True for models that can use a user's :class:`~ser_core.inference.adaptation.Adaptation`."""
+        return self.kind == WHISPER_KIND
+
     def logits(self, features: np.ndarray) -> np.ndarray:
-        """Raw model outputs for a batch of log-mels ``[n, n_mels, n_frames]``."""
+        """Raw model outputs: for log-mels ``[n, n_mels, n_frames]``, or standardised Whisper features ``[n, d]``."""
+        inputs = features if self.kind == WHISPER_KIND else features[..., None]
         with self._lock:  # predict_on_batch runs a compiled graph: ~5x faster than an eager call
-            return np.asarray(self.model.predict_on_batch(features[..., None]), dtype=np.float64)
+            return np.asarray(self.model.predict_on_batch(inputs), dtype=np.float64)
+
+    def adaptation_sample(self, wave: np.ndarray, sample_rate: int) -> AdaptationSample:
+        """One adaptation clip: what :meth:`Adaptation.add <ser_core.inference.adaptation.Adaptation.add>` takes.
+
+        Parameters
+        ----------
+        wave : np.ndarray
+            ``[n]``, ``[channels, n]`` or ``[n, channels]`` samples in [-1, 1]; any emotion, any words.
+        sample_rate : int
+            Its rate, Hz.
+
+        Returns
+        -------
+        AdaptationSample
+
+        Raises
+        ------
+        NotEnoughSpeech
+            As for a prediction: silence, no speech or too little speech.
+        AudioError
+            Non-finite samples.
+        ValueError
+            The model does not support adaptation (:attr:`supports_adaptation` is False).
+        """
+        if not self.supports_adaptation:
+            raise ValueError("this model does not support adaptation (it is not a Whisper embedding model)")
+        wave = self._checked_wave(wave, sample_rate, None)
+        embedded = self._embed_or_refuse(wave, None)
+        features = head_input(embedded.pooled, self.layers, self.statistics).astype(np.float64)
+        return AdaptationSample(features, float(embedded.regions.speech_seconds), self.adaptation_key)
+
+    def probabilities_of(self, sample: AdaptationSample, adaptation: Adaptation | None = None) -> dict[str, float]:
+        """A clip's emotion probabilities from its :meth:`adaptation_sample`: the clip answer of a prediction.
+
+        Lets ``evaluate --adapt`` embed each file once: first every clip into the folder's
+        adaptation, then each clip's answer with it.
+        """
+        if sample.model_key != self.adaptation_key:
+            raise ValueError("this clip was measured for another model")
+        use = adaptation is not None and adaptation.ready and adaptation.model_key == self.adaptation_key
+        mean, std = adaptation.statistics(self._std) if use else (self._mean, self._std)
+        logits = self.logits(standardise(sample.features[None], mean, std))
+        return self._named(softmax(logits, self.temperature)[0])
 
     def predict_file(self, source: AudioSource, threshold: float | None = None, *,
                      max_seconds: float | None = MAX_AUDIO_SECONDS, keep_features: bool = True,
-                     progress: Callable[[float, float | None], None] | None = None) -> Prediction:
+                     progress: Callable[[float, float | None], None] | None = None,
+                     adaptation: Adaptation | None = None) -> Prediction:
         """Classify an audio file (path, bytes or file object), decoding it block by block.
 
         Parameters
@@ -392,6 +495,8 @@ class Predictor:
             Keep the model's input in :attr:`Prediction.features` (False for long files).
         progress : callable, optional
             Called after each block with ``(seconds decoded, total seconds or None)``.
+        adaptation : Adaptation, optional
+            The user's clips; used when ready and made for this model (``Prediction.adapted`` says).
 
         Returns
         -------
@@ -409,10 +514,13 @@ class Predictor:
         threshold = self.threshold if threshold is None else check_threshold(threshold)
         stream = open_audio_stream(source, self.params.sample_rate, max_seconds=max_seconds)
         blocks = self._with_progress(stream, progress)
+        if self.kind == WHISPER_KIND:
+            wave = np.concatenate([np.asarray(block, np.float32) for block in blocks] or [np.zeros(0, np.float32)])
+            return self._predict_whisper(wave, threshold, keep_features, stream.name, adaptation)
         return self._predict_blocks(blocks, threshold, keep_features, stream.name)
 
     def predict_wave(self, wave: np.ndarray, sample_rate: int, threshold: float | None = None, *,
-                     max_seconds: float | None = None) -> Prediction:
+                     max_seconds: float | None = None, adaptation: Adaptation | None = None) -> Prediction:
         """Classify a waveform.
 
         Parameters
@@ -425,6 +533,8 @@ class Predictor:
             Confidence in [0, 1] below which the answer is "uncertain" (default: the model's).
         max_seconds : float or None
             Refuse longer audio (None: any length).
+        adaptation : Adaptation, optional
+            The user's clips; used when ready and made for this model (``Prediction.adapted`` says).
 
         Returns
         -------
@@ -440,16 +550,119 @@ class Predictor:
             ``threshold`` outside [0, 1].
         """
         threshold = self.threshold if threshold is None else check_threshold(threshold)
+        wave = self._checked_wave(wave, sample_rate, max_seconds)
+        if self.kind == WHISPER_KIND:
+            return self._predict_whisper(wave, threshold, True, None, adaptation)
+        return self._predict_blocks([wave], threshold, True, None)
+
+    # ------------------------------------------------------------------ internals
+    def _checked_wave(self, wave: np.ndarray, sample_rate: int, max_seconds: float | None) -> np.ndarray:
         wave = to_mono(wave)
         if max_seconds is not None and wave.size / sample_rate > max_seconds:
             raise AudioError(f"The audio is {wave.size / sample_rate:.0f} s long; the limit is "
                              f"{max_seconds:.0f} s. Trim it and try again.")
         if not np.all(np.isfinite(wave)):
             raise AudioError("The audio contains invalid (non-finite) samples.")
-        wave = resample(wave, sample_rate, self.params.sample_rate)
-        return self._predict_blocks([wave], threshold, True, None)
+        return resample(wave, sample_rate, self.params.sample_rate)
 
-    # ------------------------------------------------------------------ internals
+    # ------------------------------------------------------------------ Whisper model
+    def _embed(self, wave: np.ndarray):
+        from ser_core.inference.whisper_front import embed_speech
+
+        return embed_speech(wave, self.front_end, self.layers, encoder=self._encoder)
+
+    def _embed_or_refuse(self, wave: np.ndarray, name: str | None):
+        rate = self.front_end.sample_rate
+        peak = float(np.max(np.abs(wave))) if wave.size else 0.0
+        if peak < SILENCE_PEAK:
+            raise NotEnoughSpeech("no_speech", 0.0, MIN_SPEECH_SECONDS, wave.size / rate, name, silent=True)
+        if wave.size < rate // 10:
+            raise NotEnoughSpeech("too_little_speech", 0.0, MIN_SPEECH_SECONDS, wave.size / rate, name)
+        embedded = self._embed(wave)
+        regions = embedded.regions
+        if self.front_end.vad and regions.status != "speech":
+            raise NotEnoughSpeech(regions.status, regions.speech_seconds, regions.min_speech_seconds,
+                                  regions.total_seconds, name)
+        return embedded
+
+    def _pooled_rows(self, frames: np.ndarray) -> np.ndarray:
+        """:func:`head_input` of frames ``(n, layers, width)`` pooled like the training embedding."""
+        mean = frames.mean(axis=0, dtype=np.float64)
+        if self.statistics == "mean":
+            return mean.reshape(-1)
+        std = np.sqrt(np.maximum(np.square(frames, dtype=np.float64).mean(axis=0) - np.square(mean), 0.0))
+        return np.concatenate([mean, std], axis=1).reshape(-1)
+
+    def _predict_whisper(self, wave: np.ndarray, threshold: float, keep_features: bool, name: str | None,
+                         adaptation: Adaptation | None) -> Prediction:
+        rate = self.front_end.sample_rate
+        embedded = self._embed_or_refuse(wave, name)
+        size, hop = self.params.clip_samples, self.params.clip_samples // 2
+        total = embedded.stream_samples
+        if total <= size:
+            spans = [(0, total)]
+        else:
+            starts = list(range(0, total - size + 1, hop))
+            if starts[-1] + size < total:
+                starts.append(total - size)  # the last window, aligned to the end
+            spans = [(a, a + size) for a in starts]
+        frame_starts = embedded.frame_starts
+        rows = [head_input(embedded.pooled, self.layers, self.statistics).astype(np.float64)]
+        for a, b in spans:
+            inside = (frame_starts >= a) & (frame_starts < b)
+            rows.append(self._pooled_rows(embedded.frames[inside]))
+        segment_spans = []
+        for input_start, input_end, stream_start, stream_end in embedded.stream_regions:
+            inside = (frame_starts >= stream_start) & (frame_starts < stream_end)
+            if inside.any():
+                segment_spans.append((input_start, input_end))
+                rows.append(self._pooled_rows(embedded.frames[inside]))
+        use = adaptation is not None and adaptation.ready and adaptation.model_key == self.adaptation_key
+        mean, std = adaptation.statistics(self._std) if use else (self._mean, self._std)
+        features = standardise(np.stack(rows), mean, std)
+        batch = 1 << (len(features) - 1).bit_length()  # one traced graph per power of two
+        padded = np.concatenate([features, np.zeros((batch - len(features), features.shape[1]), np.float32)])
+        probabilities = softmax(self.logits(padded)[: len(features)], self.temperature)
+        clip, window_p, segment_p = probabilities[0], probabilities[1 : 1 + len(spans)], probabilities[1 + len(spans):]
+        to_input = lambda position, side: _stream_to_input(position, embedded.stream_regions, side) / rate  # noqa: E731
+        windows = [WindowPrediction(to_input(a, "start"), to_input(b, "end"), self._named(p))
+                   for (a, b), p in zip(spans, window_p)]
+        segments = []
+        for (start, end), p in zip(segment_spans, segment_p):
+            top = int(np.argmax(p))
+            segments.append(SpeechSegment(
+                start_s=start / rate, end_s=end / rate, label=UNCERTAIN if p[top] < threshold else self.emotions[top],
+                top_emotion=self.emotions[top], confidence=float(p[top]), probabilities=self._named(p)))
+        top = int(np.argmax(clip))
+        shape = (0, self.params.n_mels, self.params.n_frames)
+        return Prediction(
+            probabilities=self._named(clip),
+            top_emotion=self.emotions[top],
+            confidence=float(clip[top]),
+            uncertain=bool(clip[top] < threshold),
+            threshold=threshold,
+            duration_s=wave.size / rate,
+            features=self._window_mels(embedded.log_mel, spans) if keep_features else np.zeros(shape, np.float32),
+            window_starts=np.array([w.start_s for w in windows]),
+            windows=windows,
+            speech_seconds=float(embedded.regions.speech_seconds),
+            segments=segments,
+            adapted=use,
+            adaptation_clips=adaptation.n_clips if use else 0,
+        )
+
+    def _window_mels(self, log_mels: list[np.ndarray], spans: list[tuple[int, int]]) -> np.ndarray:
+        """The Whisper log-mel of each window ``[n_windows, n_mels, n_frames]`` (short ones padded with the floor)."""
+        mel = np.concatenate(log_mels, axis=1)
+        hop, n_frames = self.params.hop_length, self.params.n_frames
+        floor = float(mel.min()) if mel.size else 0.0
+        out = np.full((len(spans), mel.shape[0], n_frames), floor, np.float32)
+        for index, (a, _) in enumerate(spans):
+            piece = mel[:, a // hop : a // hop + n_frames]
+            out[index, :, : piece.shape[1]] = piece
+        return out
+
+    # ------------------------------------------------------------------ log-mel CNN
     @staticmethod
     def _with_progress(stream, progress):
         for block in stream:
@@ -541,6 +754,19 @@ class Predictor:
 
     def _named(self, probabilities: np.ndarray) -> dict[str, float]:
         return {emotion: float(p) for emotion, p in zip(self.emotions, probabilities)}
+
+
+def _stream_to_input(position: int, placed: list[tuple[int, int, int, int]], side: str) -> int:
+    """Input sample of a joined-speech position; one in a pause maps to the next region's start
+    (``side="start"``) or the previous region's end (``side="end"``)."""
+    previous_end = placed[0][0] if placed else 0
+    for input_start, input_end, stream_start, stream_end in placed:
+        if position < stream_start:
+            return input_start if side == "start" else previous_end
+        if position < stream_end or (side == "end" and position == stream_end):
+            return input_start + position - stream_start
+        previous_end = input_end
+    return previous_end
 
 
 ModelNotFoundError = artifacts.ModelNotFoundError

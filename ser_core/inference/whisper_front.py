@@ -1,0 +1,148 @@
+"""The Whisper front end as the predictor needs it: the training embedding, plus where it came from.
+
+:func:`embed_speech` computes exactly what :func:`ser_core.inference.embedding.embed_waveform`
+computes for training (the same VAD, level, segments and pooling, built from the same helpers;
+``tests/test_whisper_predictor.py`` checks the two agree), and keeps from the same encoder pass what
+the page shows: the encoder frames of the chosen layers (pooled again per ~3 s window and per
+speech region for the timeline, no second pass) and the Whisper log-mel of the speech the model
+heard. It lives apart from ``embedding`` because that module's source is part of the embedding
+cache key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ser_core.inference import embedding, speech
+from ser_core.inference.params import EmbeddingParams
+
+__all__ = ["FRAME_SAMPLES", "EmbeddedSpeech", "embed_speech"]
+
+# One encoder output frame: two 10 ms mel hops (the encoder's second convolution has stride 2).
+FRAME_SAMPLES = 320
+
+
+@dataclass(frozen=True)
+class EmbeddedSpeech:
+    """One recording through the Whisper front end.
+
+    Attributes
+    ----------
+    pooled : np.ndarray
+        ``(n_layers + 1, 2 * width)``, identical to ``embed_waveform(wave, params).pooled``.
+    frames : np.ndarray
+        float32 ``(n_frames, len(layers), width)``: the chosen layers' encoder frames, in order.
+    frame_starts : np.ndarray
+        int ``(n_frames,)``: sample of the joined-speech stream where each frame starts.
+    log_mel : list of np.ndarray
+        Whisper log-mel ``(n_mels, n_mel_frames)`` of each encoder segment (the model's input).
+    regions : speech.SpeechRegions
+        What the speech detector found in the input.
+    stream_regions : list of (int, int, int, int)
+        Each kept region: input start, input end, joined-stream start, joined-stream end (samples).
+    stream_samples : int
+        Length of the joined, level-normalised speech the encoder heard.
+    peak : float
+        Largest absolute input sample (tells silence from noise).
+    """
+
+    pooled: np.ndarray
+    frames: np.ndarray
+    frame_starts: np.ndarray
+    log_mel: list[np.ndarray]
+    regions: speech.SpeechRegions
+    stream_regions: list[tuple[int, int, int, int]]
+    stream_samples: int
+    peak: float
+
+
+def _stream_regions(regions: speech.SpeechRegions, total: int, gap: int) -> list[tuple[int, int, int, int]]:
+    """Where each region lands in ``speech.keep_speech``'s output (regions joined by ``gap`` samples)."""
+    out, cursor = [], 0
+    for start, end in regions.regions:
+        start, end = max(0, int(start)), min(total, int(end))
+        if end <= start:
+            continue
+        if out:
+            cursor += gap
+        out.append((start, end, cursor, cursor + end - start))
+        cursor += end - start
+    return out
+
+
+def embed_speech(wave: np.ndarray, params: EmbeddingParams, layers: tuple[int, ...], *, encoder=None) -> EmbeddedSpeech:
+    """The training embedding of ``wave`` and the frames and log-mel behind it.
+
+    Parameters
+    ----------
+    wave : np.ndarray
+        Mono float32 audio at ``params.sample_rate`` (16 kHz), at least 0.1 s.
+    params : EmbeddingParams
+        The front end the model was trained with (its ``config.json``).
+    layers : tuple of int
+        Encoder layers whose frames to keep (the head's ``recipe.layers``).
+    encoder : WhisperEncoder, optional
+        Anything with ``log_mel(audio, sr)`` and ``forward(mel)``; default the cached encoder.
+
+    Returns
+    -------
+    EmbeddedSpeech
+        With too little or no speech the whole wave was embedded, as in training; the caller
+        decides from ``regions.status`` whether to answer.
+
+    Examples
+    --------
+    >>> result = embed_speech(wave, EmbeddingParams(), (1, 2, 3, 4))  # doctest: +SKIP
+    >>> result.pooled.shape, result.frames.shape[1:]  # doctest: +SKIP
+    ((7, 1024), (4, 512))
+    """
+    wave = np.asarray(wave, dtype=np.float32)
+    if wave.ndim != 1:
+        raise ValueError(f"expected a mono waveform (1-D), got shape {wave.shape}")
+    if len(wave) < params.sample_rate // 10:
+        raise ValueError(f"need at least 0.1 s of audio, got {len(wave) / params.sample_rate:.3f} s")
+    encoder = encoder or embedding.load_encoder(params.model, params.weights_sha256)
+    peak = float(np.max(np.abs(wave))) if wave.size else 0.0
+    # embedding.speech_part, step by step, keeping the regions for the timeline.
+    if params.vad:
+        regions = speech.detect_speech(embedding._vad_input(wave, params), params.sample_rate)
+    else:
+        regions = speech.SpeechRegions(((0, len(wave)),), params.sample_rate, len(wave) / params.sample_rate,
+                                       len(wave) / params.sample_rate)
+    if params.vad and regions.regions:
+        kept = speech.keep_speech(wave, regions)
+        level = np.concatenate([wave[max(0, a):b] for a, b in regions.regions])
+        placed = _stream_regions(regions, len(wave), int(round(0.1 * params.sample_rate)))
+    else:
+        kept, level = wave, wave
+        placed = [(0, len(wave), 0, len(wave))]
+    kept = embedding.level_normalise(kept, level, params)
+    minimum = int(params.min_segment_seconds * params.sample_rate)
+    if len(kept) < minimum:
+        extra = minimum - len(kept)
+        kept = np.pad(kept, (extra // 2, extra - extra // 2))
+        placed = [(a, b, s + extra // 2, e + extra // 2) for a, b, s, e in placed]
+    total = total_sq = None
+    n_frames, offset = 0, 0
+    frames, starts, mels = [], [], []
+    for segment in embedding._segments(kept, params):
+        mel = encoder.log_mel(segment, sr=params.sample_rate)
+        hidden = encoder.forward(mel).hidden_states
+        wide = hidden.astype(np.float64)
+        sums, squares = wide.sum(axis=1), np.square(wide).sum(axis=1)
+        total = sums if total is None else total + sums
+        total_sq = squares if total_sq is None else total_sq + squares
+        n_frames += hidden.shape[1]
+        frames.append(np.transpose(hidden[list(layers)], (1, 0, 2)).astype(np.float32))
+        starts.append(offset + FRAME_SAMPLES * np.arange(hidden.shape[1]))
+        mels.append(np.asarray(mel, np.float32))
+        offset += len(segment)
+    mean = total / n_frames
+    std = np.sqrt(np.maximum(total_sq / n_frames - np.square(mean), 0.0))
+    return EmbeddedSpeech(
+        pooled=np.concatenate([mean, std], axis=1).astype(np.float32),
+        frames=np.concatenate(frames), frame_starts=np.concatenate(starts), log_mel=mels,
+        regions=regions, stream_regions=placed, stream_samples=len(kept), peak=peak,
+    )
