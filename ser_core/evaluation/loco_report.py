@@ -43,8 +43,7 @@ LOGGER = logging.getLogger(__name__)
 
 LOCO_FILE = "loco_whisper.json"
 LOCO_KIND = "leave_one_corpus_out"
-LOCO_COMMAND = ("python train.py --data ravdess=../shared/data/ravdess tess=../shared/data/tess "
-                "nemo=../shared/data/nemo turev=../shared/data/turev --cv corpus")
+LOCO_COMMAND = f"{artifacts.TRAIN_COMMAND} --cv corpus"
 MISSING = "—"  # an emotion the held-out corpus has no clip of
 
 # Display name and language of each corpus the shipped model can be tested on.
