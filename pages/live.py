@@ -7,7 +7,7 @@ import time
 import numpy as np
 import streamlit as st
 
-from ser_core.app import support, views, plots, webrtc_setup
+from ser_core.app import adapt, support, views, plots, webrtc_setup
 from ser_core.inference.audio import AudioError
 from ser_core.app.live_audio import AudioRingBuffer, RollingTimeline, make_audio_frame_callback
 
@@ -52,6 +52,14 @@ except ImportError:
     st.error("Live streaming needs the streamlit-webrtc package, which is not installed. " + FALLBACK)
     st.page_link("pages/analyse.py", label="Go to Analyse", icon=":material/mic:")
     st.stop()
+
+collect = False
+if adapt.supported(predictor):
+    views.adaptation_status(adapt.current(), adapt.is_on(), "live_adapt_switch")
+    collect = st.toggle(
+        "Learn my voice while I talk", key="live_collect",
+        help=f"Each {window_s:g} s of your speech is added to the adaptation statistics (this session only, "
+             "nothing stored on disk). Speak normally; the results adapt once there is enough.")
 
 # Per-session state. The buffer is the only thing the WebRTC thread touches.
 if "live_buffer" not in st.session_state:
@@ -130,7 +138,9 @@ def live_panel() -> None:
         _draw_timeline()
         return
     try:
-        prediction = predictor.predict_wave(wave, predictor.params.sample_rate, threshold)
+        prediction = adapt.classify_live(
+            predictor, wave, predictor.params.sample_rate, threshold, collect=collect,
+            stream_seconds=stats.samples / (stats.sample_rate or 1), window_seconds=window_s)
     except AudioError as error:  # silence or too little speech: a state of the stream, not a fault
         views.show_audio_problem(error, live=True)
         _draw_timeline()
@@ -140,6 +150,8 @@ def live_panel() -> None:
         return
     timeline.add(prediction.probabilities)
     views.headline(prediction)
+    if collect or getattr(prediction, "adapted", False):
+        st.caption(views.live_adaptation_text(adapt.current(), prediction))
     views.render_probabilities(prediction, "live")
     _draw_timeline()
 

@@ -41,6 +41,10 @@ class WhisperLikePredictor:
         rms = float(np.sqrt(np.mean(np.square(wave))))
         return AdaptationSample(np.full(4, rms), seconds, "test-key")
 
+    def probabilities_of(self, sample, adaptation=None):
+        self.adaptations.append(adaptation)
+        return dict(zip(self.emotions, [0.6, 0.1, 0.1, 0.1, 0.05, 0.05]))
+
     def predict_wave(self, wave, sample_rate, threshold=None, *, max_seconds=None, adaptation=None):
         self.adaptations.append(adaptation)
         probabilities = dict(zip(self.emotions, [0.5, 0.1, 0.1, 0.1, 0.1, 0.1]))
@@ -102,6 +106,29 @@ def test_progress_and_note() -> None:
     prediction = WhisperLikePredictor().predict_wave(speech_like(2.0), 16_000, adaptation=adaptation)
     assert adapt.adapted_note(prediction, adaptation) == "Adapted to your voice (5 clips, 30 s of speech)."
     assert adapt.adapted_note(WhisperLikePredictor().predict_wave(speech_like(2.0), 16_000), None) is None
+
+
+def test_live_windows_feed_the_adaptation_back_to_back_with_one_encoder_pass() -> None:
+    session: dict = {}
+    predictor = WhisperLikePredictor()
+    wave = speech_like(3.0)
+    added = []
+    for second in range(1, 16):  # once a second, the last 3 s
+        answer = adapt.classify_live(predictor, wave, 16_000, 0.55, collect=True, stream_seconds=float(second),
+                                     window_seconds=3.0, session=session)
+        added.append(answer.collected)
+    assert added == [True, False, False] * 5  # seconds 1, 4, 7, 10, 13: no second counted twice
+    assert predictor.samples == 15  # one measurement per update, nothing else
+    assert adapt.current(session).n_clips == 5 and adapt.current(session).speech_seconds == pytest.approx(15.0)
+    assert answer.adapted and answer.adaptation_clips == 5 and answer.top_emotion == "angry"
+    assert adapt.live_window_due(0.5, 3.0, session)  # a new stream starts again from 0 s
+    quiet = adapt.classify_live(predictor, wave, 16_000, 0.55, collect=False, stream_seconds=16.0,
+                                window_seconds=3.0, session=session)
+    assert quiet.adapted and predictor.samples == 15  # not collecting: predict_wave, adapted
+    with pytest.raises(NotEnoughSpeech):
+        adapt.classify_live(predictor, np.zeros(48_000, np.float32), 16_000, 0.55, collect=True,
+                            stream_seconds=20.0, window_seconds=3.0, session=session)
+    assert adapt.current(session).n_clips == 5
 
 
 def test_cnn_predictor_does_not_adapt() -> None:

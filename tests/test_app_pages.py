@@ -19,7 +19,8 @@ from app_helpers import (  # noqa: F401  (fixtures)
     model_artifacts, real_or_synthetic_wav, speech_like, wav_bytes,
 )
 from ser_core.app import intake, views, webrtc_setup
-from ser_core.inference.artifacts import ARTIFACTS_DIR
+from ser_core.evaluation import cv_report
+from ser_core.inference.artifacts import ARTIFACTS_DIR, TRAIN_COMMAND
 
 TIMEOUT = 90  # the first run loads TensorFlow and the model
 PAGES = ("pages/analyse.py", "pages/live.py", "pages/test_results.py", "pages/training_curves.py")
@@ -156,7 +157,7 @@ def test_every_page_without_artifacts_says_how_to_train(
     assert_clean(app)
     assert any("No model available" in e.value for e in app.error)
     commands = [c.value for c in app.code]
-    assert "python train.py --ravdess-dir ../shared/data/ravdess" in commands
+    assert TRAIN_COMMAND in commands
     assert "python train.py" in commands
     assert any("No trained model" in w.value for w in app.sidebar.warning)
 
@@ -167,7 +168,7 @@ def test_broken_model_is_reported_not_raised(monkeypatch: pytest.MonkeyPatch, tm
     app = open_app(monkeypatch, tmp_path)
     assert_clean(app)
     assert "could not be loaded" in app.error[0].value
-    assert "python train.py --ravdess-dir ../shared/data/ravdess" in [c.value for c in app.code]
+    assert TRAIN_COMMAND in [c.value for c in app.code]
 
 
 def test_loading_the_model_freezes_the_heap_out_of_later_garbage_collections(model_artifacts: Path) -> None:
@@ -409,7 +410,7 @@ def test_test_results_page_without_cross_validation(monkeypatch: pytest.MonkeyPa
     assert_clean(app)
     assert "Cross-validation on unseen speakers" in [s.value for s in app.subheader]
     assert any("Cross-validation results are not available" in i.value for i in app.info)
-    assert "python train.py --ravdess-dir ../shared/data/ravdess --cv 5" in [c.value for c in app.code]
+    assert cv_report.CV_COMMAND in [c.value for c in app.code]
     assert not any("Architecture" in f.value.columns for f in app.dataframe)
 
 
@@ -668,7 +669,7 @@ def test_model_problem_is_said_once_with_the_train_command_once(
         else:
             assert "No model available" in headline
         assert page_text(app).count(TRAIN_COMMAND) == 1, page_text(app)
-        assert page_text(app).count("--ravdess-dir") == 1, page_text(app)
+        assert page_text(app).count("--data ravdess=") == 1, page_text(app)
         assert "python train.py" in [c.value for c in app.code]
 
 

@@ -16,6 +16,8 @@ from typing import Iterator
 
 import pytest
 
+from ser_core.inference.artifacts import TRAIN_COMMAND
+
 from app_helpers import (  # noqa: F401  (fixtures)
     REPO_ROOT, empty_artifacts, model_artifacts, real_or_synthetic_wav, streamlit_server,
 )
@@ -194,7 +196,7 @@ def test_pages_without_model(browser, empty_artifacts: Path, tmp_path: Path) -> 
                 wait_for_app(page)
                 page.get_by_text("No model available").first.wait_for(timeout=30_000)
                 page.get_by_text("No trained model yet").wait_for()  # the sidebar ran
-                page.get_by_text("python train.py --ravdess-dir ../shared/data/ravdess").first.wait_for()
+                page.get_by_text(TRAIN_COMMAND).first.wait_for()
                 no_exceptions(page)
                 shot(page, f"no_model_{path or 'analyse'}")
         finally:
@@ -265,8 +267,8 @@ def test_damaged_model_is_named_once(browser, model_artifacts: Path, tmp_path: P
             page.locator("[data-testid='stMain'] [data-testid='stCode']").nth(1).wait_for()
             main = page.locator("[data-testid='stMain']").inner_text()
             code = page.locator("[data-testid='stMain'] [data-testid='stCode']").all_inner_texts()
-            assert main.count("--ravdess-dir") == 1, main  # said once, as a command to copy
-            assert [c.strip() for c in code].count("python train.py --ravdess-dir ../shared/data/ravdess") == 1, code
+            assert main.count("--data ravdess=") == 1, main  # said once, as a command to copy
+            assert [c.strip() for c in code].count(TRAIN_COMMAND) == 1, code
             assert "File not found" not in main  # Keras's words, behind "Technical details"
             no_exceptions(page)
             shot(page, "damaged_model")

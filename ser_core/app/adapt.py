@@ -23,8 +23,8 @@ import streamlit as st
 
 from ser_core.inference.audio import AudioError
 
-__all__ = ["ADAPTATION_KEY", "CLIPS_KEY", "ON_KEY", "AddResult", "adapted_note", "add_clip", "clear",
-           "current", "in_use", "is_on", "needs", "progress", "signature", "status_text", "store",
+__all__ = ["ADAPTATION_KEY", "CLIPS_KEY", "ON_KEY", "AddResult", "LiveAnswer", "adapted_note", "add_clip",
+           "classify_live", "clear", "current", "live_window_due", "in_use", "is_on", "needs", "progress", "signature", "status_text", "store",
            "supported", "switch"]
 
 LOGGER = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ LOGGER = logging.getLogger(__name__)
 ADAPTATION_KEY = "adaptation"  # Adaptation.to_dict()
 CLIPS_KEY = "adaptation_clips_seen"  # digests of the clips already added (a rerun must not add twice)
 REFUSED_KEY = "adaptation_clips_refused"  # digest -> the NotEnoughSpeech of a clip already measured
+FED_AT_KEY = "adaptation_live_fed_at"  # stream seconds at which the last live window was added
 ON_KEY = "adaptation_on"  # the user's switch; on by default once the statistics are ready
 
 
@@ -95,7 +96,7 @@ def store(adaptation: Any, session: MutableMapping[str, Any] | None = None) -> N
 def clear(session: MutableMapping[str, Any] | None = None) -> None:
     """Forget every adaptation clip of this session."""
     state = _state(session)
-    for key in (ADAPTATION_KEY, CLIPS_KEY, REFUSED_KEY):
+    for key in (ADAPTATION_KEY, CLIPS_KEY, REFUSED_KEY, FED_AT_KEY):
         state.pop(key, None)
 
 
@@ -216,3 +217,73 @@ def adapted_note(prediction: Any, adaptation: Any | None) -> str | None:
     clips = getattr(prediction, "adaptation_clips", 0) or (adaptation.n_clips if adaptation else 0)
     seconds = f", {adaptation.speech_seconds:.0f} s" if adaptation is not None else ""
     return f"Adapted to your voice ({clips} clip{'s' if clips != 1 else ''}{seconds} of speech)."
+
+
+# ---------------------------------------------------------------- the Live page
+
+
+@dataclass(frozen=True)
+class LiveAnswer:
+    """The Live page's answer for the last seconds: what :func:`ser_core.app.views.headline` and
+    the probability bars read, and whether a window went into the adaptation."""
+
+    probabilities: dict[str, float]
+    top_emotion: str
+    confidence: float
+    uncertain: bool
+    threshold: float
+    adapted: bool
+    adaptation_clips: int
+    collected: bool
+
+
+def live_window_due(stream_seconds: float, window_seconds: float,
+                    session: MutableMapping[str, Any] | None = None) -> bool:
+    """Whether the last ``window_seconds`` of the stream hold no audio added before: windows go
+    into the adaptation back to back, never overlapping (each second of speech counts once)."""
+    fed_at = _state(session).get(FED_AT_KEY)
+    return fed_at is None or stream_seconds - fed_at >= window_seconds or stream_seconds < fed_at
+
+
+def classify_live(predictor: Any, wave: Any, sample_rate: int, threshold: float, *, collect: bool,
+                  stream_seconds: float, window_seconds: float,
+                  session: MutableMapping[str, Any] | None = None) -> Any:
+    """Classify the Live page's last window, and with ``collect`` add it to the adaptation when due.
+
+    One encoder pass either way: with ``collect`` the window's adaptation sample is measured and its
+    probabilities come from that same sample (``Predictor.probabilities_of``), so learning the voice
+    while streaming costs no more than classifying. Runs on the page's thread, never on the WebRTC
+    thread. Raises what ``predict_wave`` raises (``NotEnoughSpeech`` for a quiet moment).
+
+    Returns
+    -------
+    Prediction or LiveAnswer
+        Both have what the page shows (verdict, probabilities, ``adapted``).
+    """
+    state = _state(session)
+    can_collect = collect and supported(predictor) and hasattr(predictor, "probabilities_of")
+    if not can_collect:
+        adaptation = in_use(predictor, state)
+        extra = {} if adaptation is None else {"adaptation": adaptation}
+        return predictor.predict_wave(wave, sample_rate, threshold, **extra)
+    sample = predictor.adaptation_sample(wave, sample_rate)
+    collected = False
+    if live_window_due(stream_seconds, window_seconds, state):
+        adaptation = current(state)
+        try:
+            adaptation = adaptation.add(sample)
+        except ValueError:  # statistics of an earlier model
+            clear(state)
+            from ser_core.inference.adaptation import Adaptation
+
+            adaptation = Adaptation.empty().add(sample)
+        store(adaptation, state)
+        state[FED_AT_KEY] = stream_seconds
+        collected = True
+    adaptation = in_use(predictor, state)
+    probabilities = predictor.probabilities_of(sample, adaptation)
+    top = max(probabilities, key=probabilities.get)
+    return LiveAnswer(probabilities=probabilities, top_emotion=top, confidence=float(probabilities[top]),
+                      uncertain=bool(probabilities[top] < threshold), threshold=float(threshold),
+                      adapted=adaptation is not None, adaptation_clips=adaptation.n_clips if adaptation else 0,
+                      collected=collected)

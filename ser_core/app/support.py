@@ -141,7 +141,7 @@ def artifacts_directory() -> Path:
 
 
 def train_commands() -> list[str]:
-    """The commands that train a model: from the local RAVDESS copy, or downloading from Kaggle."""
+    """The commands that train a model: from the local corpora, or downloading from Kaggle."""
     return [artifacts.TRAIN_COMMAND, KAGGLE_COMMAND]
 
 
@@ -215,7 +215,7 @@ def show_model_missing(error: Exception | None = None) -> None:
     if cause:
         with st.expander("Technical details"):
             st.text(cause)
-    st.markdown("Train a model from the local RAVDESS copy:")
+    st.markdown("Train a model from the local copies of the corpora (RAVDESS, TESS, nEMO, TurEV-DB):")
     st.code(artifacts.TRAIN_COMMAND, language="bash")
     st.markdown("or download the corpora from Kaggle and train:")
     st.code(KAGGLE_COMMAND, language="bash")

@@ -151,6 +151,15 @@ def adaptation_status(adaptation: Any, on: bool, switch_key: str) -> None:
                    icon=":material/tune:")
 
 
+def live_adaptation_text(adaptation: Any, answer: Any) -> str:
+    """Under the Live verdict: adapted or not, and how much audio the adaptation rests on."""
+    state = "adapted to your voice" if getattr(answer, "adapted", False) else "not adapted yet"
+    pieces = f"{adaptation.n_clips} recording{'s' if adaptation.n_clips != 1 else ''}"
+    amount = f"{adaptation.speech_seconds:.0f} s of your speech from {pieces}"
+    learning = " · learning from this window" if getattr(answer, "collected", False) else ""
+    return f"This answer: {state} (adaptation rests on {amount}){learning}."
+
+
 def meaning(prediction: Any) -> None:
     """What the answer means, how far to trust it and what to do next, in plain words."""
     with st.expander("What does this mean, and how far can I trust it?", icon=":material/help:"):
