@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from ser_core.app import plots, support, words
+from ser_core.app import front_end, plots, support, words
 from ser_core.evaluation import cv_report, loco_report
 from ser_core.evaluation.metrics import report_from_confusion
 from ser_core.inference.params import EMOTIONS
@@ -202,8 +202,21 @@ reports = support.load_reports()
 if not reports.has_model:
     support.show_model_missing()
 new_setup_section(reports.directory)
-st.subheader("On speakers it never heard")
 metrics = reports.metrics or {}
+if reports.front_end == front_end.WHISPER:
+    st.subheader("What it was trained on")
+    st.info("The shipped model was trained on every clip of every corpus: the figures above, each "
+            "measured on a corpus left out of training, are how it does on a new recording setup.")
+    calibration = metrics.get("calibration") or {}
+    if isinstance(calibration.get("temperature"), (int, float)):
+        st.caption(f"Its confidences are scaled by the temperature T = {calibration['temperature']:.2f}, "
+                   f"fitted on the {calibration.get('fitted_on', 'held-out corpora')}.")
+    data_split(metrics.get("split") or {}, reports.split)
+    if cv_report.load_cv_reports(reports.directory):
+        with st.expander("Earlier models (log-mel CNNs): cross-validation on RAVDESS speakers"):
+            cross_validation_section(reports.directory, None)
+    st.stop()
+st.subheader("On speakers it never heard")
 if reports.test_metrics:
     shipped_model_on_test(reports.test_metrics, metrics.get("calibration") or {})
 elif metrics.get("split") and not (metrics["split"].get("test") or {}).get("clips"):

@@ -117,3 +117,27 @@ def test_page_with_a_damaged_report_says_so(monkeypatch: pytest.MonkeyPatch, tmp
     app = open_test_results(monkeypatch, tmp_path)
     assert any("damaged" in e.value and "corpora.nemo.strict.uar" in e.value for e in app.error)
     assert not any("Language" in f.value.columns for f in app.dataframe)
+
+
+def test_page_for_the_whisper_model_puts_the_cnn_cross_validation_aside(monkeypatch: pytest.MonkeyPatch,
+                                                                        tmp_path: Path) -> None:
+    from app_helpers import fake_cv_report
+
+    config = dict(fake_reports()["config.json"], kind="whisper_embedding_head", arch="whisper_lr")
+    (tmp_path / loco_report.LOCO_FILE).write_text(json.dumps(fake_loco_report()))
+    (tmp_path / "cv_ser_cnn.json").write_text(json.dumps(fake_cv_report("ser_cnn")))
+    (tmp_path / "model.keras").write_bytes(b"")  # present (the page only reads the reports)
+    app = open_test_results(monkeypatch, tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    metrics = fake_reports()["metrics.json"]
+    del metrics["test"]
+    metrics["calibration"] = {"temperature": 5.47, "fitted_on": "leave-one-corpus-out logits"}
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert [s.value for s in app.subheader][:2] == ["On a recording setup it never heard", "What it was trained on"]
+    assert any("trained on every clip of every corpus" in i.value for i in app.info)
+    assert any("T = 5.47" in c.value for c in app.caption)
+    assert any("Earlier models" in e.label for e in app.expander)
+    assert not any("On speakers it never heard" == s.value for s in app.subheader)
+    assert app.sidebar.metric[0].label == "Accuracy on a new recording setup" and app.sidebar.metric[0].value == "50%"
