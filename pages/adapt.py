@@ -56,7 +56,7 @@ st.subheader("What the adaptation rests on")
 adaptation = adapt.current()
 clips_needed, seconds_needed = adapt.needs()
 left, middle, right = st.columns(3)
-left.metric("Clips", adaptation.n_clips)
+left.metric("Recordings", adaptation.n_clips)
 middle.metric("Speech", f"{adaptation.speech_seconds:.0f} s")
 right.metric("In use", "yes" if adapt.in_use(predictor) is not None else "no")
 st.progress(adapt.progress(adaptation),

@@ -55,7 +55,8 @@ def show(source, key: str, container) -> None:
             return
         try:
             views.render_prediction(analysis.prediction, predictor.params, name, model_name, key,
-                                   predictor.config, adapt.adapted_note(analysis.prediction, adaptation))
+                                   predictor.config, adapt.adapted_note(analysis.prediction, adaptation),
+                                   support.new_setup_accuracy())
         except Exception:
             support.show_unexpected_error(f"showing the result for {name}")
 

@@ -55,7 +55,7 @@ except ImportError:
 
 collect = False
 if adapt.supported(predictor):
-    views.adaptation_status(adapt.current(), adapt.is_on(), "live_adapt_switch")
+    views.adaptation_status(adapt.current(), adapt.is_on(), "live_adapt_switch", show_text=False)
     collect = st.toggle(
         "Learn my voice while I talk", key="live_collect",
         help=f"Each {window_s:g} s of your speech is added to the adaptation statistics (this session only, "
@@ -98,6 +98,8 @@ st.caption(f"ICE servers: {rtc_source}. {FALLBACK}")
 @st.fragment(run_every=UPDATE_SECONDS if (playing or signalling) else None)
 def live_panel() -> None:
     """Re-run every second while streaming: read the buffer, classify, redraw."""
+    if adapt.supported(predictor):  # redrawn here, so it follows what the stream adds
+        views.adaptation_line(adapt.current(), adapt.is_on())
     stats = buffer.stats()
     waited = time.monotonic() - st.session_state.get("live_started", time.monotonic())
     if not playing:

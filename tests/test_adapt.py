@@ -69,10 +69,10 @@ def test_statistics_live_in_the_session_and_each_clip_counts_once() -> None:
     adapt.add_clip(predictor, wave, 16_000, clip_id=b"clip two", session=session)
     adaptation = adapt.in_use(predictor, session)
     assert adaptation is not None and adaptation.n_clips == 2 and adaptation.speech_seconds == pytest.approx(16.0)
-    assert adapt.status_text(adaptation) == "Adapted to your voice: 2 clips, 16 s of speech."
+    assert adapt.status_text(adaptation) == "Adapted to your voice: 16 s of speech from 2 recordings."
     session[adapt.ON_KEY] = False
     assert adapt.in_use(predictor, session) is None
-    assert "switched off (2 clips, 16 s of speech kept)" in adapt.status_text(adaptation, on=False)
+    assert "switched off (16 s of speech from 2 recordings kept)" in adapt.status_text(adaptation, on=False)
     adapt.clear(session)
     assert adapt.current(session).n_clips == 0 and adapt.CLIPS_KEY not in session
 
@@ -104,7 +104,7 @@ def test_progress_and_note() -> None:
         adaptation = adaptation.add(AdaptationSample(np.ones(4), 6.0, "k"))
     assert adaptation.ready and adapt.progress(adaptation) == 1.0
     prediction = WhisperLikePredictor().predict_wave(speech_like(2.0), 16_000, adaptation=adaptation)
-    assert adapt.adapted_note(prediction, adaptation) == "Adapted to your voice (5 clips, 30 s of speech)."
+    assert adapt.adapted_note(prediction, adaptation) == "Adapted to your voice (5 recordings, 30 s of speech)."
     assert adapt.adapted_note(WhisperLikePredictor().predict_wave(speech_like(2.0), 16_000), None) is None
 
 
@@ -165,15 +165,15 @@ def test_adapt_page_collects_clips_and_analyse_says_adapted(whisper_app: Whisper
     app.file_uploader[0].set_value(clips).run()
     assert not app.exception, [e.value for e in app.exception]
     shown = {m.label: m.value for m in app.main.metric}
-    assert shown == {"Clips": "2", "Speech": "18 s", "In use": "yes"}
+    assert shown == {"Recordings": "2", "Speech": "18 s", "In use": "yes"}
     assert any("No speech heard" in i.value for i in app.info)  # the silent clip: the honest state
-    assert any("Adapted to your voice: 2 clips, 18 s of speech." in m.value for m in app.markdown)
+    assert any("Adapted to your voice: 18 s of speech from 2 recordings." in m.value for m in app.markdown)
 
     app.switch_page("pages/analyse.py").run()
     app.file_uploader[0].set_value(("me.wav", wav_bytes(speech_like(3.0)), "audio/wav")).run()
     assert not app.exception, [e.value for e in app.exception]
     assert whisper_app.adaptations[-1] is not None and whisper_app.adaptations[-1].n_clips == 2
-    assert any("Adapted to your voice (2 clips, 18 s of speech)." in c.value for c in app.caption)
+    assert any("Adapted to your voice (2 recordings, 18 s of speech)." in c.value for c in app.caption)
 
     app.toggle(key="analyse_adapt_switch").set_value(False).run()  # off: the same clip, not adapted
     assert whisper_app.adaptations[-1] is None
@@ -181,7 +181,7 @@ def test_adapt_page_collects_clips_and_analyse_says_adapted(whisper_app: Whisper
     app.switch_page("pages/adapt.py").run()
     assert app.toggle(key="adapt_page_switch").value is False  # one setting across the pages
     app.button[0].click().run()  # Clear
-    assert {m.label: m.value for m in app.main.metric}["Clips"] == "0"
+    assert {m.label: m.value for m in app.main.metric}["Recordings"] == "0"
 
 
 def test_adapt_page_with_the_cnn_says_it_cannot_adapt(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -53,8 +53,9 @@ def test_missing_file_is_none_and_damaged_file_is_an_error(tmp_path: Path) -> No
 def test_headline_in_times_out_of_ten_and_means_from_corpora_when_absent() -> None:
     report = loco_report.parse_loco_report(fake_loco_report())
     assert loco_report.headline(report).startswith(
-        "On a recording setup it never heard, it is right about **5 times in 10** (strict); after "
-        "adapting to the setup with unlabelled speech, about **6 in 10**")
+        "On a recording setup it never heard, it is right about **5 times in 10** (50 %, strict); after "
+        "adapting to the setup with unlabelled speech, about **6 in 10** (60 %)")
+    assert [loco_report.in_ten(f) for f in (0.4839, 0.5467, 0.03, 0.0, 1.0, None)] == ["5", "5½", "½", "0", "10", "?"]
     data = fake_loco_report()
     del data["mean"]
     for entry in data["corpora"].values():

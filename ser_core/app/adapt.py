@@ -114,7 +114,7 @@ def in_use(predictor: Any, session: MutableMapping[str, Any] | None = None):
     return adaptation if adaptation.ready and adaptation.n_clips else None
 
 
-def switch(label: str, key: str, help: str | None = None) -> bool:
+def switch(label: str, key: str, help: str | None = None, disabled: bool = False) -> bool:
     """The on/off toggle, on any page; every page's toggle shows and sets the same setting.
 
     The setting lives under :data:`ON_KEY`, not under the widget's key: Streamlit forgets a
@@ -123,7 +123,7 @@ def switch(label: str, key: str, help: str | None = None) -> bool:
     def _sync() -> None:
         st.session_state[ON_KEY] = bool(st.session_state[key])
 
-    return bool(st.toggle(label, value=is_on(), key=key, on_change=_sync, help=help))
+    return bool(st.toggle(label, value=is_on(), key=key, on_change=_sync, help=help, disabled=disabled))
 
 
 def signature(adaptation: Any | None) -> tuple | None:
@@ -200,7 +200,8 @@ def status_text(adaptation: Any, on: bool = True) -> str:
     """Where the adaptation stands, in one sentence."""
     if not adaptation.n_clips:
         return "Not adapted to your voice yet: results use the training corpora's statistics."
-    amount = f"{adaptation.n_clips} clip{'s' if adaptation.n_clips != 1 else ''}, {adaptation.speech_seconds:.0f} s of speech"
+    amount = (f"{adaptation.speech_seconds:.0f} s of speech from {adaptation.n_clips} "
+              f"recording{'s' if adaptation.n_clips != 1 else ''}")
     if not adaptation.ready:
         clips, seconds = needs()
         return (f"Collecting: {amount} so far. Adaptation starts at {clips} clips, or {seconds:g} s of "
@@ -216,7 +217,7 @@ def adapted_note(prediction: Any, adaptation: Any | None) -> str | None:
         return None
     clips = getattr(prediction, "adaptation_clips", 0) or (adaptation.n_clips if adaptation else 0)
     seconds = f", {adaptation.speech_seconds:.0f} s" if adaptation is not None else ""
-    return f"Adapted to your voice ({clips} clip{'s' if clips != 1 else ''}{seconds} of speech)."
+    return f"Adapted to your voice ({clips} recording{'s' if clips != 1 else ''}{seconds} of speech)."
 
 
 # ---------------------------------------------------------------- the Live page

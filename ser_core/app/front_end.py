@@ -77,6 +77,7 @@ class SpectrogramPanel:
     start_s: float
     x_label: str
     label: str
+    picker: str = "Window"  # what the picker between panels is called
 
 
 def _as_arrays(features: Any) -> list[np.ndarray]:
@@ -117,7 +118,8 @@ def spectrogram_panels(prediction: Any, params: Any, front_end: str) -> list[Spe
             seconds = array.shape[1] * hop_s
             label = (f"segment {index + 1}: {start:.1f}–{start + seconds:.1f} s of speech"
                      if len(arrays) > 1 else "all the speech")
-            panels.append(SpectrogramPanel(array, start, "Time in the speech the model heard (s)", label))
+            panels.append(SpectrogramPanel(array, start, "Time in the speech the model heard (s)", label,
+                                           "Segment"))
             start += seconds
         return panels
     # a short clip, trimmed and centred in one zero-padded window

@@ -317,8 +317,9 @@ def load_reports(directory: Path | None = None) -> Reports:
 # ---------------------------------------------------------------- sidebar
 
 
-def _new_setup_accuracy(directory: Path) -> float | None:
+def new_setup_accuracy(directory: Path | None = None) -> float | None:
     """The leave-one-corpus-out strict accuracy, when that report is there and readable."""
+    directory = Path(directory or artifacts_directory())
     try:
         report = loco_report.load_loco_report(directory)
     except loco_report.LocoReportError:
@@ -334,7 +335,7 @@ def render_sidebar(reports: Reports) -> float:
             st.markdown(f"**{reports.model_name or 'unnamed model'}**")
             accuracy = (reports.test_metrics or {}).get("accuracy")
             cross_validated = cv_report.shipped_accuracy(reports.directory, reports.arch)
-            new_setup = _new_setup_accuracy(reports.directory)
+            new_setup = new_setup_accuracy(reports.directory)
             if new_setup is not None:
                 st.metric("Accuracy on a new recording setup", f"{new_setup:.0%}",
                           help="Strict, before adapting: the mean over corpora the model never heard "

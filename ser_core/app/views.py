@@ -130,7 +130,7 @@ def render_model_input(prediction: Any, params: Any, kind: str, key: str) -> Non
         return
     index = 0
     if len(panels) > 1:
-        index = st.select_slider("Window" if kind == front_end.LOG_MEL else "Segment",
+        index = st.select_slider(panels[0].picker,
                                  options=list(range(len(panels))), key=f"{key}_window",
                                  format_func=lambda i: panels[i].label)
     panel = panels[index]
@@ -140,40 +140,51 @@ def render_model_input(prediction: Any, params: Any, kind: str, key: str) -> Non
     st.caption(front_end.caption(params, kind))
 
 
-def adaptation_status(adaptation: Any, on: bool, switch_key: str) -> None:
+def adaptation_line(adaptation: Any, on: bool) -> None:
+    """Is the model adapted to this voice, and on how much audio, in one line."""
+    st.markdown(f":material/record_voice_over: {adapt.status_text(adaptation, on)}")
+
+
+def adaptation_status(adaptation: Any, on: bool, switch_key: str, show_text: bool = True) -> None:
     """One line on the Analyse and Live pages: is the model adapted to this voice, on how much
-    audio; the switch, and the way to the Adapt page."""
+    audio (unless ``show_text`` is False: the Live page redraws it every second); the switch, and
+    the way to the Adapt page."""
     text, switch, link = st.columns([6, 2, 2], vertical_alignment="center")
-    text.markdown(f":material/record_voice_over: {adapt.status_text(adaptation, on)}")
+    if show_text:
+        with text:
+            adaptation_line(adaptation, on)
     with switch:
-        adapt.switch("Adapted", key=switch_key, help="Use your adaptation clips (Adapt to my voice).")
+        adapt.switch("Use adaptation", key=switch_key, disabled=not adaptation.n_clips,
+                     help="On: results use your adaptation statistics once there is enough speech. "
+                          "Off: the training corpora's, as for a new user.")
     link.page_link("pages/adapt.py", label="Adapt to my voice" if not adaptation.n_clips else "Manage",
                    icon=":material/tune:")
 
 
 def live_adaptation_text(adaptation: Any, answer: Any) -> str:
     """Under the Live verdict: adapted or not, and how much audio the adaptation rests on."""
-    state = "adapted to your voice" if getattr(answer, "adapted", False) else "not adapted yet"
-    pieces = f"{adaptation.n_clips} recording{'s' if adaptation.n_clips != 1 else ''}"
-    amount = f"{adaptation.speech_seconds:.0f} s of your speech from {pieces}"
-    learning = " · learning from this window" if getattr(answer, "collected", False) else ""
-    return f"This answer: {state} (adaptation rests on {amount}){learning}."
+    del adaptation  # the line above the answer says how much audio it rests on
+    state = "adapted to your voice" if getattr(answer, "adapted", False) else "not adapted"
+    learning = " · this window was added to the adaptation" if getattr(answer, "collected", False) else ""
+    return f"This answer: {state}{learning}."
 
 
-def meaning(prediction: Any) -> None:
+def meaning(prediction: Any, new_setup_accuracy: float | None = None) -> None:
     """What the answer means, how far to trust it and what to do next, in plain words."""
     with st.expander("What does this mean, and how far can I trust it?", icon=":material/help:"):
         if prediction.uncertain:
             st.markdown(words.UNCERTAIN_MEANS)
-        st.markdown(words.TRUST)
+        st.markdown(words.trust(new_setup_accuracy))
         st.markdown(words.NEXT_STEPS)
         st.page_link("pages/test_results.py", label="Test results", icon=":material/fact_check:")
 
 
 def render_prediction(prediction: Any, params: Any, source_name: str, model_name: str | None,
-                      key: str, config: Mapping[str, Any] | None = None, note: str | None = None) -> None:
+                      key: str, config: Mapping[str, Any] | None = None, note: str | None = None,
+                      new_setup_accuracy: float | None = None) -> None:
     """Everything the Analyse page shows for one clip; ``config`` (the model's) says which front end
-    made ``prediction.features``; ``note`` (adapted or not) goes under the verdict."""
+    made ``prediction.features``; ``note`` (adapted or not) goes under the verdict;
+    ``new_setup_accuracy`` (leave one corpus out) tells the user how far to trust it."""
     headline(prediction)
     speech = getattr(prediction, "speech_seconds", 0.0)
     st.caption(
@@ -182,7 +193,7 @@ def render_prediction(prediction: Any, params: Any, source_name: str, model_name
         + f" · {len(prediction.windows)} window(s) of {params.clip_seconds:g} s"
         + (f" · {note}" if note else "")
     )
-    meaning(prediction)
+    meaning(prediction, new_setup_accuracy)
     render_probabilities(prediction, key)
 
     if len(prediction.windows) > 1:

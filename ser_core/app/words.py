@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 __all__ = ["ADAPT_HOW_MUCH", "ADAPT_PRIVACY", "ADAPT_WHY", "LOCO_FOR_YOU", "LOCO_JARGON",
-           "LOGISTIC_HEAD", "NEXT_STEPS", "NO_HISTORY", "TRUST", "UNCERTAIN_MEANS", "head_recipe"]
+           "LOGISTIC_HEAD", "NEXT_STEPS", "NO_HISTORY", "UNCERTAIN_MEANS", "head_recipe", "trust"]
 
 UNCERTAIN_MEANS = (
     "“Uncertain” means no emotion reached the threshold set in the sidebar: the voice did not "
@@ -14,16 +14,18 @@ UNCERTAIN_MEANS = (
     "not an answer. Calm, flat speech often ends up here."
 )
 
-TRUST = (
-    "How far to trust it: on recording setups it never heard, the model is right only some of the "
-    "time (see **Test results** for the figures per language and per emotion). Use it to explore "
-    "how a voice sounds, never to judge a person."
-)
+def trust(new_setup_accuracy: float | None = None) -> str:
+    """How far to trust an answer; with the leave-one-corpus-out accuracy when it is known."""
+    how_often = ("only some of the time" if new_setup_accuracy is None
+                 else f"about {new_setup_accuracy:.0%} of the time")
+    return (f"How far to trust it: on recording setups it never heard, the model is right {how_often} "
+            "(see **Test results** for the figures per language and per emotion), and a confident answer "
+            "can still be wrong. Use it to explore how a voice sounds, never to judge a person.")
 
 NEXT_STEPS = (
     "What to do next: if the answer surprises you, record again speaking a little longer (5–10 s) "
     "and closer to the microphone; a single word is hard to judge. Long recordings show how the "
-    "emotion changes over time, below. If your model offers **Adapt to my voice**, a few clips of "
+    "emotion changes over time, below. When **Adapt to my voice** is in the menu, a few clips of "
     "your ordinary speech make answers for your microphone and room more reliable."
 )
 
@@ -62,8 +64,8 @@ ADAPT_WHY = (
 ADAPT_HOW_MUCH = (
     "**How much:** about **15–30 seconds of speech**, as 3 to 6 clips of 5–10 seconds (read a "
     "paragraph aloud, describe your day, in any mood). It is used from 5 clips, or from 15 s of "
-    "speech over two clips or more. Why: the statistics are 2,048 numbers, and a few seconds do not "
-    "pin them down. Measured on corpora the model never heard, 5 short clips per speaker raised the "
+    "speech over two clips or more. Why: the statistics are thousands of numbers, and a few "
+    "seconds do not pin them down. Measured on corpora the model never heard, 5 short clips per speaker raised the "
     "average recall from 48 % to 54 %, and 20 clips to 59 %. Varied, ordinary speech works best: "
     "adapting only to a calm voice (or only to shouting) makes everything else sound unusual."
 )

@@ -223,22 +223,32 @@ def load_loco_report(directory: Path | str | None = None) -> LocoReport | None:
 
 
 def in_ten(fraction: float | None) -> str:
-    """0.62 -> "6" (times in 10), rounded to the nearest whole time; "?" when unknown."""
+    """Times in 10, to the nearest half: 0.62 -> "6", 0.55 -> "5½"; "?" when unknown.
+
+    Halves, because the gain from adapting is often about half a time in 10 and whole numbers
+    would hide it.
+    """
     if fraction is None:
         return "?"
-    return f"{round(fraction * 10):d}"
+    halves = round(fraction * 20)
+    whole, half = divmod(halves, 2)
+    return f"{whole}{'½' if half else ''}" if whole or not half else "½"
 
 
 def headline(report: LocoReport) -> str:
     """The one sentence a non-expert reads first."""
     strict = report.mean_of("strict_accuracy")
     text = (f"On a recording setup it never heard, it is right about **{in_ten(strict)} times in 10** "
-            f"(strict)")
+            f"({_percent_text(strict)}, strict)")
     if report.has_adapted:
         adapted = report.mean_of("adapted_accuracy")
         text += (f"; after adapting to the setup with unlabelled speech, about "
-                 f"**{in_ten(adapted)} in 10**")
+                 f"**{in_ten(adapted)} in 10** ({_percent_text(adapted)})")
     return text + f" (averaged over {len(report.corpora)} corpora, each tested after training on the others)."
+
+
+def _percent_text(value: float | None) -> str:
+    return "?" if value is None else f"{100 * value:.0f} %"
 
 
 def _percent(value: float | None) -> float | None:
