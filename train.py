@@ -1,22 +1,27 @@
 """Train the speech emotion model and serve it from artifacts/ once it has finished and been scored.
 
-    python train.py                                       # download RAVDESS + CREMA-D with kagglehub
-    python train.py --data ravdess=../shared/data/ravdess tess=../shared/data/tess  # local copies
-    python train.py --data ravdess=../shared/data/ravdess --cv 5  # speaker-independent cross-validation
-    python train.py --restore-previous                    # serve the model the last run replaced again
+    python train.py --data ravdess=../shared/data/ravdess tess=../shared/data/tess nemo=../shared/data/nemo \
+        turev=../shared/data/turev               # the shipped model: Whisper embeddings + logistic regression
+    python train.py --data ... --cv corpus       # leave one corpus out: artifacts/loco_whisper.json
+    python train.py --front-end log_mel --data ravdess=../shared/data/ravdess --cv 5  # the log-mel CNN ensemble
+    python train.py --restore-previous           # serve the model the last run replaced again
 
-Reads top to bottom: data -> speaker split -> features (cached) -> train -> calibrate -> evaluate -> artifacts.
-A run works in --run-dir (checkpoints, log, its artifacts/); an interrupted run resumes from there
-when started again, and the served model changes only at the very end (ser_core.training.publish).
+Two front ends. whisper (default): data -> Whisper embeddings (cached) -> logistic-regression head,
+temperature from leave-one-corpus-out logits -> artifacts. log_mel: data -> speaker split -> features
+(cached) -> train -> calibrate -> evaluate -> artifacts. A run works in --run-dir (its artifacts/; the
+CNN's checkpoints and log, so an interrupted run resumes), and the served model changes only at the
+very end (ser_core.training.publish).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import logging
 import shutil
 import sys
+import time
 from pathlib import Path
 
 from ser_core.data.arguments import add_corpus_arguments, clips_from_arguments
@@ -29,7 +34,8 @@ from ser_core.evaluation.fold_scoring import holdout_metrics, window_logits
 from ser_core.evaluation.member_specs import ensemble_label
 from ser_core.evaluation.metrics import fit_temperature
 from ser_core.inference import artifacts
-from ser_core.inference.params import EMOTIONS, FeatureParams
+from ser_core.data.embedding_cache import DEFAULT_EMBEDDING_CACHE
+from ser_core.inference.params import EMOTIONS, EmbeddingParams, FeatureParams
 from ser_core.training.augment import PRESETS
 from ser_core.training.cross_validation import run_cross_validation
 from ser_core.training.fit import configure_device, history_report, setup_logging, train_members
@@ -38,6 +44,8 @@ from ser_core.training.options import check_folds, member_spec, number, whole_nu
 from ser_core.training.publish import publish, restore_previous
 from ser_core.training.recipes import DEFAULT_EPOCHS, DEFAULT_MEMBERS, MemberRecipe
 from ser_core.training.record import CONFIG_RECIPE_KEYS, cross_validated_temperature, recipe_record
+from ser_core.training import whisper_run
+from ser_core.training.embedding_model import SHIPPED_RECIPE, train_embedding_model
 
 log = logging.getLogger("train")
 THRESHOLD = 0.55  # below this confidence the app says "uncertain"
@@ -49,6 +57,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add = p.add_argument
     add_corpus_arguments(p)  # --data NAME[=DIR] ..., --ravdess-dir, --crema-dir, --calm-as
+    p.set_defaults(calm_as=None)  # per front end: the Whisper recipe counts TurEV's Calm as neutral
+    add("--front-end", choices=("whisper", "log_mel"), default="whisper",
+        help="whisper: frozen Whisper-base embeddings + logistic regression (the shipped model); log_mel: the "
+             "log-mel CNN ensemble (the options from --arch to --workers)")
     add("--arch", default=DEFAULT_ARCH, choices=sorted(ARCHITECTURES))
     add("--epochs", type=whole_number(1), default=DEFAULT_EPOCHS)
     add("--batch-size", type=whole_number(1), default=32)
@@ -81,23 +93,39 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--auxiliary-emotions", action=argparse.BooleanOptionalAction, default=False,
         help="also train on RAVDESS's calm and surprised clips, as extra output classes that are dropped from "
              "the saved model (it predicts the six emotions only)")
-    add("--cv", type=whole_number(2), metavar="K", help="run K-fold speaker-independent cross-validation instead")
+    add("--cv", type=cv_choice, metavar="K|corpus",
+        help="instead of training the served model: K-fold speaker-independent cross-validation (log_mel), or "
+             "corpus: leave one corpus out, strict and adapted (whisper; writes artifacts/loco_whisper.json)")
     add("--folds", type=int, nargs="+", metavar="I", help="with --cv: only these folds (0-based)")
     add("--artifacts", type=Path, default=artifacts.ARTIFACTS_DIR,
         help="the served folder: a finished run's model replaces the one there, which moves to previous/")
     add("--restore-previous", action="store_true", help="serve the model in <--artifacts>/previous again; no training")
-    add("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR, help="feature cache")
+    add("--cache-dir", type=Path, help=f"feature cache (default: {DEFAULT_EMBEDDING_CACHE} for whisper, "
+                                             f"{DEFAULT_CACHE_DIR} for log_mel)")
     add("--run-dir", type=Path, default=Path("runs/latest"),
         help="checkpoints, log and the run's artifacts/; an interrupted run resumes from here when started again")
     add("--fresh", action="store_true", help="ignore (delete) any interrupted run in --run-dir")
     add("--workers", type=whole_number(1), help="feature-extraction processes (default: CPU count)")
     add("--verbose", type=int, default=2, choices=(0, 1, 2), help="Keras progress output")
     args = p.parse_args(argv)
+    whisper = args.front_end == "whisper"
+    args.calm_as = args.calm_as or (SHIPPED_RECIPE.calm_as if whisper else "drop")
+    args.cache_dir = args.cache_dir or (DEFAULT_EMBEDDING_CACHE if whisper else DEFAULT_CACHE_DIR)
+    if args.cv == "corpus" and args.folds:
+        p.error("argument --folds: chooses folds of --cv K; --cv corpus holds out every corpus")
+    check_folds(p, None if args.cv == "corpus" else args.cv, args.folds)
+    if (args.cv == "corpus") != (whisper and args.cv is not None):
+        p.error(f"--cv {args.cv} goes with --front-end {'log_mel' if whisper else 'whisper'}: the whisper front end "
+                "cross-validates with --cv corpus, the log_mel one with --cv K")
     args.members = [member.on(args.arch) for member in args.members]  # "ARCH/" only where it differs
-    check_folds(p, args.cv, args.folds)
     if args.cv and args.temperature_from:
         p.error("--temperature-from calibrates a model trained without --cv")
     return args
+
+
+def cv_choice(text: str) -> int | str:
+    """``--cv``: "corpus" or a whole number of folds, at least 2."""
+    return "corpus" if text == "corpus" else whole_number(2)(text)
 
 
 def fail(message: str) -> int:
@@ -136,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     for report in reports:
         print(report.summary())
     enough = dict(cv=args.cv, test_fraction=args.test_fraction, seed=args.seed)
+    if args.front_end == "whisper":
+        return train_whisper(args, [c for c in clips if c.emotion in EMOTIONS], data_info)
     if problem := not_enough_data([c for c in clips if c.emotion in EMOTIONS], **enough):
         return fail(problem)
 
@@ -198,6 +228,50 @@ def main(argv: list[str] | None = None) -> int:
     artifacts.write_json(out / artifacts.METRICS_FILE, metrics)
     artifacts.write_json(out / artifacts.HISTORY_FILE, history_report(histories))
     write_split_csv(clips, assignment, out / artifacts.SPLIT_FILE)
+    publish(out, args.artifacts)
+    log.info("artifacts written to %s; the model it replaced is in %s (python train.py --restore-previous)",
+             args.artifacts, args.artifacts / "previous")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------- the Whisper recipe
+def train_whisper(args: argparse.Namespace, clips: list, data_info: dict) -> int:
+    """Whisper embeddings (cached) -> logistic regression on every clip -> artifacts; or --cv corpus."""
+    recipe, params = dataclasses.replace(SHIPPED_RECIPE, calm_as=args.calm_as), EmbeddingParams()
+    if len({c.corpus for c in clips}) < 2:
+        return fail("the Whisper model fits its temperature by leaving one corpus out: give two corpora or more")
+    start = time.perf_counter()
+    data = whisper_run.embeddings(clips, params, args.cache_dir, args.workers)
+    log.info("%d clips embedded in %.0f s", len(data), time.perf_counter() - start)
+    name = whisper_run.model_name(recipe, params, sorted(set(data.corpus.tolist())))
+
+    # --- leave one corpus out (strict and adapted), instead of training the served model
+    if args.cv == "corpus":
+        report = whisper_run.loco_report(data, recipe, name, seed=args.seed)
+        artifacts.write_json(args.artifacts / whisper_run.LOCO_FILE, report)
+        for corpus, figures in report["corpora"].items():
+            log.info("%-8s strict UAR %.3f, adapted UAR %.3f", corpus, figures["strict"]["uar"], figures["adapted"]["uar"])
+        log.info("mean: strict UAR %.3f, adapted UAR %.3f; written to %s", report["mean"]["strict_uar"],
+                 report["mean"]["adapted_uar"], args.artifacts / whisper_run.LOCO_FILE)
+        return 0
+
+    # --- train: the head on every clip; temperature from leave-one-corpus-out logits
+    fit_start = time.perf_counter()
+    model, config = train_embedding_model(data, recipe, params, seed=args.seed)
+    seconds = time.perf_counter() - fit_start
+    log.info("head trained in %.0f s; temperature %.2f; leave-one-corpus-out strict UAR %s", seconds,
+             config["temperature"], ", ".join(f"{c} {u:.3f}" for c, u in config["loco"]["uar"].items()))
+
+    # --- artifacts: written into the run folder, then served in place of the last model
+    config, metrics, history = whisper_run.served_files(data, config, name=name, threshold=THRESHOLD,
+                                                        seconds=seconds, data_info=data_info)
+    out = args.run_dir / "artifacts"
+    artifacts.save_model(model, out / artifacts.MODEL_FILE)
+    artifacts.write_json(out / artifacts.CONFIG_FILE, config)
+    artifacts.write_json(out / artifacts.METRICS_FILE, metrics)
+    artifacts.write_json(out / artifacts.HISTORY_FILE, history)
+    write_split_csv(whisper_run.embedded_clips(data, clips), dict.fromkeys(data.speaker.tolist(), "train"),
+                    out / artifacts.SPLIT_FILE)
     publish(out, args.artifacts)
     log.info("artifacts written to %s; the model it replaced is in %s (python train.py --restore-previous)",
              args.artifacts, args.artifacts / "previous")

@@ -1,5 +1,8 @@
 """Time the inference path on this machine: decode + speech detection + features + model for a 3 s clip.
 
+For a Whisper model "features" is the whole front end (speech detection, level, Whisper log-mel and
+encoder: ``whisper_front.embed_speech``) and "model" the head on one standardised embedding.
+
     python -m benchmarks.latency [--artifacts DIR] [--repeats 50]
 
 Prints the median and 90th percentile of each stage and of the whole predict_file call.
@@ -18,7 +21,7 @@ import soundfile
 
 from ser_core.inference.audio import load_audio
 from ser_core.inference.features import clip_features
-from ser_core.inference.predictor import Predictor
+from ser_core.inference.predictor import WHISPER_KIND, Predictor
 from ser_core.inference.speech import detect_speech
 
 
@@ -61,6 +64,7 @@ def main() -> None:
     parser.add_argument("--artifacts")
     parser.add_argument("--repeats", type=int, default=50)
     args = parser.parse_args()
+    print(f"load average {' '.join(f'{v:.1f}' for v in __import__('os').getloadavg())}")
 
     start = time.perf_counter()
     predictor = Predictor.from_artifacts(args.artifacts)
@@ -69,12 +73,19 @@ def main() -> None:
     params = predictor.params
     clip = soundfile_bytes(speech_clip(3.0, params.sample_rate), params.sample_rate)
     wave = load_audio(clip, params.sample_rate)
-    features, _ = clip_features(wave, params)
+    if predictor.kind == WHISPER_KIND:
+        from ser_core.inference.whisper_front import embed_speech
+
+        front_end = lambda: embed_speech(wave, predictor.front_end, predictor.layers)  # noqa: E731
+        features = np.zeros((1, len(predictor.config["standardisation"]["default"]["mean"])), np.float32)
+    else:
+        front_end = lambda: clip_features(wave, params)  # noqa: E731
+        features, _ = clip_features(wave, params)
 
     stages = {
         "decode (3 s wav)": lambda: load_audio(clip, params.sample_rate),
         "speech detection": lambda: detect_speech(wave),
-        "features": lambda: clip_features(wave, params),
+        "features": front_end,
         "model": lambda: predictor.logits(features),
         "predict_file total": lambda: predictor.predict_file(clip),
     }

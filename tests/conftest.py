@@ -45,9 +45,12 @@ class TrainedRun:
 
 def run_train(argv: list[str]) -> int:
     """``train.main(argv)`` as the command line runs it: train.py's own logging set-up takes effect
-    (pytest's capture handlers are set aside meanwhile, then restored)."""
+    (pytest's capture handlers are set aside meanwhile, then restored). Without ``--front-end`` it
+    trains the log-mel CNN (the tiny synthetic runs); the Whisper path needs the encoder weights."""
     import train
 
+    if "--front-end" not in argv:
+        argv = ["--front-end", "log_mel", *argv]
     root = logging.getLogger()
     saved_handlers, saved_level = root.handlers[:], root.level
     root.handlers.clear()

@@ -405,10 +405,20 @@ class Predictor:
         ModelDamagedError
             The model or its config is there but cannot be read (a subclass of
             :class:`ModelNotFoundError`, so existing handlers still catch it).
+
+        Notes
+        -----
+        Loading a Whisper model limits numpy's BLAS to one thread for the whole process.
         """
         directory = Path(directory or artifacts.artifacts_dir())
         model, config = artifacts.load_model_and_config(directory)
         if config.get("kind") == WHISPER_KIND:
+            from threadpoolctl import threadpool_limits
+
+            # One BLAS thread for the numpy encoder, for the whole process: on the shared 2-core machine a
+            # 3 s clip's front end took 89 ms median (p90 133) with one, 476 ms (p90 2,000) with two at
+            # load 4.5, the threads fighting the other processes (benchmarks/latency.py).
+            threadpool_limits(limits=1, user_api="blas")
             predictor = cls(model, config, encoder=artifacts.load_whisper_encoder(config))
             # Warm-up: traces the head's graph, loads the speech detector and touches the encoder.
             noise = np.random.default_rng(0).normal(0, 0.01, 16_000).astype(np.float32)

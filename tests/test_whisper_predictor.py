@@ -1,0 +1,258 @@
+"""The Whisper model through the one predictor: front end, timeline, adaptation, evaluate --adapt, LOCO report.
+
+No Whisper weights needed: a tiny fake encoder (random projections of Whisper's real log-mel, the
+encoder's frame rate) stands in, and a logistic-regression head is fitted on its embeddings of
+synthetic speech. The real speech detector runs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import audio_factory
+from ser_core.inference import artifacts
+from ser_core.inference.adaptation import MIN_CLIPS, Adaptation
+from ser_core.inference.embedding import embed_waveform
+from ser_core.inference.embedding_head import head_input, standardise
+from ser_core.inference.params import EMOTIONS, EmbeddingParams
+from ser_core.inference.predictor import WHISPER_KIND, NotEnoughSpeech, Predictor
+from ser_core.inference.whisper_encoder import EncoderOutput, log_mel_spectrogram
+from ser_core.inference.whisper_front import embed_speech
+
+LAYERS = (1, 2)
+
+
+class FakeEncoder:
+    """Whisper's log-mel, then one random tanh projection per "layer" at the encoder's 50 frames/s."""
+
+    n_mels = 80
+
+    def __init__(self, n_layers: int = 4, width: int = 8, seed: int = 0) -> None:
+        rng = np.random.default_rng(seed)
+        self.weights = rng.normal(0, 0.3, (n_layers + 1, 80, width)).astype(np.float32)
+
+    def log_mel(self, audio: np.ndarray, sr: int = 16_000) -> np.ndarray:
+        return log_mel_spectrogram(audio, sr=sr, n_mels=80)
+
+    def forward(self, mel: np.ndarray) -> EncoderOutput:
+        frames = np.asarray(mel, np.float32)[:, ::2].T  # (frames - 1) // 2 + 1 output frames
+        hidden = np.stack([np.tanh(frames @ w) for w in self.weights]).astype(np.float32)
+        return EncoderOutput(hidden_states=hidden, final=hidden[-1])
+
+    def encode(self, audio: np.ndarray, sr: int = 16_000) -> EncoderOutput:
+        return self.forward(self.log_mel(audio, sr=sr))
+
+
+@pytest.fixture(scope="module")
+def encoder() -> FakeEncoder:
+    return FakeEncoder()
+
+
+def _clip(emotion: str, seed: int, gain: float = 1.0) -> np.ndarray:
+    wave = audio_factory.emotional_speech(emotion, seconds=1.5, seed=seed, speaker_shift=1.0 + 0.05 * (seed % 3))
+    return audio_factory.with_silence(wave * gain, 0.3, 0.3)
+
+
+@pytest.fixture(scope="module")
+def whisper_model(encoder):
+    """A tiny Whisper-type model (head + config) fitted on the fake encoder's embeddings."""
+    from sklearn.linear_model import LogisticRegression
+
+    from ser_core.training.embedding_model import logistic_as_keras
+
+    params = EmbeddingParams()
+    emotions = ("angry", "neutral", "sad")
+    pooled, labels = [], []
+    for index, emotion in enumerate(emotions):
+        for seed in range(4):
+            pooled.append(embed_waveform(_clip(emotion, seed), params, encoder=encoder).pooled)
+            labels.append(EMOTIONS.index(emotion))
+    features = head_input(np.stack(pooled), LAYERS, "mean")
+    mean, std = features.mean(axis=0), features.std(axis=0) + 1e-6
+    fitted = LogisticRegression(C=1.0, max_iter=500).fit(standardise(features, mean, std), labels)
+    model = logistic_as_keras(fitted.coef_, fitted.intercept_, fitted.classes_)
+    config = {
+        "kind": WHISPER_KIND, "front_end": params.to_dict(), "emotions": list(EMOTIONS), "temperature": 1.0,
+        "recipe": {"layers": list(LAYERS), "statistics": "mean", "head": "lr"},
+        "standardisation": {"default": {"mean": mean.tolist(), "std": std.tolist()}, "per_corpus": {}},
+        "model_name": "tiny Whisper-type model", "threshold": 0.0,
+    }
+    return model, config
+
+
+@pytest.fixture(scope="module")
+def predictor(whisper_model, encoder) -> Predictor:
+    model, config = whisper_model
+    return Predictor(model, config, encoder=encoder)
+
+
+@pytest.fixture()
+def whisper_artifacts(whisper_model, encoder, tmp_path, monkeypatch) -> Path:
+    model, config = whisper_model
+    artifacts.save_model(model, tmp_path / artifacts.MODEL_FILE)
+    artifacts.write_json(tmp_path / artifacts.CONFIG_FILE, config)
+    monkeypatch.setattr(artifacts, "load_whisper_encoder", lambda config: encoder)
+    return tmp_path
+
+
+# ------------------------------------------------------------------------------- the front end
+
+
+def test_the_predictors_front_end_computes_the_training_embedding(encoder):
+    params = EmbeddingParams()
+    wave = np.concatenate([_clip("angry", 1), np.zeros(16_000, np.float32), _clip("sad", 2)])
+    embedded = embed_speech(wave, params, LAYERS, encoder=encoder)
+    np.testing.assert_allclose(embedded.pooled, embed_waveform(wave, params, encoder=encoder).pooled, rtol=1e-6)
+    assert embedded.frames.shape[1:] == (len(LAYERS), 8)
+    assert len(embedded.frame_starts) == len(embedded.frames)
+    assert len(embedded.stream_regions) == 2  # two stretches of speech around the second of silence
+
+
+# ------------------------------------------------------------------------------- predictions
+
+
+def test_a_whisper_model_answers_with_a_timeline_and_the_log_mel_it_heard(predictor):
+    wave = np.concatenate([_clip("angry", 5), np.zeros(24_000, np.float32), _clip("angry", 6)] * 2)
+    result = predictor.predict_wave(wave, 16_000)
+    assert set(result.probabilities) == set(EMOTIONS)
+    assert sum(result.probabilities.values()) == pytest.approx(1.0)
+    assert result.windows and len(result.segments) >= 2
+    assert all(0 <= w.start_s < w.end_s <= result.duration_s + 1e-6 for w in result.windows)
+    assert [s.start_s for s in result.segments] == sorted(s.start_s for s in result.segments)
+    assert result.features.shape == (len(result.windows), 80, predictor.params.n_frames)
+    assert result.speech_seconds > 0 and not result.adapted and result.adaptation_clips == 0
+    document = result.to_dict()
+    assert document["adapted"] is False and document["adaptation_clips"] == 0
+    json.dumps(document)
+
+
+def test_the_whisper_model_refuses_silence_like_the_cnn(predictor):
+    with pytest.raises(NotEnoughSpeech) as refused:
+        predictor.predict_wave(np.zeros(32_000, np.float32), 16_000)
+    assert refused.value.kind == "no_speech"
+
+
+def test_a_whisper_model_loads_from_its_artifacts_folder(whisper_artifacts):
+    loaded = Predictor.from_artifacts(whisper_artifacts)
+    assert loaded.kind == WHISPER_KIND and loaded.supports_adaptation
+    assert loaded.predict_file(audio_factory.write_audio(whisper_artifacts / "a.wav", _clip("sad", 7))).windows
+
+
+# ------------------------------------------------------------------------------- adaptation
+
+
+def test_adaptation_changes_the_answer_and_says_so(predictor):
+    # Another "room": quieter and band-limited, so its statistics differ from the training default.
+    room = lambda wave: np.convolve(wave, np.ones(6) / 6, mode="same").astype(np.float32)  # noqa: E731
+    adaptation = Adaptation.empty()
+    for seed in range(MIN_CLIPS):
+        before = adaptation
+        adaptation = adaptation.add(predictor.adaptation_sample(room(_clip(EMOTIONS[seed % 6], 20 + seed)), 16_000))
+        assert before.n_clips == seed  # immutable: add returns a new one
+    assert adaptation.ready and adaptation.n_clips == MIN_CLIPS and adaptation.speech_seconds > 0
+    clip = room(_clip("neutral", 40))
+    plain = predictor.predict_wave(clip, 16_000)
+    adapted = predictor.predict_wave(clip, 16_000, adaptation=adaptation)
+    assert adapted.adapted and adapted.adaptation_clips == MIN_CLIPS and not plain.adapted
+    assert adapted.to_dict()["adapted"] is True
+    assert max(abs(adapted.probabilities[e] - plain.probabilities[e]) for e in EMOTIONS) > 1e-4
+
+
+def test_too_few_adaptation_clips_are_not_used(predictor):
+    adaptation = Adaptation.empty().add(predictor.adaptation_sample(_clip("happy", 50), 16_000))
+    assert not adaptation.ready
+    result = predictor.predict_wave(_clip("happy", 51), 16_000, adaptation=adaptation)
+    assert not result.adapted and result.adaptation_clips == 0
+
+
+def test_an_adaptation_survives_json_and_refuses_another_models_clips(predictor):
+    adaptation = Adaptation.empty().add(predictor.adaptation_sample(_clip("sad", 60), 16_000))
+    restored = Adaptation.from_dict(json.loads(json.dumps(adaptation.to_dict())))
+    assert restored == adaptation and Adaptation.from_dict(Adaptation.empty().to_dict()) == Adaptation.empty()
+    sample = predictor.adaptation_sample(_clip("sad", 61), 16_000)
+    foreign = type(sample)(sample.features, sample.speech_seconds, "another model")
+    with pytest.raises(ValueError, match="another model"):
+        adaptation.add(foreign)
+
+
+def test_an_adaptation_clip_without_speech_is_refused(predictor):
+    with pytest.raises(NotEnoughSpeech):
+        predictor.adaptation_sample(np.zeros(16_000, np.float32), 16_000)
+
+
+def test_the_cnn_model_still_works_and_does_not_adapt(tiny_predictor):
+    assert not tiny_predictor.supports_adaptation
+    with pytest.raises(ValueError, match="adaptation"):
+        tiny_predictor.adaptation_sample(_clip("sad", 70), 16_000)
+    result = tiny_predictor.predict_wave(_clip("sad", 71), 16_000, adaptation=Adaptation.empty())
+    assert not result.adapted and result.features.shape[1:] == tiny_predictor.params.input_shape[:2]
+
+
+# ------------------------------------------------------------------------------- evaluate --adapt
+
+
+def test_evaluate_adapt_reports_adapted_figures(whisper_artifacts, tmp_path, capsys):
+    from ser_core.evaluation import evaluate_cli
+
+    folder = tmp_path / "labelled"
+    for emotion in ("angry", "neutral", "sad"):
+        for seed in range(3):
+            audio_factory.write_audio(folder / emotion / f"{seed}.wav", _clip(emotion, 80 + seed))
+    assert evaluate_cli.main(["--data", str(folder), "--adapt", "--json", "--artifacts", str(whisper_artifacts)]) == 0
+    out = capsys.readouterr().out
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report["protocol"] == "adapted" and report["adaptation_clips"] == 9 and report["n"] == 9
+    assert "adapted:" in out
+    assert evaluate_cli.main(["--data", str(folder), "--json", "--artifacts", str(whisper_artifacts)]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["protocol"] == "strict"
+
+
+# ------------------------------------------------------------------------------- train.py --cv corpus
+
+
+def test_the_leave_one_corpus_out_report_has_the_agreed_schema():
+    from ser_core.data.embedding_cache import EmbeddingSet
+    from ser_core.training.embedding_model import EmbeddingRecipe
+    from ser_core.training.whisper_run import loco_report
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for corpus, emotions in (("a", EMOTIONS), ("b", EMOTIONS[:4]), ("c", ("angry", "happy", "neutral", "sad"))):
+        for emotion in emotions:
+            for speaker in range(2):
+                for _ in range(3):
+                    rows.append((corpus, f"{corpus}{speaker}", EMOTIONS.index(emotion)))
+    labels = np.array([label for _, _, label in rows])
+    embeddings = rng.normal(0, 1, (len(rows), 7, 16)).astype(np.float32)
+    embeddings[:, 1:5, 0] += labels[:, None]  # something to learn
+    as_str = lambda values: np.array(values, dtype=str)  # noqa: E731
+    data = EmbeddingSet(embeddings, labels, as_str([r[0] for r in rows]), as_str([r[1] for r in rows]),
+                        as_str([""] * len(rows)), as_str([EMOTIONS[i] for i in labels]), as_str(range(len(rows))))
+    report = loco_report(data, EmbeddingRecipe(layers=(1, 2, 3, 4), statistics="mean"), "tiny")
+    json.dumps(report)
+    assert report["kind"] == "leave_one_corpus_out" and report["model_name"] == "tiny"
+    assert set(report["recipe"]) >= {"layers", "statistics", "C"} and report["created"]
+    assert set(report["corpora"]) == {"a", "b", "c"}
+    for name, figures in report["corpora"].items():
+        assert figures["clips"] == int((data.corpus == name).sum()) and figures["speakers"] == 2
+        for protocol in ("strict", "adapted"):
+            assert set(figures[protocol]) == {"accuracy", "uar", "recall"}
+            assert 0 <= figures[protocol]["uar"] <= 1 and set(figures[protocol]["recall"]) == set(EMOTIONS)
+    assert report["corpora"]["c"]["strict"]["recall"]["disgust"] is None
+    assert set(report["mean"]) == {"strict_uar", "adapted_uar", "strict_accuracy", "adapted_accuracy"}
+
+
+def test_train_py_pairs_cv_corpus_with_the_whisper_front_end(capsys, tmp_path):
+    import train
+
+    args = train.parse_args(["--cv", "corpus"])
+    assert args.front_end == "whisper" and args.calm_as == "neutral"
+    assert train.parse_args(["--front-end", "log_mel"]).calm_as == "drop"
+    for argv in (["--front-end", "log_mel", "--cv", "corpus"], ["--cv", "5"]):
+        with pytest.raises(SystemExit):
+            train.parse_args(argv)
+        assert "--cv" in capsys.readouterr().err
