@@ -49,9 +49,11 @@ def test_whisper_log_mel_becomes_db_below_the_loudest_bin() -> None:
 
 def test_whisper_panels_follow_the_windows_or_the_segments_of_the_speech() -> None:
     windows = np.zeros((3, 80, 300), np.float32)
-    by_window = front_end.spectrogram_panels(SimpleNamespace(features=windows, window_starts=np.array([0.0, 1.5, 4.0])),
-                                             WHISPER_PARAMS, front_end.WHISPER)
-    assert [p.label for p in by_window] == ["1: 0.0–3.0 s", "2: 1.5–4.5 s", "3: 4.0–7.0 s"]
+    timed = [SimpleNamespace(end_s=end) for end in (3.0, 4.5, 7.6)]  # the last spans a 0.6 s pause
+    by_window = front_end.spectrogram_panels(
+        SimpleNamespace(features=windows, window_starts=np.array([0.0, 1.5, 4.0]), windows=timed),
+        WHISPER_PARAMS, front_end.WHISPER)
+    assert [p.label for p in by_window] == ["1: 0.0–3.0 s", "2: 1.5–4.5 s", "3: 4.0–7.6 s"]
     assert by_window[2].x_label == "Time in the clip (s; pauses cut out)"
     segments = [np.zeros((80, 300), np.float32), np.ones((80, 150), np.float32)]
     prediction = SimpleNamespace(features=segments, window_starts=np.array([0.0, 1.5, 3.0]))

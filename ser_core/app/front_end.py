@@ -109,8 +109,13 @@ def spectrogram_panels(prediction: Any, params: Any, front_end: str) -> list[Spe
         arrays = [whisper_to_db(a) for a in arrays]
     if len(arrays) > 1 and len(starts) == len(arrays):  # windows of a longer clip: time in the clip
         x_label = "Time in the clip (s; pauses cut out)" if whisper else "Time in the clip (s)"
-        return [SpectrogramPanel(array, start, x_label, f"{i + 1}: {start:.1f}–{start + params.clip_seconds:.1f} s")
-                for i, (array, start) in enumerate(zip(arrays, starts))]
+        windows = list(getattr(prediction, "windows", []) or [])
+        # A window of joined speech can span a pause that was cut out: its end in the clip is the
+        # window's own end_s when the predictor gives it.
+        ends = ([float(w.end_s) for w in windows] if len(windows) == len(arrays)
+                else [start + params.clip_seconds for start in starts])
+        return [SpectrogramPanel(array, start, x_label, f"{i + 1}: {start:.1f}–{end:.1f} s")
+                for i, (array, start, end) in enumerate(zip(arrays, starts, ends))]
     if whisper:  # the speech, or its encoder segments, one after the other
         hop_s = params.hop_length / params.sample_rate
         panels, start = [], 0.0
