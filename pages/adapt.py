@@ -70,4 +70,5 @@ clear.button("Clear", icon=":material/delete:", on_click=adapt.clear, disabled=n
              help="Forget every clip given so far.")
 st.caption(words.ADAPT_PRIVACY)
 st.page_link("pages/analyse.py", label="Analyse a clip with it", icon=":material/graphic_eq:")
-st.page_link("pages/test_results.py", label="How much adapting helps: Test results", icon=":material/fact_check:")
+st.page_link("pages/test_results.py", label="How much adapting helps: Test results",
+             icon=":material/fact_check:")

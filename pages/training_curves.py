@@ -32,7 +32,8 @@ if not any(h.get("accuracy") or h.get("loss") for h in members):
     if reports.front_end == front_end.WHISPER:
         st.info(words.LOGISTIC_HEAD, icon=":material/info:")
         st.markdown(words.head_recipe((reports.config or {}).get("recipe") or {}))
-        st.page_link("pages/test_results.py", label="How well it does: Test results", icon=":material/fact_check:")
+        st.page_link("pages/test_results.py", label="How well it does: Test results",
+                     icon=":material/fact_check:")
     else:
         st.info(words.NO_HISTORY.format(directory=reports.directory))
     st.stop()

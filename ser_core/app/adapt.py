@@ -23,9 +23,11 @@ import streamlit as st
 
 from ser_core.inference.audio import AudioError
 
-__all__ = ["ADAPTATION_KEY", "CLIPS_KEY", "ON_KEY", "AddResult", "LiveAnswer", "adapted_note", "add_clip",
-           "classify_live", "clear", "current", "live_window_due", "in_use", "is_on", "needs", "progress", "signature", "status_text", "store",
-           "supported", "switch"]
+__all__ = [
+    "ADAPTATION_KEY", "CLIPS_KEY", "FED_AT_KEY", "ON_KEY", "REFUSED_KEY", "AddResult", "LiveAnswer",
+    "adapted_note", "add_clip", "classify_live", "clear", "current", "in_use", "is_on",
+    "live_window_due", "needs", "progress", "signature", "status_text", "store", "supported", "switch",
+]
 
 LOGGER = logging.getLogger(__name__)
 
@@ -286,5 +288,6 @@ def classify_live(predictor: Any, wave: Any, sample_rate: int, threshold: float,
     top = max(probabilities, key=probabilities.get)
     return LiveAnswer(probabilities=probabilities, top_emotion=top, confidence=float(probabilities[top]),
                       uncertain=bool(probabilities[top] < threshold), threshold=float(threshold),
-                      adapted=adaptation is not None, adaptation_clips=adaptation.n_clips if adaptation else 0,
+                      adapted=adaptation is not None,
+                      adaptation_clips=adaptation.n_clips if adaptation else 0,
                       collected=collected)

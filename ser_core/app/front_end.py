@@ -18,7 +18,7 @@ Streamlit.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -128,16 +128,17 @@ def spectrogram_panels(prediction: Any, params: Any, front_end: str) -> list[Spe
             start += seconds
         return panels
     # a short clip, trimmed and centred in one zero-padded window
-    return [SpectrogramPanel(a, 0.0, f"Time in the model's {params.clip_seconds:g} s window (s)", "the window")
-            for a in arrays]
+    x_label = f"Time in the model's {params.clip_seconds:g} s window (s)"
+    return [SpectrogramPanel(a, 0.0, x_label, "the window") for a in arrays]
 
 
 def caption(params: Any, front_end: str) -> str:
     """What the picture is, in a sentence under it."""
     frame_ms = params.hop_length / params.sample_rate * 1000
     if front_end == WHISPER:
-        return (f"Whisper's log-mel spectrogram, {params.n_mels} mel bands, {frame_ms:.0f} ms frames, in dB below "
-                f"the loudest bin (floor −{WHISPER_FLOOR_DB:g} dB): the input of the Whisper encoder. Only the "
+        return (f"Whisper's log-mel spectrogram, {params.n_mels} mel bands, {frame_ms:.0f} ms frames, "
+                f"in dB below the loudest bin (floor −{WHISPER_FLOOR_DB:g} dB): the input of the "
+                "Whisper encoder. Only the "
                 "speech is kept (pauses and silence are cut out), brought to one loudness level; the "
                 "emotion is judged from the encoder's view of all of it.")
     return (f"Log-mel spectrogram, {params.n_mels} mel bands, {frame_ms:.0f} ms frames, in dB below the "

@@ -130,7 +130,7 @@ def analyse_bytes(predictor: Any, name: str, data: bytes, threshold: float, cach
     digest = hashlib.sha1(data).hexdigest()
     version = adapt.signature(adaptation)
     cached = st.session_state.get(cache_key)
-    if cached and cached[0] == digest and cached[1] is predictor and cached[2] == limits and cached[3] == version:
+    if cached and cached[0] == digest and cached[1] is predictor and cached[2:4] == (limits, version):
         analysis: Analysis = cached[4]
     else:
         st.session_state.pop(cache_key, None)

@@ -134,9 +134,10 @@ def render_model_input(prediction: Any, params: Any, kind: str, key: str) -> Non
                                  options=list(range(len(panels))), key=f"{key}_window",
                                  format_func=lambda i: panels[i].label)
     panel = panels[index]
-    st.pyplot(plots.spectrogram_figure(panel.db, params, start_s=panel.start_s, x_label=panel.x_label,
-                                       floor_db=front_end.WHISPER_FLOOR_DB if kind == front_end.WHISPER else None),
-              width="stretch")
+    floor = front_end.WHISPER_FLOOR_DB if kind == front_end.WHISPER else None
+    figure = plots.spectrogram_figure(panel.db, params, start_s=panel.start_s, x_label=panel.x_label,
+                                      floor_db=floor)
+    st.pyplot(figure, width="stretch")
     st.caption(front_end.caption(params, kind))
 
 

@@ -65,9 +65,10 @@ ADAPT_HOW_MUCH = (
     "**How much:** about **15–30 seconds of speech**, as 3 to 6 clips of 5–10 seconds (read a "
     "paragraph aloud, describe your day, in any mood). It is used from 5 clips, or from 15 s of "
     "speech over two clips or more. Why: the statistics are thousands of numbers, and a few "
-    "seconds do not pin them down. Measured on corpora the model never heard, 5 short clips per speaker raised the "
-    "average recall from 48 % to 54 %, and 20 clips to 59 %. Varied, ordinary speech works best: "
-    "adapting only to a calm voice (or only to shouting) makes everything else sound unusual."
+    "seconds do not pin them down. Measured on corpora the model never heard, 5 short clips per "
+    "speaker raised the average recall from 48 % to 54 %, and 20 clips to 59 %. Varied, ordinary "
+    "speech works best: adapting only to a calm voice (or only to shouting) makes everything else "
+    "sound unusual."
 )
 
 ADAPT_PRIVACY = (
