@@ -40,7 +40,7 @@ from ser_core.training.augment import PRESETS
 from ser_core.training.cross_validation import run_cross_validation
 from ser_core.training.fit import configure_device, history_report, setup_logging, train_members
 from ser_core.training.models import ARCHITECTURES, DEFAULT_ARCH
-from ser_core.training.options import check_folds, member_spec, number, whole_number
+from ser_core.training.options import check_folds, cv_option, member_spec, number, whole_number
 from ser_core.training.publish import publish, restore_previous
 from ser_core.training.recipes import DEFAULT_EPOCHS, DEFAULT_MEMBERS, MemberRecipe
 from ser_core.training.record import CONFIG_RECIPE_KEYS, cross_validated_temperature, recipe_record
@@ -93,7 +93,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--auxiliary-emotions", action=argparse.BooleanOptionalAction, default=False,
         help="also train on RAVDESS's calm and surprised clips, as extra output classes that are dropped from "
              "the saved model (it predicts the six emotions only)")
-    add("--cv", type=cv_choice, metavar="K|corpus",
+    add("--cv", type=cv_option, metavar="K|corpus",
         help="instead of training the served model: K-fold speaker-independent cross-validation (log_mel), or "
              "corpus: leave one corpus out, strict and adapted (whisper; writes artifacts/loco_whisper.json)")
     add("--folds", type=int, nargs="+", metavar="I", help="with --cv: only these folds (0-based)")
@@ -121,11 +121,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.cv and args.temperature_from:
         p.error("--temperature-from calibrates a model trained without --cv")
     return args
-
-
-def cv_choice(text: str) -> int | str:
-    """``--cv``: "corpus" or a whole number of folds, at least 2."""
-    return "corpus" if text == "corpus" else whole_number(2)(text)
 
 
 def fail(message: str) -> int:

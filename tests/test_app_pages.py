@@ -239,7 +239,8 @@ def test_test_results_page(monkeypatch: pytest.MonkeyPatch, fake_artifacts: Path
         return
     if "test" not in metrics:  # trained on every speaker: the unseen-speaker figures are the CV's
         assert any("trained on every speaker" in i.value for i in app.info)
-        assert set(split["split"]) >= {"train", "validation"}
+        # the CNN held validation speakers out; the Whisper model trains on every clip
+        assert "train" in set(split["split"])
         shipped_arch = json.loads((directory / "config.json").read_text())["arch"]
         if (directory / f"cv_{shipped_arch}.json").is_file():
             assert any("Confusion matrix** of all" in m.value for m in app.markdown)

@@ -135,7 +135,8 @@ def test_featured_arch_prefers_the_shipped_one(cv_dir: Path) -> None:
     assert cv_report.featured_arch(reports, "vgg_baseline") == "vgg_baseline"
     assert cv_report.featured_arch({"vgg_baseline": reports["vgg_baseline"]}, "ser_cnn") == "vgg_baseline"
     assert cv_report.featured_arch({}, "ser_cnn") is None
-    assert cv_report.CV_COMMAND == "python train.py --ravdess-dir ../shared/data/ravdess --cv 5"
+    assert cv_report.CV_COMMAND == "python train.py --front-end log_mel --ravdess-dir ../shared/data/ravdess --cv 5"
+    assert cv_report.LOCO_COMMAND.endswith(" --cv corpus") and "turev=" in cv_report.LOCO_COMMAND
 
 
 def test_pooled_calibration_is_read_only_when_complete() -> None:

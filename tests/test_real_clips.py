@@ -59,16 +59,23 @@ def test_features_of_a_real_clip(real_scan):
 def shipped_predictor():
     if not (SHIPPED / "model.keras").is_file():
         pytest.skip("no shipped model in artifacts/ (train one with train.py)")
-    from ser_core.inference.predictor import Predictor
+    from ser_core.inference.predictor import ModelNotFoundError, Predictor
 
-    return Predictor.from_artifacts(SHIPPED)
+    try:
+        return Predictor.from_artifacts(SHIPPED)
+    except ModelNotFoundError as error:  # a Whisper model without the encoder weights on this machine
+        pytest.skip(str(error))
 
 
 def test_shipped_artifacts_are_consistent(shipped_predictor):
     config = json.loads((SHIPPED / "config.json").read_text())
     assert config["emotions"] == list(EMOTIONS)
     assert shipped_predictor.params == FeatureParams.from_dict(config["feature_params"])
-    assert shipped_predictor.model.input_shape[1:] == shipped_predictor.params.input_shape
+    if config.get("kind") == "whisper_embedding_head":  # the head reads the standardised embedding
+        assert shipped_predictor.model.input_shape[1:] == (len(config["standardisation"]["default"]["mean"]),)
+        assert shipped_predictor.supports_adaptation
+    else:
+        assert shipped_predictor.model.input_shape[1:] == shipped_predictor.params.input_shape
 
 
 def test_shipped_model_beats_chance_on_real_clips(shipped_predictor, real_scan):

@@ -107,8 +107,12 @@ def test_the_predictors_front_end_computes_the_training_embedding(encoder):
     wave = np.concatenate([_clip("angry", 1), np.zeros(16_000, np.float32), _clip("sad", 2)])
     embedded = embed_speech(wave, params, LAYERS, encoder=encoder)
     np.testing.assert_allclose(embedded.pooled, embed_waveform(wave, params, encoder=encoder).pooled, rtol=1e-6)
-    assert embedded.frames.shape[1:] == (len(LAYERS), 8)
-    assert len(embedded.frame_starts) == len(embedded.frames)
+    assert embedded.bin_sums.shape[1:] == (len(LAYERS), 8) and embedded.bin_squares.shape == embedded.bin_sums.shape
+    assert len(embedded.bin_starts) == len(embedded.bin_sums) == len(embedded.bin_counts)
+    # the bins hold every frame: their total is the pooled mean of the chosen layers
+    n_frames = embedded.bin_counts.sum()
+    np.testing.assert_allclose(embedded.bin_sums.sum(axis=0) / n_frames, embedded.pooled[list(LAYERS), :8], rtol=1e-4,
+                               atol=1e-5)
     assert len(embedded.stream_regions) == 2  # two stretches of speech around the second of silence
 
 
@@ -256,3 +260,53 @@ def test_train_py_pairs_cv_corpus_with_the_whisper_front_end(capsys, tmp_path):
         with pytest.raises(SystemExit):
             train.parse_args(argv)
         assert "--cv" in capsys.readouterr().err
+
+
+def test_a_head_on_frame_means_and_stds_gets_the_same_pooling_per_window(encoder):
+    from ser_core.training.embedding_model import logistic_as_keras
+
+    params = EmbeddingParams()
+    wave = _clip("happy", 90)
+    pooled = embed_waveform(wave, params, encoder=encoder).pooled
+    features = head_input(pooled, LAYERS, "mean_std")
+    rng = np.random.default_rng(0)
+    model = logistic_as_keras(rng.normal(0, 0.1, (6, features.size)), np.zeros(6), range(6))
+    config = {"kind": WHISPER_KIND, "front_end": params.to_dict(), "emotions": list(EMOTIONS), "temperature": 1.0,
+              "recipe": {"layers": list(LAYERS), "statistics": "mean_std", "head": "lr"},
+              "standardisation": {"default": {"mean": [0.0] * features.size, "std": [1.0] * features.size}}}
+    result = Predictor(model, config, encoder=encoder).predict_wave(wave, 16_000)
+    # one speech region shorter than a window: the window, the segment and the clip pool the same frames
+    assert len(result.windows) == 1 and len(result.segments) == 1
+    for emotion in EMOTIONS:
+        assert result.windows[0].probabilities[emotion] == pytest.approx(result.probabilities[emotion], abs=1e-4)
+
+
+def test_train_py_whisper_path_end_to_end_with_a_fake_encoder(encoder, tmp_path, monkeypatch):
+    """--cv corpus writes loco_whisper.json with the agreed schema; training publishes a model the predictor serves."""
+    from conftest import run_train
+
+    from ser_core.inference import embedding
+
+    monkeypatch.setattr(embedding, "load_encoder", lambda *args, **kwargs: encoder)
+    monkeypatch.setattr(artifacts, "load_whisper_encoder", lambda config: encoder)
+    data = tmp_path / "data"
+    audio_factory.make_tess(data / "tess", seconds=0.5)
+    audio_factory.make_nemo(data / "nemo", seconds=0.5)
+    audio_factory.make_turev(data / "turev", seconds=0.5)
+    served = tmp_path / "artifacts"
+    common = ["--front-end", "whisper", "--data", *(f"{name}={data / name}" for name in ("tess", "nemo", "turev")),
+              "--workers", "1", "--cache-dir", str(tmp_path / "cache"), "--artifacts", str(served),
+              "--run-dir", str(tmp_path / "run")]
+    assert run_train([*common, "--cv", "corpus"]) == 0
+    report = json.loads((served / "loco_whisper.json").read_text())
+    assert report["kind"] == "leave_one_corpus_out" and set(report["corpora"]) == {"tess", "nemo", "turev"}
+    assert report["corpora"]["turev"]["clips"] == 16 and report["corpora"]["turev"]["strict"]["recall"]["fear"] is None
+    assert not (served / "model.keras").exists()  # a cross-validation serves no model
+
+    assert run_train(common) == 0
+    config = json.loads((served / "config.json").read_text())
+    assert config["kind"] == WHISPER_KIND and config["recipe"]["layers"] == [1, 2, 3, 4]
+    assert config["recipe"]["calm_as"] == "neutral" and config["model_name"].startswith("Whisper base")
+    assert json.loads((served / "metrics.json").read_text())["split"]["test"]["clips"] == 0
+    result = Predictor.from_artifacts(served).predict_wave(_clip("sad", 95), 16_000)
+    assert sum(result.probabilities.values()) == pytest.approx(1.0)

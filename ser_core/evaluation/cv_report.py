@@ -24,7 +24,10 @@ from ser_core.evaluation.member_specs import ensemble_label
 LOGGER = logging.getLogger(__name__)
 
 CV_GLOB = "cv_*.json"
-CV_COMMAND = f"{artifacts.TRAIN_COMMAND} --cv 5"
+# cv_<arch>.json are the log-mel CNN's speaker cross-validations; the Whisper model's figures on
+# unseen corpora come from LOCO_COMMAND (artifacts/loco_whisper.json).
+CV_COMMAND = "python train.py --front-end log_mel --ravdess-dir ../shared/data/ravdess --cv 5"
+LOCO_COMMAND = f"{artifacts.TRAIN_COMMAND} --cv corpus"
 NOISE_CONDITIONS: tuple[tuple[str, str], ...] = (
     ("snr_20db", "White noise, 20 dB SNR"),
     ("snr_10db", "White noise, 10 dB SNR"),

@@ -30,6 +30,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
+from ser_core.evaluation import cv_report
 from ser_core.inference import artifacts
 from ser_core.inference.params import EMOTIONS
 
@@ -43,7 +44,7 @@ LOGGER = logging.getLogger(__name__)
 
 LOCO_FILE = "loco_whisper.json"
 LOCO_KIND = "leave_one_corpus_out"
-LOCO_COMMAND = f"{artifacts.TRAIN_COMMAND} --cv corpus"
+LOCO_COMMAND = cv_report.LOCO_COMMAND  # python train.py --data ... --cv corpus
 MISSING = "—"  # an emotion the held-out corpus has no clip of
 
 # Display name and language of each corpus the shipped model can be tested on.

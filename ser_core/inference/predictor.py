@@ -144,8 +144,9 @@ class Prediction:
     speech_seconds : float
         Speech the detector heard, seconds.
     features : np.ndarray
-        ``[n_windows, n_mels, n_frames]``, the model's input; empty ``[0, n_mels, n_frames]``
-        when not kept (long files on the command line).
+        ``[n_windows, n_mels, n_frames]``: the CNN's input, or for a Whisper model the Whisper
+        log-mel (80 bands) of each window of the speech the encoder heard; empty
+        ``[0, n_mels, n_frames]`` when not kept (long files on the command line).
     window_starts : np.ndarray
         Start of each window in the original audio, seconds.
     windows : list of WindowPrediction
@@ -579,7 +580,7 @@ class Predictor:
     def _embed(self, wave: np.ndarray):
         from ser_core.inference.whisper_front import embed_speech
 
-        return embed_speech(wave, self.front_end, self.layers, encoder=self._encoder)
+        return embed_speech(wave, self.front_end, self.layers, squares=self.statistics != "mean", encoder=self._encoder)
 
     def _embed_or_refuse(self, wave: np.ndarray, name: str | None):
         rate = self.front_end.sample_rate
@@ -595,12 +596,14 @@ class Predictor:
                                   regions.total_seconds, name)
         return embedded
 
-    def _pooled_rows(self, frames: np.ndarray) -> np.ndarray:
-        """:func:`head_input` of frames ``(n, layers, width)`` pooled like the training embedding."""
-        mean = frames.mean(axis=0, dtype=np.float64)
+    def _pooled_rows(self, embedded, inside: np.ndarray) -> np.ndarray:
+        """:func:`head_input` of the binned frames under ``inside``, pooled like the training embedding."""
+        n = embedded.bin_counts[inside].sum()
+        mean = embedded.bin_sums[inside].sum(axis=0, dtype=np.float64) / n
         if self.statistics == "mean":
             return mean.reshape(-1)
-        std = np.sqrt(np.maximum(np.square(frames, dtype=np.float64).mean(axis=0) - np.square(mean), 0.0))
+        mean_sq = embedded.bin_squares[inside].sum(axis=0, dtype=np.float64) / n
+        std = np.sqrt(np.maximum(mean_sq - np.square(mean), 0.0))
         return np.concatenate([mean, std], axis=1).reshape(-1)
 
     def _predict_whisper(self, wave: np.ndarray, threshold: float, keep_features: bool, name: str | None,
@@ -616,17 +619,19 @@ class Predictor:
             if starts[-1] + size < total:
                 starts.append(total - size)  # the last window, aligned to the end
             spans = [(a, a + size) for a in starts]
-        frame_starts = embedded.frame_starts
+        bin_starts = embedded.bin_starts
         rows = [head_input(embedded.pooled, self.layers, self.statistics).astype(np.float64)]
         for a, b in spans:
-            inside = (frame_starts >= a) & (frame_starts < b)
-            rows.append(self._pooled_rows(embedded.frames[inside]))
+            inside = (bin_starts >= a) & (bin_starts < b)
+            if not inside.any():  # a window shorter than a bin: the bin it falls in
+                inside = np.arange(len(bin_starts)) == max(np.searchsorted(bin_starts, a, side="right") - 1, 0)
+            rows.append(self._pooled_rows(embedded, inside))
         segment_spans = []
         for input_start, input_end, stream_start, stream_end in embedded.stream_regions:
-            inside = (frame_starts >= stream_start) & (frame_starts < stream_end)
+            inside = (bin_starts >= stream_start) & (bin_starts < stream_end)
             if inside.any():
                 segment_spans.append((input_start, input_end))
-                rows.append(self._pooled_rows(embedded.frames[inside]))
+                rows.append(self._pooled_rows(embedded, inside))
         use = adaptation is not None and adaptation.ready and adaptation.model_key == self.adaptation_key
         mean, std = adaptation.statistics(self._std) if use else (self._mean, self._std)
         features = standardise(np.stack(rows), mean, std)

@@ -5,8 +5,9 @@ computes for training (the same VAD, level, segments and pooling, built from the
 ``tests/test_whisper_predictor.py`` checks the two agree), and keeps from the same encoder pass what
 the page shows: the encoder frames of the chosen layers (pooled again per ~3 s window and per
 speech region for the timeline, no second pass) and the Whisper log-mel of the speech the model
-heard. It lives apart from ``embedding`` because that module's source is part of the embedding
-cache key.
+heard. The frames are kept summed over bins of :data:`BIN_FRAMES` (0.1 s), which is all the
+timeline needs and a fifth of the memory. It lives apart from ``embedding`` because that module's
+source is part of the embedding cache key.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import numpy as np
 from ser_core.inference import embedding, speech
 from ser_core.inference.params import EmbeddingParams
 
-__all__ = ["FRAME_SAMPLES", "EmbeddedSpeech", "embed_speech"]
+__all__ = ["BIN_FRAMES", "FRAME_SAMPLES", "EmbeddedSpeech", "embed_speech"]
 
 # One encoder output frame: two 10 ms mel hops (the encoder's second convolution has stride 2).
 FRAME_SAMPLES = 320
+BIN_FRAMES = 5  # 0.1 s: the timeline's resolution
 
 
 @dataclass(frozen=True)
@@ -32,10 +34,15 @@ class EmbeddedSpeech:
     ----------
     pooled : np.ndarray
         ``(n_layers + 1, 2 * width)``, identical to ``embed_waveform(wave, params).pooled``.
-    frames : np.ndarray
-        float32 ``(n_frames, len(layers), width)``: the chosen layers' encoder frames, in order.
-    frame_starts : np.ndarray
-        int ``(n_frames,)``: sample of the joined-speech stream where each frame starts.
+    bin_sums : np.ndarray
+        float32 ``(n_bins, len(layers), width)``: the chosen layers' encoder frames summed per bin of
+        :data:`BIN_FRAMES` frames, in order (a segment's last bin may hold fewer).
+    bin_squares : np.ndarray or None
+        The same for the frames' squares (None unless asked for: mean-only heads do not need them).
+    bin_counts : np.ndarray
+        int ``(n_bins,)``: frames in each bin.
+    bin_starts : np.ndarray
+        int ``(n_bins,)``: sample of the joined-speech stream where each bin starts.
     log_mel : list of np.ndarray
         Whisper log-mel ``(n_mels, n_mel_frames)`` of each encoder segment (the model's input).
     regions : speech.SpeechRegions
@@ -49,8 +56,10 @@ class EmbeddedSpeech:
     """
 
     pooled: np.ndarray
-    frames: np.ndarray
-    frame_starts: np.ndarray
+    bin_sums: np.ndarray
+    bin_squares: np.ndarray | None
+    bin_counts: np.ndarray
+    bin_starts: np.ndarray
     log_mel: list[np.ndarray]
     regions: speech.SpeechRegions
     stream_regions: list[tuple[int, int, int, int]]
@@ -72,7 +81,16 @@ def _stream_regions(regions: speech.SpeechRegions, total: int, gap: int) -> list
     return out
 
 
-def embed_speech(wave: np.ndarray, params: EmbeddingParams, layers: tuple[int, ...], *, encoder=None) -> EmbeddedSpeech:
+def _binned(values: np.ndarray) -> np.ndarray:
+    """``(frames, ...)`` summed over consecutive groups of :data:`BIN_FRAMES` frames."""
+    n_bins = -(-len(values) // BIN_FRAMES)
+    padded = np.zeros((n_bins * BIN_FRAMES, *values.shape[1:]), np.float32)
+    padded[: len(values)] = values
+    return padded.reshape(n_bins, BIN_FRAMES, *values.shape[1:]).sum(axis=1)
+
+
+def embed_speech(wave: np.ndarray, params: EmbeddingParams, layers: tuple[int, ...], *, squares: bool = True,
+                 encoder=None) -> EmbeddedSpeech:
     """The training embedding of ``wave`` and the frames and log-mel behind it.
 
     Parameters
@@ -83,6 +101,8 @@ def embed_speech(wave: np.ndarray, params: EmbeddingParams, layers: tuple[int, .
         The front end the model was trained with (its ``config.json``).
     layers : tuple of int
         Encoder layers whose frames to keep (the head's ``recipe.layers``).
+    squares : bool
+        Also keep the binned squares (for heads that read frame standard deviations).
     encoder : WhisperEncoder, optional
         Anything with ``log_mel(audio, sr)`` and ``forward(mel)``; default the cached encoder.
 
@@ -95,7 +115,7 @@ def embed_speech(wave: np.ndarray, params: EmbeddingParams, layers: tuple[int, .
     Examples
     --------
     >>> result = embed_speech(wave, EmbeddingParams(), (1, 2, 3, 4))  # doctest: +SKIP
-    >>> result.pooled.shape, result.frames.shape[1:]  # doctest: +SKIP
+    >>> result.pooled.shape, result.bin_sums.shape[1:]  # doctest: +SKIP
     ((7, 1024), (4, 512))
     """
     wave = np.asarray(wave, dtype=np.float32)
@@ -126,23 +146,29 @@ def embed_speech(wave: np.ndarray, params: EmbeddingParams, layers: tuple[int, .
         placed = [(a, b, s + extra // 2, e + extra // 2) for a, b, s, e in placed]
     total = total_sq = None
     n_frames, offset = 0, 0
-    frames, starts, mels = [], [], []
+    sums, squared, counts, starts, mels = [], [], [], [], []
     for segment in embedding._segments(kept, params):
         mel = encoder.log_mel(segment, sr=params.sample_rate)
         hidden = encoder.forward(mel).hidden_states
         wide = hidden.astype(np.float64)
-        sums, squares = wide.sum(axis=1), np.square(wide).sum(axis=1)
-        total = sums if total is None else total + sums
-        total_sq = squares if total_sq is None else total_sq + squares
+        layer_sums, layer_squares = wide.sum(axis=1), np.square(wide).sum(axis=1)
+        total = layer_sums if total is None else total + layer_sums
+        total_sq = layer_squares if total_sq is None else total_sq + layer_squares
         n_frames += hidden.shape[1]
-        frames.append(np.transpose(hidden[list(layers)], (1, 0, 2)).astype(np.float32))
-        starts.append(offset + FRAME_SAMPLES * np.arange(hidden.shape[1]))
+        chosen = np.transpose(hidden[list(layers)], (1, 0, 2))
+        sums.append(_binned(chosen))
+        if squares:
+            squared.append(_binned(np.square(chosen)))
+        n_bins = len(sums[-1])
+        counts.append(np.minimum(BIN_FRAMES, hidden.shape[1] - BIN_FRAMES * np.arange(n_bins)))
+        starts.append(offset + FRAME_SAMPLES * BIN_FRAMES * np.arange(n_bins))
         mels.append(np.asarray(mel, np.float32))
         offset += len(segment)
     mean = total / n_frames
     std = np.sqrt(np.maximum(total_sq / n_frames - np.square(mean), 0.0))
     return EmbeddedSpeech(
         pooled=np.concatenate([mean, std], axis=1).astype(np.float32),
-        frames=np.concatenate(frames), frame_starts=np.concatenate(starts), log_mel=mels,
+        bin_sums=np.concatenate(sums), bin_squares=np.concatenate(squared) if squares else None,
+        bin_counts=np.concatenate(counts), bin_starts=np.concatenate(starts), log_mel=mels,
         regions=regions, stream_regions=placed, stream_samples=len(kept), peak=peak,
     )

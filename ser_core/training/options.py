@@ -13,7 +13,7 @@ from typing import Callable
 
 from ser_core.training.recipes import MemberRecipe
 
-__all__ = ["check_folds", "member_spec", "number", "whole_number"]
+__all__ = ["check_folds", "cv_option", "member_spec", "number", "whole_number"]
 
 
 def whole_number(minimum: int) -> Callable[[str], int]:
@@ -28,6 +28,11 @@ def whole_number(minimum: int) -> Callable[[str], int]:
         return value
 
     return convert
+
+
+def cv_option(text: str) -> int | str:
+    """``--cv``: "corpus" (leave one corpus out) or a whole number of folds, at least 2."""
+    return "corpus" if text == "corpus" else whole_number(2)(text)
 
 
 def number(*, above: float | None = None, low: float | None = None, high: float | None = None,
