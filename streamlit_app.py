@@ -6,7 +6,10 @@ It defines the navigation and the sidebar shared by every page; the pages themse
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+from pathlib import Path
 
 import streamlit as st
 
@@ -14,13 +17,25 @@ import streamlit as st
 # once, a fresh server shows Streamlit's default menu of pages/ (lowercase file names) instead.
 st.set_page_config(page_title="Speech emotion recognition", page_icon=":material/graphic_eq:", layout="wide")
 
-from ser_core.app.front_end import WHISPER, configured_front_end  # noqa: E402  (JSON and numpy only)
+
+def model_can_adapt() -> bool:
+    """Whether the served model is the Whisper model (the one that adapts), from its config.json.
+
+    Read with the standard library only: importing ``ser_core`` (numpy) before ``st.navigation``
+    lets a fresh server draw Streamlit's default menu of ``pages/`` first.
+    """
+    folder = Path(os.environ.get("SER_ARTIFACTS_DIR") or Path(__file__).resolve().parent / "artifacts")
+    try:
+        return json.loads((folder / "config.json").read_text()).get("kind") == "whisper_embedding_head"
+    except (OSError, ValueError, AttributeError):
+        return False
+
 
 USE = [
     st.Page("pages/analyse.py", title="Analyse", icon=":material/graphic_eq:", default=True),
     st.Page("pages/live.py", title="Live", icon=":material/sensors:"),
 ]
-if configured_front_end() == WHISPER:  # only the Whisper model can adapt
+if model_can_adapt():
     USE.append(st.Page("pages/adapt.py", title="Adapt to my voice", icon=":material/record_voice_over:"))
 PAGES = {
     "Use the model": USE,

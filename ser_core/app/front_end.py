@@ -22,7 +22,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-__all__ = ["LOG_MEL", "WHISPER", "SpectrogramPanel", "caption", "configured_front_end", "model_front_end",
+__all__ = ["LOG_MEL", "WHISPER", "SpectrogramPanel", "caption", "model_front_end",
            "spectrogram_panels", "whisper_to_db"]
 
 LOG_MEL = "log_mel"
@@ -47,17 +47,6 @@ def model_front_end(config: Mapping[str, Any] | None) -> str:
     if config.get("kind") in _WHISPER_KINDS or config.get("front_end") == WHISPER:
         return WHISPER
     return LOG_MEL
-
-
-def configured_front_end() -> str:
-    """The front end named by the artifacts folder's ``config.json`` (:data:`LOG_MEL` without one).
-
-    Reads the JSON only, so the entry point can call it before anything heavy is imported.
-    """
-    from ser_core.inference import artifacts
-
-    config = artifacts.read_json_artifact(artifacts.CONFIG_FILE, artifacts.artifacts_dir())
-    return model_front_end(config if isinstance(config, Mapping) else None)
 
 
 def whisper_to_db(features: np.ndarray) -> np.ndarray:
