@@ -6,18 +6,39 @@ It defines the navigation and the sidebar shared by every page; the pages themse
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+from pathlib import Path
 
 import streamlit as st
 
 # The page config and the navigation come first, before anything slow: until st.navigation has run
 # once, a fresh server shows Streamlit's default menu of pages/ (lowercase file names) instead.
 st.set_page_config(page_title="Speech emotion recognition", page_icon=":material/graphic_eq:", layout="wide")
+
+
+def model_can_adapt() -> bool:
+    """Whether the served model is the Whisper model (the one that adapts), from its config.json.
+
+    Read with the standard library only: importing ``ser_core`` (numpy) before ``st.navigation``
+    lets a fresh server draw Streamlit's default menu of ``pages/`` first.
+    """
+    folder = Path(os.environ.get("SER_ARTIFACTS_DIR") or Path(__file__).resolve().parent / "artifacts")
+    try:
+        return json.loads((folder / "config.json").read_text()).get("kind") == "whisper_embedding_head"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+USE = [
+    st.Page("pages/analyse.py", title="Analyse", icon=":material/graphic_eq:", default=True),
+    st.Page("pages/live.py", title="Live", icon=":material/sensors:"),
+]
+if model_can_adapt():
+    USE.append(st.Page("pages/adapt.py", title="Adapt to my voice", icon=":material/record_voice_over:"))
 PAGES = {
-    "Use the model": [
-        st.Page("pages/analyse.py", title="Analyse", icon=":material/graphic_eq:", default=True),
-        st.Page("pages/live.py", title="Live", icon=":material/sensors:"),
-    ],
+    "Use the model": USE,
     "How good is it": [
         st.Page("pages/test_results.py", title="Test results", icon=":material/fact_check:"),
         st.Page("pages/training_curves.py", title="Training curves", icon=":material/show_chart:"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ser_core.app import intake, support, views
+from ser_core.app import adapt, intake, support, views
 from ser_core.inference.audio import AudioError
 
 support.ensure_entrypoint()
@@ -18,6 +18,9 @@ limits = support.audio_limits_or_stop()
 predictor = support.predictor_or_stop()
 threshold = support.current_threshold()
 model_name = predictor.config.get("model_name")
+adaptation = adapt.in_use(predictor)
+if adapt.supported(predictor):
+    views.adaptation_status(adapt.current(), adapt.is_on(), "analyse_adapt_switch")
 
 record_tab, upload_tab = st.tabs([":material/mic: Record", ":material/upload_file: Upload a file"])
 with record_tab:
@@ -39,7 +42,7 @@ def show(source, key: str, container) -> None:
         name, data = intake.read_upload(source)
         try:
             with st.spinner("Listening…"):
-                analysis = intake.analyse_bytes(predictor, name, data, threshold, key, limits)
+                analysis = intake.analyse_bytes(predictor, name, data, threshold, key, limits, adaptation)
         except AudioError as error:  # nothing playable: no player, just the reason
             views.show_audio_problem(error)
             return
@@ -51,7 +54,9 @@ def show(source, key: str, container) -> None:
             views.show_audio_problem(analysis.problem)
             return
         try:
-            views.render_prediction(analysis.prediction, predictor.params, name, model_name, key)
+            views.render_prediction(analysis.prediction, predictor.params, name, model_name, key,
+                                   predictor.config, adapt.adapted_note(analysis.prediction, adaptation),
+                                   support.new_setup_accuracy())
         except Exception:
             support.show_unexpected_error(f"showing the result for {name}")
 

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import streamlit as st
 
-from ser_core.app import support, views, plots, webrtc_setup
+from ser_core.app import adapt, support, views, plots, webrtc_setup
 from ser_core.inference.audio import AudioError
 from ser_core.app.live_audio import AudioRingBuffer, RollingTimeline, make_audio_frame_callback
 
@@ -53,6 +53,14 @@ except ImportError:
     st.page_link("pages/analyse.py", label="Go to Analyse", icon=":material/mic:")
     st.stop()
 
+collect = False
+if adapt.supported(predictor):
+    views.adaptation_status(adapt.current(), adapt.is_on(), "live_adapt_switch", show_text=False)
+    collect = st.toggle(
+        "Learn my voice while I talk", key="live_collect",
+        help=f"Each {window_s:g} s of your speech is added to the adaptation statistics (this session only, "
+             "nothing stored on disk). Speak normally; the results adapt once there is enough.")
+
 # Per-session state. The buffer is the only thing the WebRTC thread touches.
 if "live_buffer" not in st.session_state:
     st.session_state.live_buffer = AudioRingBuffer(BUFFER_SECONDS)
@@ -90,6 +98,8 @@ st.caption(f"ICE servers: {rtc_source}. {FALLBACK}")
 @st.fragment(run_every=UPDATE_SECONDS if (playing or signalling) else None)
 def live_panel() -> None:
     """Re-run every second while streaming: read the buffer, classify, redraw."""
+    if adapt.supported(predictor):  # redrawn here, so it follows what the stream adds
+        views.adaptation_line(adapt.current(), adapt.is_on())
     stats = buffer.stats()
     waited = time.monotonic() - st.session_state.get("live_started", time.monotonic())
     if not playing:
@@ -130,7 +140,9 @@ def live_panel() -> None:
         _draw_timeline()
         return
     try:
-        prediction = predictor.predict_wave(wave, predictor.params.sample_rate, threshold)
+        prediction = adapt.classify_live(
+            predictor, wave, predictor.params.sample_rate, threshold, collect=collect,
+            stream_seconds=stats.samples / (stats.sample_rate or 1), window_seconds=window_s)
     except AudioError as error:  # silence or too little speech: a state of the stream, not a fault
         views.show_audio_problem(error, live=True)
         _draw_timeline()
@@ -140,6 +152,8 @@ def live_panel() -> None:
         return
     timeline.add(prediction.probabilities)
     views.headline(prediction)
+    if collect or getattr(prediction, "adapted", False):
+        st.caption(views.live_adaptation_text(adapt.current(), prediction))
     views.render_probabilities(prediction, "live")
     _draw_timeline()
 

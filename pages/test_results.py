@@ -1,13 +1,13 @@
-"""Test results: how the committed model does on speakers it never heard in training, and the
-cross-validation over all speakers when it was run."""
+"""Test results: first how the model does on a recording setup it never heard (leave one corpus
+out), in plain words; then its figures on held-out speakers and the cross-validation over speakers."""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from ser_core.app import plots, support
-from ser_core.evaluation import cv_report
+from ser_core.app import front_end, plots, support, words
+from ser_core.evaluation import cv_report, loco_report
 from ser_core.evaluation.metrics import report_from_confusion
 from ser_core.inference.params import EMOTIONS
 
@@ -157,12 +157,66 @@ def data_split(split: dict, split_csv: pd.DataFrame | None) -> None:
             st.dataframe(pd.crosstab(split_csv["emotion"], split_csv["split"]), key="split_counts")
 
 
+def new_setup_section(directory) -> None:
+    """Leave one corpus out: right how often on a setup it never heard, strict and adapted."""
+    st.subheader("On a recording setup it never heard")
+    try:
+        report = loco_report.load_loco_report(directory)
+    except loco_report.LocoReportError as error:
+        st.error(f"The leave-one-corpus-out report ({loco_report.LOCO_FILE}) is damaged: {error}. "
+                 "Running this again rewrites it:")
+        st.code(loco_report.LOCO_COMMAND, language="bash")
+        return
+    if report is None:
+        st.info(f"The figures for recording setups the model never heard are not there yet (no "
+                f"{loco_report.LOCO_FILE} in {directory}). This measures them, holding out one "
+                "corpus at a time:")
+        st.code(loco_report.LOCO_COMMAND, language="bash")
+        return
+    st.markdown(loco_report.headline(report))
+    st.dataframe(
+        loco_report.corpus_table(report), hide_index=True, key="loco_corpora",
+        column_config={
+            **{name: st.column_config.NumberColumn(name, format="%.0f %%")
+               for name in ("Strict accuracy", "Strict UAR", "Adapted accuracy", "Adapted UAR")},
+            "Clips": st.column_config.NumberColumn("Clips", format="%d"),
+            "Speakers": st.column_config.NumberColumn("Speakers", format="%d"),
+        },
+    )
+    st.markdown(words.LOCO_FOR_YOU)
+    st.markdown("**How often each emotion is recognised** in each held-out corpus "
+                f"(recall; {loco_report.MISSING} = the corpus has no clip of that emotion)")
+    modes = ["strict", "adapted"] if report.has_adapted else ["strict"]
+    for tab, mode in zip(st.tabs([m.capitalize() for m in modes]), modes):
+        with tab:
+            st.dataframe(loco_report.recall_table(report, mode), hide_index=True, key=f"loco_recall_{mode}")
+    with st.expander("What these words mean (UAR, strict, adapted)"):
+        st.markdown(words.LOCO_JARGON)
+    created = f", measured {report.created[:10]}" if report.created else ""
+    st.caption(f"{report.model_name}{created} ({loco_report.LOCO_FILE}).")
+
+
 support.ensure_entrypoint()
 st.title("Test results")
 reports = support.load_reports()
 if not reports.has_model:
     support.show_model_missing()
+new_setup_section(reports.directory)
 metrics = reports.metrics or {}
+if reports.front_end == front_end.WHISPER:
+    st.subheader("What it was trained on")
+    st.info("The shipped model was trained on every clip of every corpus: the figures above, each "
+            "measured on a corpus left out of training, are how it does on a new recording setup.")
+    calibration = metrics.get("calibration") or {}
+    if isinstance(calibration.get("temperature"), (int, float)):
+        st.caption(f"Its confidences are scaled by the temperature T = {calibration['temperature']:.2f}, "
+                   f"fitted on the {calibration.get('fitted_on', 'held-out corpora')}.")
+    data_split(metrics.get("split") or {}, reports.split)
+    if cv_report.load_cv_reports(reports.directory):
+        with st.expander("Earlier models (log-mel CNNs): cross-validation on RAVDESS speakers"):
+            cross_validation_section(reports.directory, None)
+    st.stop()
+st.subheader("On speakers it never heard")
 if reports.test_metrics:
     shipped_model_on_test(reports.test_metrics, metrics.get("calibration") or {})
 elif metrics.get("split") and not (metrics["split"].get("test") or {}).get("clips"):

@@ -1,11 +1,12 @@
 """Training curves: accuracy and loss per epoch, the best epoch and the learning-rate schedule,
-for the model or for each member of an averaged ensemble."""
+for the model or for each member of an averaged ensemble; for the Whisper model, whose head is
+fitted in one go, why there are none."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from ser_core.app import support, plots
+from ser_core.app import front_end, support, plots, words
 
 
 def member_curves(history: dict, keep: str) -> None:
@@ -28,7 +29,13 @@ if not reports.has_model:
     support.show_model_missing()
 members = reports.member_histories
 if not any(h.get("accuracy") or h.get("loss") for h in members):
-    st.info(f"No training history in {reports.directory} (history.json). Training writes it.")
+    if reports.front_end == front_end.WHISPER:
+        st.info(words.LOGISTIC_HEAD, icon=":material/info:")
+        st.markdown(words.head_recipe((reports.config or {}).get("recipe") or {}))
+        st.page_link("pages/test_results.py", label="How well it does: Test results",
+                     icon=":material/fact_check:")
+    else:
+        st.info(words.NO_HISTORY.format(directory=reports.directory))
     st.stop()
 
 st.caption(

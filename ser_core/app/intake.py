@@ -15,9 +15,10 @@ from typing import Any
 
 import streamlit as st
 
+from ser_core.app import adapt
 from ser_core.inference.audio import SUPPORTED_EXTENSIONS, AudioError, load_audio
 
-__all__ = ["FORMATS_TEXT", "Analysis", "analyse_bytes", "check_upload", "probe_duration",
+__all__ = ["FORMATS_TEXT", "Analysis", "analyse_bytes", "check_upload", "decode_bytes", "probe_duration",
            "read_upload", "with_threshold"]
 
 FORMATS_TEXT = ", ".join(extension.lstrip(".") for extension in SUPPORTED_EXTENSIONS[:-1]) + (
@@ -106,30 +107,41 @@ def _decode(name: str, data: bytes, sample_rate: int, max_seconds: float) -> Any
         raise AudioError(message) from error
 
 
+def decode_bytes(name: str, data: bytes, sample_rate: int, limits: Any) -> Any:
+    """Check uploaded or recorded audio against ``limits`` and decode it to mono at ``sample_rate``.
+
+    Raises :class:`AudioError` with a message for the user (empty, too large or long, not audio).
+    """
+    check_upload(name, data, limits.max_seconds, limits.max_bytes)
+    return _decode(name, data, sample_rate, limits.max_seconds)
+
+
 def analyse_bytes(predictor: Any, name: str, data: bytes, threshold: float, cache_key: str,
-                  limits: Any) -> Analysis:
+                  limits: Any, adaptation: Any | None = None) -> Analysis:
     """Classify uploaded or recorded audio within ``limits`` (an
     :class:`~ser_core.app.support.AudioLimits`).
 
     Raises :class:`AudioError` when the audio cannot be used at all (empty, too large or long,
     not audio); audio that decodes comes back as an :class:`Analysis`, with the reason when the
     model had nothing to classify. The result is kept per session, so that moving the threshold
-    or another widget does not run the model again.
+    or another widget does not run the model again; a new ``adaptation`` (the user's statistics,
+    :mod:`ser_core.app.adapt`; None for none) does.
     """
     digest = hashlib.sha1(data).hexdigest()
+    version = adapt.signature(adaptation)
     cached = st.session_state.get(cache_key)
-    if cached and cached[0] == digest and cached[1] is predictor and cached[2] == limits:
-        analysis: Analysis = cached[3]
+    if cached and cached[0] == digest and cached[1] is predictor and cached[2:4] == (limits, version):
+        analysis: Analysis = cached[4]
     else:
         st.session_state.pop(cache_key, None)
-        check_upload(name, data, limits.max_seconds, limits.max_bytes)
         rate = predictor.params.sample_rate
-        wave = _decode(name, data, rate, limits.max_seconds)
+        wave = decode_bytes(name, data, rate, limits)
+        extra = {} if adaptation is None else {"adaptation": adaptation}  # the CNN's predictor takes none
         try:
-            analysis = Analysis(predictor.predict_wave(wave, rate, threshold))
+            analysis = Analysis(predictor.predict_wave(wave, rate, threshold, **extra))
         except AudioError as problem:  # silence, not enough speech: the audio itself is fine
             analysis = Analysis(None, problem)
-        st.session_state[cache_key] = (digest, predictor, limits, analysis)
+        st.session_state[cache_key] = (digest, predictor, limits, version, analysis)
     if analysis.prediction is None:
         return analysis
     return Analysis(with_threshold(analysis.prediction, threshold))

@@ -41,9 +41,11 @@ def _colour_scale(emotions: Sequence[str]) -> alt.Scale:
 
 def spectrogram_figure(
     features: np.ndarray, params: FeatureParams, start_s: float = 0.0, title: str | None = None,
-    x_label: str = "Time (s)",
+    x_label: str = "Time (s)", floor_db: float | None = None,
 ) -> Figure:
-    """One window of log-mel features ``[n_mels, n_frames]`` exactly as the model receives it."""
+    """One picture of the model's input ``[n_mels, n_frames]`` in dB below its loudest bin: a
+    log-mel window of the CNN, or Whisper's log-mel converted by
+    :func:`ser_core.app.front_end.whisper_to_db`. ``floor_db`` defaults to ``params.top_db``."""
     features = np.asarray(features)
     n_mels, n_frames = features.shape
     duration = (n_frames - 1) * params.hop_length / params.sample_rate
@@ -52,7 +54,7 @@ def spectrogram_figure(
     image = ax.imshow(
         features, origin="lower", aspect="auto", cmap="magma",
         extent=(start_s, start_s + duration, -0.5, n_mels - 0.5),
-        vmin=-params.top_db, vmax=0.0, interpolation="nearest",
+        vmin=-(params.top_db if floor_db is None else floor_db), vmax=0.0, interpolation="nearest",
     )
     centres = mel_frequencies(params)
     ticks = np.linspace(0, n_mels - 1, 6).round().astype(int)

@@ -12,7 +12,7 @@ from typing import Any, Mapping
 import pandas as pd
 import streamlit as st
 
-from ser_core.app import plots
+from ser_core.app import adapt, front_end, plots, words
 
 
 def prediction_json(prediction: Any, source_name: str, model_name: str | None) -> str:
@@ -50,8 +50,9 @@ def headline(prediction: Any) -> None:
     """The verdict: the top emotion, or "uncertain" with the best guess."""
     if prediction.uncertain:
         st.warning(
-            f"**Uncertain.** Best guess: **{prediction.top_emotion}** at "
-            f"{prediction.confidence:.0%}, below the {prediction.threshold:.0%} threshold."
+            f"**Uncertain:** the voice does not clearly sound like one emotion. Best guess: "
+            f"**{prediction.top_emotion}** at {prediction.confidence:.0%}, below the "
+            f"{prediction.threshold:.0%} threshold."
         )
     else:
         st.success(f"**{prediction.top_emotion.capitalize()}** — {prediction.confidence:.0%} confidence")
@@ -119,14 +120,81 @@ def render_probabilities(prediction: Any, key: str) -> None:
         )
 
 
+def render_model_input(prediction: Any, params: Any, kind: str, key: str) -> None:
+    """"What the model hears": the spectrogram of its input, with a picker when there are several
+    (the CNN's 3 s windows, or the Whisper encoder's segments of a long recording)."""
+    st.subheader("What the model hears")
+    panels = front_end.spectrogram_panels(prediction, params, kind)
+    if not panels:
+        st.caption("The model's input was not kept for this result.")
+        return
+    index = 0
+    if len(panels) > 1:
+        index = st.select_slider(panels[0].picker,
+                                 options=list(range(len(panels))), key=f"{key}_window",
+                                 format_func=lambda i: panels[i].label)
+    panel = panels[index]
+    floor = front_end.WHISPER_FLOOR_DB if kind == front_end.WHISPER else None
+    figure = plots.spectrogram_figure(panel.db, params, start_s=panel.start_s, x_label=panel.x_label,
+                                      floor_db=floor)
+    st.pyplot(figure, width="stretch")
+    st.caption(front_end.caption(params, kind))
+
+
+def adaptation_line(adaptation: Any, on: bool) -> None:
+    """Is the model adapted to this voice, and on how much audio, in one line."""
+    st.markdown(f":material/record_voice_over: {adapt.status_text(adaptation, on)}")
+
+
+def adaptation_status(adaptation: Any, on: bool, switch_key: str, show_text: bool = True) -> None:
+    """One line on the Analyse and Live pages: is the model adapted to this voice, on how much
+    audio (unless ``show_text`` is False: the Live page redraws it every second); the switch, and
+    the way to the Adapt page."""
+    text, switch, link = st.columns([6, 2, 2], vertical_alignment="center")
+    if show_text:
+        with text:
+            adaptation_line(adaptation, on)
+    with switch:
+        adapt.switch("Use adaptation", key=switch_key, disabled=not adaptation.n_clips,
+                     help="On: results use your adaptation statistics once there is enough speech. "
+                          "Off: the training corpora's, as for a new user.")
+    link.page_link("pages/adapt.py", label="Adapt to my voice" if not adaptation.n_clips else "Manage",
+                   icon=":material/tune:")
+
+
+def live_adaptation_text(adaptation: Any, answer: Any) -> str:
+    """Under the Live verdict: adapted or not, and how much audio the adaptation rests on."""
+    del adaptation  # the line above the answer says how much audio it rests on
+    state = "adapted to your voice" if getattr(answer, "adapted", False) else "not adapted"
+    learning = " · this window was added to the adaptation" if getattr(answer, "collected", False) else ""
+    return f"This answer: {state}{learning}."
+
+
+def meaning(prediction: Any, new_setup_accuracy: float | None = None) -> None:
+    """What the answer means, how far to trust it and what to do next, in plain words."""
+    with st.expander("What does this mean, and how far can I trust it?", icon=":material/help:"):
+        if prediction.uncertain:
+            st.markdown(words.UNCERTAIN_MEANS)
+        st.markdown(words.trust(new_setup_accuracy))
+        st.markdown(words.NEXT_STEPS)
+        st.page_link("pages/test_results.py", label="Test results", icon=":material/fact_check:")
+
+
 def render_prediction(prediction: Any, params: Any, source_name: str, model_name: str | None,
-                      key: str) -> None:
-    """Everything the Analyse page shows for one clip."""
+                      key: str, config: Mapping[str, Any] | None = None, note: str | None = None,
+                      new_setup_accuracy: float | None = None) -> None:
+    """Everything the Analyse page shows for one clip; ``config`` (the model's) says which front end
+    made ``prediction.features``; ``note`` (adapted or not) goes under the verdict;
+    ``new_setup_accuracy`` (leave one corpus out) tells the user how far to trust it."""
     headline(prediction)
+    speech = getattr(prediction, "speech_seconds", 0.0)
     st.caption(
-        f"{source_name} · {prediction.duration_s:.1f} s · {len(prediction.windows)} window(s) "
-        f"of {params.clip_seconds:g} s"
+        f"{source_name} · {prediction.duration_s:.1f} s"
+        + (f" · {speech:.1f} s of speech" if speech else "")
+        + f" · {len(prediction.windows)} window(s) of {params.clip_seconds:g} s"
+        + (f" · {note}" if note else "")
     )
+    meaning(prediction, new_setup_accuracy)
     render_probabilities(prediction, key)
 
     if len(prediction.windows) > 1:
@@ -135,27 +203,7 @@ def render_prediction(prediction: Any, params: Any, source_name: str, model_name
         st.altair_chart(plots.timeline_chart(points, list(prediction.probabilities)),
                         width="stretch", key=f"{key}_timeline")
 
-    st.subheader("What the model hears")
-    n_windows = len(prediction.features)
-    index = 0
-    if n_windows > 1:
-        index = st.select_slider(
-            "Window", options=list(range(n_windows)), key=f"{key}_window",
-            format_func=lambda i: f"{i + 1}: {prediction.window_starts[i]:.1f}–"
-                                  f"{prediction.window_starts[i] + params.clip_seconds:.1f} s",
-        )
-    if n_windows > 1:  # windows cut from a longer clip: time since the clip's start
-        start, x_label = float(prediction.window_starts[index]), "Time in the clip (s)"
-    else:  # a short clip, trimmed and centred in one zero-padded window
-        start, x_label = 0.0, f"Time in the model's {params.clip_seconds:g} s window (s)"
-    st.pyplot(
-        plots.spectrogram_figure(prediction.features[index], params, start_s=start, x_label=x_label),
-        width="stretch",
-    )
-    st.caption(
-        f"Log-mel spectrogram, {params.n_mels} mel bands, {params.hop_length / params.sample_rate * 1000:.0f} ms "
-        f"frames, in dB below the window's loudest bin (floor −{params.top_db:g} dB): the model's input."
-    )
+    render_model_input(prediction, params, front_end.model_front_end(config), key)
 
     stem = Path(source_name).stem or "recording"
     left, right = st.columns(2)

@@ -1,0 +1,288 @@
+"""The leave-one-corpus-out report for the app: read ``artifacts/loco_whisper.json`` and turn it
+into plain sentences and tables. Pure functions, no Streamlit.
+
+Each corpus was recorded in its own room, with its own microphones and its own actors, in its own
+language. Holding one corpus out of training and testing on it is the closest measurement there is
+to a user's laptop in their own room: a recording setup the model never heard. "Strict" scores the
+held-out corpus with the training corpora's statistics only; "adapted" first standardises its
+features with statistics taken from its own unlabelled speech, which is what "Adapt to my voice"
+does for a user.
+
+The file (written by ``train.py ... --cv corpus``)::
+
+    {"kind": "leave_one_corpus_out", "model_name": str, "recipe": {...}, "created": iso,
+     "corpora": {NAME: {"clips": int, "speakers": int,
+                        "strict": {"accuracy": f, "uar": f, "recall": {emotion: f or null}},
+                        "adapted": {same}}},
+     "mean": {"strict_uar": f, "adapted_uar": f, "strict_accuracy": f, "adapted_accuracy": f}}
+
+Fractions are 0-1; a null recall means the corpus has no clip of that emotion.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import pandas as pd
+
+from ser_core.evaluation import cv_report
+from ser_core.inference import artifacts
+from ser_core.inference.params import EMOTIONS
+
+__all__ = [
+    "CORPUS_LANGUAGES", "LOCO_COMMAND", "LOCO_FILE", "LOCO_KIND", "MISSING", "CorpusResult",
+    "LocoReport", "LocoReportError", "Scores", "corpus_table", "headline", "in_ten",
+    "load_loco_report", "parse_loco_report", "recall_table",
+]
+
+LOGGER = logging.getLogger(__name__)
+
+LOCO_FILE = "loco_whisper.json"
+LOCO_KIND = "leave_one_corpus_out"
+LOCO_COMMAND = cv_report.LOCO_COMMAND  # python train.py --data ... --cv corpus
+MISSING = "—"  # an emotion the held-out corpus has no clip of
+
+# Display name and language of each corpus the shipped model can be tested on.
+CORPUS_LANGUAGES: dict[str, tuple[str, str]] = {
+    "ravdess": ("RAVDESS", "English (North American)"),
+    "tess": ("TESS", "English (Canadian)"),
+    "nemo": ("nEMO", "Polish"),
+    "turev": ("TurEV-DB", "Turkish"),
+    "crema": ("CREMA-D", "English (American)"),
+}
+
+
+class LocoReportError(ValueError):
+    """The report file is there but does not have the expected layout; the message says where."""
+
+
+@dataclass(frozen=True)
+class Scores:
+    """One way of scoring a held-out corpus (strict or adapted)."""
+
+    accuracy: float
+    uar: float
+    recall: dict[str, float | None]  # None: the corpus has no clip of this emotion
+
+
+@dataclass(frozen=True)
+class CorpusResult:
+    """One held-out corpus: trained on the others, tested on all of its clips."""
+
+    name: str
+    clips: int
+    speakers: int
+    strict: Scores
+    adapted: Scores | None
+
+    @property
+    def label(self) -> str:
+        return CORPUS_LANGUAGES.get(self.name.lower(), (self.name, ""))[0]
+
+    @property
+    def language(self) -> str:
+        return CORPUS_LANGUAGES.get(self.name.lower(), ("", "unknown"))[1]
+
+
+@dataclass(frozen=True)
+class LocoReport:
+    """The whole leave-one-corpus-out report."""
+
+    model_name: str
+    created: str | None
+    corpora: list[CorpusResult]
+    mean: dict[str, float] = field(default_factory=dict)
+    recipe: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    def mean_of(self, key: str) -> float | None:
+        """``strict_accuracy``, ``adapted_uar``...: the file's mean, else the mean over corpora."""
+        value = self.mean.get(key)
+        if value is not None:
+            return value
+        mode, metric = key.split("_", 1)
+        values = [getattr(getattr(c, mode), metric) for c in self.corpora if getattr(c, mode) is not None]
+        return sum(values) / len(values) if values else None
+
+    @property
+    def has_adapted(self) -> bool:
+        return any(c.adapted is not None for c in self.corpora)
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def _fraction(value: Any, where: str, allow_none: bool = False) -> float | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not 0.0 <= value <= 1.0:
+        raise LocoReportError(f"{where} must be a fraction from 0 to 1, got {value!r}")
+    return float(value)
+
+
+def _count(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise LocoReportError(f"{where} must be a whole number of 0 or more, got {value!r}")
+    return value
+
+
+def _mapping(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise LocoReportError(f"{where} must be an object, got {type(value).__name__}")
+    return value
+
+
+def _scores(value: Any, where: str) -> Scores:
+    value = _mapping(value, where)
+    recall = _mapping(value.get("recall", {}), f"{where}.recall")
+    return Scores(
+        accuracy=_fraction(value.get("accuracy"), f"{where}.accuracy"),
+        uar=_fraction(value.get("uar"), f"{where}.uar"),
+        recall={str(e): _fraction(r, f"{where}.recall.{e}", allow_none=True) for e, r in recall.items()},
+    )
+
+
+def parse_loco_report(data: Any, path: Path | None = None) -> LocoReport:
+    """Check a decoded ``loco_whisper.json`` and return it as a :class:`LocoReport`.
+
+    Parameters
+    ----------
+    data : object
+        The decoded JSON.
+    path : Path, optional
+        Where it came from (kept for the page).
+
+    Raises
+    ------
+    LocoReportError
+        Wrong ``kind``, no corpora, or a figure that is missing or not a fraction; the message
+        names the field, e.g. ``corpora.nemo.strict.uar``.
+
+    Examples
+    --------
+    >>> report = parse_loco_report({"kind": "leave_one_corpus_out", "model_name": "m", "corpora": {
+    ...     "tess": {"clips": 10, "speakers": 2, "strict": {"accuracy": 0.5, "uar": 0.5}}}})
+    >>> report.corpora[0].language
+    'English (Canadian)'
+    """
+    data = _mapping(data, "the report")
+    if data.get("kind") != LOCO_KIND:
+        raise LocoReportError(f"kind must be {LOCO_KIND!r}, got {data.get('kind')!r}")
+    corpora_data = _mapping(data.get("corpora"), "corpora")
+    if not corpora_data:
+        raise LocoReportError("corpora is empty: no corpus was held out")
+    corpora = []
+    for name, entry in corpora_data.items():
+        where = f"corpora.{name}"
+        entry = _mapping(entry, where)
+        adapted = entry.get("adapted")
+        corpora.append(CorpusResult(
+            name=str(name),
+            clips=_count(entry.get("clips"), f"{where}.clips"),
+            speakers=_count(entry.get("speakers"), f"{where}.speakers"),
+            strict=_scores(entry.get("strict"), f"{where}.strict"),
+            adapted=None if adapted is None else _scores(adapted, f"{where}.adapted"),
+        ))
+    mean = {}
+    for key, value in _mapping(data.get("mean") or {}, "mean").items():
+        mean[str(key)] = _fraction(value, f"mean.{key}")
+    recipe = data.get("recipe")
+    return LocoReport(
+        model_name=str(data.get("model_name") or "unnamed model"),
+        created=str(data["created"]) if data.get("created") else None,
+        corpora=corpora, mean=mean,
+        recipe=dict(recipe) if isinstance(recipe, Mapping) else {},
+        path=path,
+    )
+
+
+def load_loco_report(directory: Path | str | None = None) -> LocoReport | None:
+    """The report in ``directory`` (default: the artifacts folder), or None when there is none.
+
+    Raises
+    ------
+    LocoReportError
+        The file is there but unreadable or malformed (the page says so rather than hiding it).
+    """
+    path = Path(directory or artifacts.artifacts_dir()) / LOCO_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise LocoReportError(f"{path.name} cannot be read: {error}") from error
+    return parse_loco_report(data, path)
+
+
+# ---------------------------------------------------------------- words and tables
+
+
+def in_ten(fraction: float | None) -> str:
+    """Times in 10, to the nearest half: 0.62 -> "6", 0.55 -> "5½"; "?" when unknown.
+
+    Halves, because the gain from adapting is often about half a time in 10 and whole numbers
+    would hide it.
+    """
+    if fraction is None:
+        return "?"
+    halves = round(fraction * 20)
+    whole, half = divmod(halves, 2)
+    return f"{whole}{'½' if half else ''}" if whole or not half else "½"
+
+
+def headline(report: LocoReport) -> str:
+    """The one sentence a non-expert reads first."""
+    strict = report.mean_of("strict_accuracy")
+    text = (f"On a recording setup it never heard, it is right about **{in_ten(strict)} times in 10** "
+            f"({_percent_text(strict)}, strict)")
+    if report.has_adapted:
+        adapted = report.mean_of("adapted_accuracy")
+        text += (f"; after adapting to the setup with unlabelled speech, about "
+                 f"**{in_ten(adapted)} in 10** ({_percent_text(adapted)})")
+    return text + f" (averaged over {len(report.corpora)} corpora, each tested after training on the others)."
+
+
+def _percent_text(value: float | None) -> str:
+    return "?" if value is None else f"{100 * value:.0f} %"
+
+
+def _percent(value: float | None) -> float | None:
+    return None if value is None else round(100 * value, 1)
+
+
+def corpus_table(report: LocoReport) -> pd.DataFrame:
+    """One row per held-out corpus: who, how many, and right how often (percent)."""
+    rows = []
+    for corpus in report.corpora:
+        adapted = corpus.adapted
+        rows.append({
+            "Corpus": corpus.label, "Language": corpus.language, "Clips": corpus.clips,
+            "Speakers": corpus.speakers,
+            "Strict accuracy": _percent(corpus.strict.accuracy), "Strict UAR": _percent(corpus.strict.uar),
+            "Adapted accuracy": _percent(adapted.accuracy if adapted else None),
+            "Adapted UAR": _percent(adapted.uar if adapted else None),
+        })
+    return pd.DataFrame(rows)
+
+
+def recall_table(report: LocoReport, mode: str = "strict") -> pd.DataFrame:
+    """Recall per emotion (rows) and held-out corpus (columns), as text percentages; ``MISSING``
+    where the corpus has no clip of the emotion."""
+    if mode not in ("strict", "adapted"):
+        raise ValueError(f"mode must be 'strict' or 'adapted', got {mode!r}")
+    emotions = list(EMOTIONS) + sorted({e for c in report.corpora for e in c.strict.recall} - set(EMOTIONS))
+    table: dict[str, list[str]] = {}
+    for corpus in report.corpora:
+        scores = getattr(corpus, mode)
+        column = []
+        for emotion in emotions:
+            value = scores.recall.get(emotion) if scores is not None else None
+            column.append(MISSING if value is None else f"{100 * value:.0f} %")
+        table[corpus.label] = column
+    return pd.DataFrame(table, index=pd.Index(emotions, name="Emotion")).reset_index()

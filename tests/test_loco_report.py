@@ -1,0 +1,144 @@
+"""The leave-one-corpus-out report: parsing with validation, the plain-words headline and tables,
+and the Test results page that shows them first (AppTest)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from app_helpers import APP_FILE, EMOTIONS, fake_loco_report, fake_reports
+from ser_core.evaluation import loco_report
+from ser_core.evaluation.loco_report import LocoReportError
+
+TIMEOUT = 60
+
+
+def test_parse_reads_every_corpus_and_the_means() -> None:
+    report = loco_report.parse_loco_report(fake_loco_report())
+    assert [c.name for c in report.corpora] == ["ravdess", "tess", "nemo", "turev"]
+    nemo = report.corpora[2]
+    assert (nemo.label, nemo.language, nemo.clips, nemo.speakers) == ("nEMO", "Polish", 4481, 9)
+    assert nemo.strict.recall["disgust"] is None and nemo.adapted.accuracy == pytest.approx(0.48)
+    assert report.mean_of("strict_accuracy") == 0.5 and report.has_adapted
+
+
+@pytest.mark.parametrize("change, named", [
+    (lambda r: r.update(kind="cv"), "kind"),
+    (lambda r: r.update(corpora={}), "corpora is empty"),
+    (lambda r: r["corpora"]["nemo"]["strict"].update(uar=62.0), "corpora.nemo.strict.uar"),
+    (lambda r: r["corpora"]["tess"]["strict"].pop("accuracy"), "corpora.tess.strict.accuracy"),
+    (lambda r: r["corpora"]["turev"].update(clips=-1), "corpora.turev.clips"),
+    (lambda r: r["corpora"]["ravdess"]["adapted"]["recall"].update(sad="high"),
+     "corpora.ravdess.adapted.recall.sad"),
+    (lambda r: r["mean"].update(strict_uar=float("nan")), "mean.strict_uar"),
+])
+def test_parse_names_the_bad_field(change, named: str) -> None:
+    data = copy.deepcopy(fake_loco_report())
+    change(data)
+    with pytest.raises(LocoReportError, match=named.replace(".", r"\.")):
+        loco_report.parse_loco_report(data)
+
+
+def test_missing_file_is_none_and_damaged_file_is_an_error(tmp_path: Path) -> None:
+    assert loco_report.load_loco_report(tmp_path) is None
+    (tmp_path / loco_report.LOCO_FILE).write_text("{not json")
+    with pytest.raises(LocoReportError, match="cannot be read"):
+        loco_report.load_loco_report(tmp_path)
+
+
+def test_headline_in_times_out_of_ten_and_means_from_corpora_when_absent() -> None:
+    report = loco_report.parse_loco_report(fake_loco_report())
+    assert loco_report.headline(report).startswith(
+        "On a recording setup it never heard, it is right about **5 times in 10** (50 %, strict); after "
+        "adapting to the setup with unlabelled speech, about **6 in 10** (60 %)")
+    assert [loco_report.in_ten(f) for f in (0.4839, 0.5467, 0.03, 0.0, 1.0, None)] == ["5", "5½", "½", "0", "10", "?"]
+    data = fake_loco_report()
+    del data["mean"]
+    for entry in data["corpora"].values():
+        del entry["adapted"]
+    strict_only = loco_report.parse_loco_report(data)
+    assert strict_only.mean_of("strict_accuracy") == pytest.approx((0.52 + 0.61 + 0.38 + 0.49) / 4)
+    assert "adapting" not in loco_report.headline(strict_only)
+
+
+def test_tables_show_percent_and_a_dash_for_emotions_a_corpus_lacks() -> None:
+    report = loco_report.parse_loco_report(fake_loco_report())
+    table = loco_report.corpus_table(report)
+    assert list(table["Language"]) == ["English (North American)", "English (Canadian)", "Polish", "Turkish"]
+    assert table.loc[2, "Strict accuracy"] == 38.0 and table.loc[2, "Adapted accuracy"] == 48.0
+    recall = loco_report.recall_table(report, "strict")
+    assert list(recall["Emotion"]) == list(EMOTIONS)
+    by_emotion = recall.set_index("Emotion")
+    assert by_emotion.loc["disgust", "nEMO"] == loco_report.MISSING
+    assert by_emotion.loc["fear", "TurEV-DB"] == loco_report.MISSING
+    assert by_emotion.loc["angry", "RAVDESS"] == "42 %"
+
+
+def open_test_results(monkeypatch: pytest.MonkeyPatch, directory: Path) -> AppTest:
+    for name, content in fake_reports().items():
+        (directory / name).write_text(json.dumps(content))
+    monkeypatch.setenv("SER_ARTIFACTS_DIR", str(directory))
+    app = AppTest.from_file(str(APP_FILE), default_timeout=TIMEOUT).run()
+    app.switch_page("pages/test_results.py").run()
+    assert not app.exception, [e.value for e in app.exception]
+    return app
+
+
+def test_page_shows_the_new_setup_figures_first(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / loco_report.LOCO_FILE).write_text(json.dumps(fake_loco_report()))
+    app = open_test_results(monkeypatch, tmp_path)
+    subheaders = [s.value for s in app.subheader]
+    assert subheaders[0] == "On a recording setup it never heard"
+    assert subheaders.index("On speakers it never heard") > 0
+    assert any("right about **5 times in 10**" in m.value for m in app.markdown)
+    assert any("What this means for you" in m.value for m in app.markdown)
+    corpora = next(f.value for f in app.dataframe if "Language" in f.value.columns)
+    assert list(corpora["Corpus"]) == ["RAVDESS", "TESS", "nEMO", "TurEV-DB"]
+    recall = next(f.value for f in app.dataframe if {"Emotion", "nEMO"} <= set(f.value.columns))
+    assert recall.set_index("Emotion").loc["disgust", "nEMO"] == "—"
+    assert any("UAR" in e.label for e in app.expander)
+
+
+def test_page_without_the_report_says_so_and_gives_the_command(monkeypatch: pytest.MonkeyPatch,
+                                                               tmp_path: Path) -> None:
+    app = open_test_results(monkeypatch, tmp_path)
+    assert any("not there yet" in i.value for i in app.info)
+    assert loco_report.LOCO_COMMAND in [c.value for c in app.code]
+    assert "--cv corpus" in loco_report.LOCO_COMMAND
+
+
+def test_page_with_a_damaged_report_says_so(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    data = fake_loco_report()
+    data["corpora"]["nemo"]["strict"]["uar"] = 48  # percent, not a fraction
+    (tmp_path / loco_report.LOCO_FILE).write_text(json.dumps(data))
+    app = open_test_results(monkeypatch, tmp_path)
+    assert any("damaged" in e.value and "corpora.nemo.strict.uar" in e.value for e in app.error)
+    assert not any("Language" in f.value.columns for f in app.dataframe)
+
+
+def test_page_for_the_whisper_model_puts_the_cnn_cross_validation_aside(monkeypatch: pytest.MonkeyPatch,
+                                                                        tmp_path: Path) -> None:
+    from app_helpers import fake_cv_report
+
+    config = dict(fake_reports()["config.json"], kind="whisper_embedding_head", arch="whisper_lr")
+    (tmp_path / loco_report.LOCO_FILE).write_text(json.dumps(fake_loco_report()))
+    (tmp_path / "cv_ser_cnn.json").write_text(json.dumps(fake_cv_report("ser_cnn")))
+    (tmp_path / "model.keras").write_bytes(b"")  # present (the page only reads the reports)
+    app = open_test_results(monkeypatch, tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    metrics = fake_reports()["metrics.json"]
+    del metrics["test"]
+    metrics["calibration"] = {"temperature": 5.47, "fitted_on": "leave-one-corpus-out logits"}
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert [s.value for s in app.subheader][:2] == ["On a recording setup it never heard", "What it was trained on"]
+    assert any("trained on every clip of every corpus" in i.value for i in app.info)
+    assert any("T = 5.47" in c.value for c in app.caption)
+    assert any("Earlier models" in e.label for e in app.expander)
+    assert not any("On speakers it never heard" == s.value for s in app.subheader)
+    assert app.sidebar.metric[0].label == "Accuracy on a new recording setup" and app.sidebar.metric[0].value == "50%"
