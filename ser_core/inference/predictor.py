@@ -8,7 +8,8 @@ Two kinds of model, told apart by ``config.json`` (``"kind"``):
   statistics: :mod:`ser_core.inference.adaptation`) -> head -> temperature softmax. The clip's
   answer comes from all its frames, exactly the training feature
   (:mod:`ser_core.inference.whisper_front`); the timeline pools the same frames per ~3 s window and
-  per speech segment. Files are decoded whole.
+  per speech segment. Files up to :data:`WHOLE_FILE_SECONDS` are decoded whole; longer ones (without
+  kept features) are read block by block three times in bounded memory, with the same answer.
 - the log-mel CNN ensemble: audio at the model's rate -> speech detector
   (:mod:`ser_core.inference.speech`) -> the speech regions only, joined by short pauses -> 3 s
   windows -> model -> window probabilities -> the clip's answer (their mean) and one answer per
