@@ -48,7 +48,8 @@ def long_path(monkeypatch):
 
 
 @pytest.mark.parametrize("statistics", ["mean", "mean_std"])
-def test_a_long_file_read_in_blocks_gets_the_whole_file_answer(whisper_model, encoder, long_path, statistics):  # noqa: F811
+def test_a_long_file_read_in_blocks_gets_the_whole_file_answer(
+        whisper_model, encoder, long_path, statistics):  # noqa: F811
     model, config = whisper_model
     if statistics == "mean_std":  # a head on means and stds: the same fitted weights cannot read it, so refit
         from sklearn.linear_model import LogisticRegression
@@ -105,7 +106,8 @@ def test_a_long_silent_file_is_refused_without_encoding(whisper_model, encoder, 
     assert refused.value.kind == "no_speech" and counting.lengths == []
 
 
-def test_short_files_and_kept_features_still_take_the_whole_file_path(whisper_model, encoder, monkeypatch):  # noqa: F811
+def test_short_files_and_kept_features_still_take_the_whole_file_path(
+        whisper_model, encoder, monkeypatch):  # noqa: F811
     model, config = whisper_model
     predictor = Predictor(model, config, encoder=encoder)
     monkeypatch.setattr(Predictor, "_predict_whisper_long", lambda *a, **k: pytest.fail("long path"))

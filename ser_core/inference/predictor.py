@@ -426,7 +426,10 @@ class _LoudFrames:
     def vad_gain(self, params: EmbeddingParams) -> float:
         from ser_core.inference.embedding import _VAD_LEVEL_DBFS
 
-        loud = float(self.loudest[0]) if self.loudest.size else float(np.sqrt(np.mean(np.square(self.rest, dtype=np.float64))))
+        if self.loudest.size:
+            loud = float(self.loudest[0])
+        else:  # under one frame: the whole input is the frame
+            loud = float(np.sqrt(np.mean(np.square(self.rest, dtype=np.float64))))
         gain_db = min(_VAD_LEVEL_DBFS - 20.0 * math.log10(max(loud, 1e-10)), params.max_gain_db)
         return float(np.float32(10.0 ** (gain_db / 20.0)))
 
@@ -871,7 +874,8 @@ class Predictor:
 
         def collect(until: int | None) -> None:
             for kind, pool in (("windows", windows), ("segments", segments)):
-                waiting.extend((kind, index, self._row(sums, squares, n)) for index, sums, squares, n in pool.close(until))
+                waiting.extend((kind, index, self._row(sums, squares, n))
+                               for index, sums, squares, n in pool.close(until))
             while len(waiting) >= ROWS_PER_BATCH:
                 classify(waiting[:ROWS_PER_BATCH])
                 del waiting[:ROWS_PER_BATCH]
@@ -893,7 +897,8 @@ class Predictor:
             sums = whisper_front._binned(chosen)
             binned_sq = whisper_front._binned(np.square(chosen)) if squares else None
             n_bins = len(sums)
-            counts = np.minimum(whisper_front.BIN_FRAMES, hidden.shape[1] - whisper_front.BIN_FRAMES * np.arange(n_bins))
+            bin_frames = whisper_front.BIN_FRAMES
+            counts = np.minimum(bin_frames, hidden.shape[1] - bin_frames * np.arange(n_bins))
             starts = offset + whisper_front.FRAME_SAMPLES * whisper_front.BIN_FRAMES * np.arange(n_bins)
             windows.add(starts, sums, binned_sq, counts)
             segments.add(starts, sums, binned_sq, counts)
@@ -905,8 +910,9 @@ class Predictor:
         for offset, segment in pieces.finish():
             encode(offset, segment)
         collect(None)
-        pooled = np.concatenate([total / n_frames, np.sqrt(np.maximum(total_sq / n_frames - np.square(total / n_frames), 0.0))],
-                                axis=1).astype(np.float32)
+        mean_all = total / n_frames
+        std_all = np.sqrt(np.maximum(total_sq / n_frames - np.square(mean_all), 0.0))
+        pooled = np.concatenate([mean_all, std_all], axis=1).astype(np.float32)  # embed_speech's pooled
         waiting.insert(0, ("clip", 0, head_input(pooled, self.layers, self.statistics).astype(np.float64)))
         answers["clip"] = []
         for start in range(0, len(waiting), ROWS_PER_BATCH):
