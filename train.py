@@ -256,6 +256,8 @@ def train_whisper(args: argparse.Namespace, clips: list, data_info: dict) -> int
     seconds = time.perf_counter() - fit_start
     log.info("head trained in %.0f s; temperature %.2f; leave-one-corpus-out strict UAR %s", seconds,
              config["temperature"], ", ".join(f"{c} {u:.3f}" for c, u in config["loco"]["uar"].items()))
+    log.info("'uncertain' below %.2f (%s); ECE %.3f before the temperature, %.3f after", config["threshold"],
+             config["uncertain"]["rule"], config["uncertain"]["ece_before"], config["uncertain"]["ece_after"])
 
     # --- artifacts: written into the run folder, then served in place of the last model
     config, metrics, history = whisper_run.served_files(data, config, name=name, threshold=THRESHOLD,

@@ -2,6 +2,9 @@
 
     python -m benchmarks.long_recording [--minutes 10 60] [--artifacts DIR] [--data ../shared/data]
 
+Runs the shipped model (the Whisper one); ``--artifacts`` names another model folder, e.g. the log-mel
+CNN ensemble checked out of git (``git archive 70b5af1 artifacts | tar -x -C /tmp/cnn``).
+
 Builds each recording in a temporary folder from real RAVDESS clips (speech with its own leading
 and trailing silence) joined by pauses of 0.5-4 s, written block by block as 16 kHz FLAC, then
 classifies it in a fresh child process with ``Predictor.predict_file(max_seconds=None,
@@ -44,7 +47,8 @@ print(json.dumps({"seconds": seconds, "rss_loaded_mb": rss_loaded,
                   "rss_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "traced_peak_mb": traced_peak / 2**20, "duration_s": result.duration_s,
                   "speech_s": result.speech_seconds, "segments": len(result.segments),
-                  "windows": len(result.windows), "label": result.label}))
+                  "windows": len(result.windows), "label": result.label,
+                  "model": predictor.config.get("model_name", predictor.kind)}))
 """
 
 
@@ -91,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"recordings of {source} and 0.5-4 s pauses, 16 kHz FLAC; cpu count {os.cpu_count()}")
     print(f"{'length':>8} {'file MB':>8} {'time s':>8} {'x real time':>11} {'RSS loaded MB':>13} "
           f"{'RSS peak MB':>11} {'traced peak MB':>14} {'speech min':>10} {'segments':>8} {'windows':>7}")
+    model = None
     with tempfile.TemporaryDirectory() as folder:
         for minutes in args.minutes:
             path = Path(folder) / f"recording_{minutes:g}min.flac"
@@ -98,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
             write_recording(path, minutes, args.data)
             built = time.perf_counter() - started
             figures = measure(path, args.artifacts)
+            if model is None:
+                model = figures["model"]
+                print(f"model: {model}; load average {os.getloadavg()[0]:.1f}", flush=True)
             print(f"{minutes:>6g} m {path.stat().st_size / 2**20:8.1f} {figures['seconds']:8.1f} "
                   f"{figures['duration_s'] / figures['seconds']:11.1f} {figures['rss_loaded_mb']:13.0f} "
                   f"{figures['rss_peak_mb']:11.0f} {figures['traced_peak_mb']:14.1f} "

@@ -55,3 +55,35 @@ def test_recipe_checks_its_values():
         EmbeddingRecipe(head="svm")
     with pytest.raises(ValueError, match="two corpora"):
         train_embedding_model(_synthetic_set().subset(np.arange(72)))
+
+
+def test_the_uncertain_cut_off_comes_from_the_leave_one_corpus_out_rule():
+    from ser_core.evaluation import embedding_protocols as protocols
+    from ser_core.evaluation.metrics import ANSWERED_ACCURACY_TARGET, THRESHOLD_GRID, choose_threshold, softmax
+    from ser_core.training.embedding_model import fit_head_for
+
+    data = _synthetic_set(seed=1)
+    recipe = EmbeddingRecipe(layers=(2, 3))
+    _, config = train_embedding_model(data, recipe)
+    features = head_input(data.embeddings, recipe.layers, recipe.statistics)
+    results = protocols.leave_one_corpus_out(features, data.labels, data.corpus, fit_head_for(recipe, 0),
+                                             normalisation="per_corpus", weighting=recipe.weighting)
+    logits = np.concatenate([r["logits"] for r in results.values()])
+    labels = np.concatenate([r["labels"] for r in results.values()])
+    calibrated = softmax(np.where(np.isfinite(logits), logits, -1e4), config["temperature"])
+    assert config["threshold"] == choose_threshold(calibrated, labels) and config["threshold"] in THRESHOLD_GRID
+    table = config["uncertain"]["table"]
+    assert [row["threshold"] for row in table] == list(THRESHOLD_GRID)
+    chosen = next(row for row in table if row["threshold"] == config["threshold"])
+    assert chosen["accuracy"] >= ANSWERED_ACCURACY_TARGET or config["threshold"] == max(THRESHOLD_GRID)
+    assert all(row["accuracy"] < ANSWERED_ACCURACY_TARGET for row in table if row["threshold"] < config["threshold"])
+    json.dumps(config)
+
+
+def test_choose_threshold_picks_the_lowest_cut_off_that_meets_the_target():
+    from ser_core.evaluation.metrics import choose_threshold
+
+    probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.45, 0.55]])
+    assert choose_threshold(probabilities, np.array([0, 1, 0, 0])) == 0.6  # 0.25-0.55: 2 of 4 right; 0.6: 2 of 3
+    assert choose_threshold(probabilities, np.array([0, 1, 1, 1])) == 0.25  # all right from the start
+    assert choose_threshold(probabilities, np.array([1, 0, 0, 0])) == 0.6  # never: the highest cut-off

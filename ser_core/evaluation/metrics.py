@@ -104,3 +104,53 @@ def ece_sampling_floor(confidence: np.ndarray, n_bins: int = 10, draws: int = 20
     correct = rng.random((draws, len(confidence))) < confidence  # [draws, clips]
     gap_per_bin = correct @ in_bin - confidence @ in_bin  # correct minus expected, per draw and bin
     return float(np.mean(np.sum(np.abs(gap_per_bin), axis=1)) / max(len(confidence), 1))
+
+
+# The "uncertain" cut-off is chosen, not fitted: the lowest confidence at which the answered clips of a
+# setup the model never heard (leave-one-corpus-out) are right at least 2 times in 3. Higher cut-offs
+# answer fewer clips for little gain; lower ones answer clips that are wrong half the time.
+ANSWERED_ACCURACY_TARGET = 2 / 3
+THRESHOLD_GRID = tuple(round(0.25 + 0.05 * i, 2) for i in range(8))  # 0.25 .. 0.60
+
+
+def answered_table(probabilities: np.ndarray, labels: np.ndarray,
+                   cut_offs: tuple[float, ...] = THRESHOLD_GRID) -> list[dict[str, float]]:
+    """Per cut-off: the share of clips answered (top probability >= cut-off) and their accuracy.
+
+    Parameters
+    ----------
+    probabilities : np.ndarray
+        ``(n_clips, n_classes)`` calibrated probabilities.
+    labels : np.ndarray
+        ``(n_clips,)`` true class indices.
+
+    Returns
+    -------
+    list of dict
+        ``{"threshold", "answered", "accuracy"}`` per cut-off; ``accuracy`` is None when none is answered.
+    """
+    probabilities, labels = np.asarray(probabilities), np.asarray(labels)
+    top, right = probabilities.max(axis=1), probabilities.argmax(axis=1) == labels
+    rows = []
+    for cut in cut_offs:
+        answered = top >= cut
+        accuracy = float(right[answered].mean()) if answered.any() else None
+        rows.append({"threshold": float(cut), "answered": float(answered.mean()), "accuracy": accuracy})
+    return rows
+
+
+def choose_threshold(probabilities: np.ndarray, labels: np.ndarray, *,
+                     target: float = ANSWERED_ACCURACY_TARGET,
+                     cut_offs: tuple[float, ...] = THRESHOLD_GRID) -> float:
+    """The lowest cut-off whose answered clips reach ``target`` accuracy (the highest one if none does).
+
+    Examples
+    --------
+    >>> probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.45, 0.55]])
+    >>> choose_threshold(probabilities, np.array([0, 1, 0, 0]))  # 0.25-0.55: 2 of 4 right; 0.6: 2 of 3
+    0.6
+    """
+    for row in answered_table(probabilities, labels, cut_offs):
+        if row["accuracy"] is not None and row["accuracy"] >= target:
+            return row["threshold"]
+    return float(max(cut_offs))

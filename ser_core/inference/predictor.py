@@ -8,7 +8,8 @@ Two kinds of model, told apart by ``config.json`` (``"kind"``):
   statistics: :mod:`ser_core.inference.adaptation`) -> head -> temperature softmax. The clip's
   answer comes from all its frames, exactly the training feature
   (:mod:`ser_core.inference.whisper_front`); the timeline pools the same frames per ~3 s window and
-  per speech segment. Files are decoded whole.
+  per speech segment. Files up to :data:`WHOLE_FILE_SECONDS` are decoded whole; longer ones (without
+  kept features) are read block by block three times in bounded memory, with the same answer.
 - the log-mel CNN ensemble: audio at the model's rate -> speech detector
   (:mod:`ser_core.inference.speech`) -> the speech regions only, joined by short pauses -> 3 s
   windows -> model -> window probabilities -> the clip's answer (their mean) and one answer per
@@ -57,6 +58,14 @@ UNCERTAIN = "uncertain"
 JOIN_GAP_SECONDS = 0.1
 JOIN_FADE_SECONDS = 0.01
 WINDOWS_PER_BATCH = 16  # 16 x 3 s windows per model call: ~1 MB of features
+BLOCK_SECONDS = 30.0  # decoded per block when a file is read block by block
+# A Whisper model decodes files up to this long whole (one reading, the training computation as
+# is); longer ones, without kept features, are read three times block by block in bounded memory
+# (Predictor._predict_whisper_long), with the same answer.
+WHOLE_FILE_SECONDS = 60.0
+ROWS_PER_BATCH = 32  # pooled rows per head call on a long file
+# Share of a long Whisper file's progress bar per reading: level scan, speech detection, encoder.
+_READING_SHARES = (0.05, 0.15, 0.80)
 WHISPER_KIND = artifacts.WHISPER_KIND
 # The Whisper log-mel the page shows for a Whisper model (80 bands, 25 ms windows, 10 ms hop, 0-8 kHz).
 WHISPER_LOG_MEL = FeatureParams(n_mels=80, win_length=400, hop_length=160, n_fft=400, fmin=0.0, fmax=8_000.0,
@@ -208,9 +217,14 @@ class _SpeechWindows:
     """
 
     def __init__(self, params: FeatureParams,
-                 detector: StreamingSpeechDetector | None = None) -> None:
+                 detector: StreamingSpeechDetector | None = None, *, vad_gain: float | None = None) -> None:
         self.rate = params.sample_rate
         self.size = params.clip_samples
+        # The detector hears the input times this gain (clipped to [-1, 1]), as the Whisper front end's
+        # VAD does; the speech passed on is the input itself.
+        self.vad_gain = vad_gain
+        self.speech_squares = 0.0  # sum of squares of the speech samples passed on (before fades)
+        self.speech_samples = 0
         self.hop = self.size // 2
         self.detector = detector or StreamingSpeechDetector(self.rate)
         self.gap = np.zeros(int(round(JOIN_GAP_SECONDS * self.rate)), np.float32)
@@ -235,6 +249,8 @@ class _SpeechWindows:
     # ------------------------------------------------------------------ speech
     def _pass(self, start: int, end: int, first: bool, last: bool) -> None:
         piece = self.audio[start - self.audio_start : end - self.audio_start].copy()
+        self.speech_squares += float(np.sum(np.square(piece, dtype=np.float64)))
+        self.speech_samples += piece.size
         fade = min(self.fade, piece.size // 2)
         if fade > 0:
             ramp = 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, fade, dtype=np.float32))
@@ -285,7 +301,8 @@ class _SpeechWindows:
             self.peak = max(self.peak, float(np.max(np.abs(block))))
         self.audio = np.concatenate([self.audio, block])
         self.total += block.size
-        self._take(self.detector.feed(block), total_known=False)
+        heard = block if self.vad_gain is None else np.clip(block * np.float32(self.vad_gain), -1.0, 1.0)
+        self._take(self.detector.feed(heard), total_known=False)
         return self._cut()
 
     def finish(self) -> list[tuple[int, np.ndarray]]:
@@ -347,6 +364,120 @@ class _SpeechWindows:
         index = max(bisect.bisect_left(starts, position) - 1, 0)
         stream_at, input_at, length = self.pieces[index]
         return input_at + min(max(position - stream_at, 0), length)
+
+
+class _SpeechPieces(_SpeechWindows):
+    """The same joined speech, cut at fixed joined-stream positions (``bounds``) instead of windows.
+
+    The Whisper path of a long file reads it three times (:meth:`Predictor._predict_whisper_long`);
+    with ``bounds=None`` nothing of the speech is kept (the pass that only measures its level and
+    length), with the bounds the encoder segments come out as soon as the speech reaches their end.
+    """
+
+    def __init__(self, params: FeatureParams, bounds: list[int] | None = None, *,
+                 vad_gain: float | None = None) -> None:
+        super().__init__(params, vad_gain=vad_gain)
+        self.bounds = bounds
+        self.next_piece = 0
+
+    def _cut(self) -> list[tuple[int, np.ndarray]]:
+        pieces = []
+        bounds = self.bounds or []
+        while self.next_piece + 1 < len(bounds) and bounds[self.next_piece + 1] <= self.stream_total:
+            a, b = bounds[self.next_piece], bounds[self.next_piece + 1]
+            pieces.append((a, self.stream[a - self.stream_start : b - self.stream_start].copy()))
+            self.next_piece += 1
+        keep_from = bounds[self.next_piece] if self.next_piece + 1 < len(bounds) else self.stream_total
+        if keep_from > self.stream_start:
+            self.stream = self.stream[keep_from - self.stream_start :]
+            self.stream_start = keep_from
+        return pieces
+
+    def finish(self) -> list[tuple[int, np.ndarray]]:
+        self._take(self.detector.finish(), total_known=True)
+        pieces = self._cut()
+        if self.bounds is not None and self.next_piece + 1 != len(self.bounds):
+            raise AudioError("The audio changed between two readings of it; classify it again.")
+        return pieces
+
+
+class _LoudFrames:
+    """Block by block, the level the Whisper front end's speech detector is set by: the 5th-loudest
+    20 ms frame of the whole input (``embedding._vad_input``)."""
+
+    def __init__(self) -> None:
+        self.rest = np.zeros(0, np.float32)
+        self.loudest = np.zeros(0)  # at most the 5 largest frame RMS values, ascending
+        self.total = 0
+        self.peak = 0.0
+
+    def feed(self, block: np.ndarray) -> None:
+        from ser_core.inference.embedding import _VAD_FRAME, _VAD_LOUD_FRAMES
+
+        self.total += block.size
+        if block.size:
+            self.peak = max(self.peak, float(np.max(np.abs(block))))
+        samples = np.concatenate([self.rest, block])
+        n = samples.size // _VAD_FRAME * _VAD_FRAME
+        rms = np.sqrt(np.mean(np.square(samples[:n].reshape(-1, _VAD_FRAME), dtype=np.float64), axis=1))
+        self.loudest = np.sort(np.concatenate([self.loudest, rms]))[-_VAD_LOUD_FRAMES:]
+        self.rest = samples[n:]
+
+    def vad_gain(self, params: EmbeddingParams) -> float:
+        from ser_core.inference.embedding import _VAD_LEVEL_DBFS
+
+        if self.loudest.size:
+            loud = float(self.loudest[0])
+        else:  # under one frame: the whole input is the frame
+            loud = float(np.sqrt(np.mean(np.square(self.rest, dtype=np.float64))))
+        gain_db = min(_VAD_LEVEL_DBFS - 20.0 * math.log10(max(loud, 1e-10)), params.max_gain_db)
+        return float(np.float32(10.0 ** (gain_db / 20.0)))
+
+
+class _SpanPool:
+    """Encoder bins pooled over fixed joined-stream spans (windows or speech regions) as they arrive.
+
+    ``spans`` are sorted by start and by end; a span is handed back by :meth:`close` once every bin
+    that starts inside it has arrived.
+    """
+
+    def __init__(self, spans: list[tuple[int, int]]) -> None:
+        self.spans = spans
+        self.first = 0  # the first span not yet closed
+        self.pooled: dict[int, list] = {}  # span index -> [sums, squares, frame count]
+
+    def add(self, starts: np.ndarray, sums: np.ndarray, squares: np.ndarray | None, counts: np.ndarray) -> None:
+        index = self.first
+        while index < len(self.spans) and len(starts) and self.spans[index][0] <= starts[-1]:
+            a, b = self.spans[index]
+            lo, hi = np.searchsorted(starts, a), np.searchsorted(starts, b)
+            if hi > lo:
+                pooled = self.pooled.setdefault(index, [0.0, 0.0, 0])
+                pooled[0] = pooled[0] + sums[lo:hi].sum(axis=0, dtype=np.float64)
+                if squares is not None:
+                    pooled[1] = pooled[1] + squares[lo:hi].sum(axis=0, dtype=np.float64)
+                pooled[2] += int(counts[lo:hi].sum())
+            index += 1
+
+    def close(self, until: int | None = None) -> list[tuple[int, np.ndarray, Any, int]]:
+        """Spans ending at or before joined-stream sample ``until`` (all with None): index, sums, squares, frames."""
+        closed = []
+        while self.first < len(self.spans) and (until is None or self.spans[self.first][1] <= until):
+            pooled = self.pooled.pop(self.first, None)
+            if pooled is not None:  # a span without a bin has no answer (as in the whole-file path)
+                closed.append((self.first, *pooled))
+            self.first += 1
+        return closed
+
+
+def _window_spans(total: int, size: int) -> list[tuple[int, int]]:
+    """The timeline's windows over ``total`` joined-speech samples: 50 % overlap, the last aligned to the end."""
+    if total <= size:
+        return [(0, total)]
+    starts = list(range(0, total - size + 1, size // 2))
+    if starts[-1] + size < total:
+        starts.append(total - size)
+    return [(a, a + size) for a in starts]
 
 
 class Predictor:
@@ -523,12 +654,16 @@ class Predictor:
             ``threshold`` outside [0, 1].
         """
         threshold = self.threshold if threshold is None else check_threshold(threshold)
-        stream = open_audio_stream(source, self.params.sample_rate, max_seconds=max_seconds)
-        blocks = self._with_progress(stream, progress)
+        stream = open_audio_stream(source, self.params.sample_rate, block_seconds=BLOCK_SECONDS,
+                                   max_seconds=max_seconds)
         if self.kind == WHISPER_KIND:
-            wave = np.concatenate([np.asarray(block, np.float32) for block in blocks] or [np.zeros(0, np.float32)])
-            return self._predict_whisper(wave, threshold, keep_features, stream.name, adaptation)
-        return self._predict_blocks(blocks, threshold, keep_features, stream.name)
+            short = stream.duration_s is not None and stream.duration_s <= WHOLE_FILE_SECONDS
+            if keep_features or short or not self.front_end.vad:
+                blocks = self._with_progress(stream, progress)
+                wave = np.concatenate([np.asarray(block, np.float32) for block in blocks] or [np.zeros(0, np.float32)])
+                return self._predict_whisper(wave, threshold, keep_features, stream.name, adaptation)
+            return self._predict_whisper_long(source, stream, threshold, max_seconds, progress, adaptation)
+        return self._predict_blocks(self._with_progress(stream, progress), threshold, keep_features, stream.name)
 
     def predict_wave(self, wave: np.ndarray, sample_rate: int, threshold: float | None = None, *,
                      max_seconds: float | None = None, adaptation: Adaptation | None = None) -> Prediction:
@@ -598,27 +733,23 @@ class Predictor:
 
     def _pooled_rows(self, embedded, inside: np.ndarray) -> np.ndarray:
         """:func:`head_input` of the binned frames under ``inside``, pooled like the training embedding."""
-        n = embedded.bin_counts[inside].sum()
-        mean = embedded.bin_sums[inside].sum(axis=0, dtype=np.float64) / n
+        squares = None if self.statistics == "mean" else embedded.bin_squares[inside].sum(axis=0, dtype=np.float64)
+        return self._row(embedded.bin_sums[inside].sum(axis=0, dtype=np.float64), squares,
+                         embedded.bin_counts[inside].sum())
+
+    def _row(self, sums: np.ndarray, squares: np.ndarray | None, n: int) -> np.ndarray:
+        """:func:`head_input` of frames given as their sums (and sums of squares) over ``n`` frames."""
+        mean = sums / n
         if self.statistics == "mean":
             return mean.reshape(-1)
-        mean_sq = embedded.bin_squares[inside].sum(axis=0, dtype=np.float64) / n
-        std = np.sqrt(np.maximum(mean_sq - np.square(mean), 0.0))
+        std = np.sqrt(np.maximum(squares / n - np.square(mean), 0.0))
         return np.concatenate([mean, std], axis=1).reshape(-1)
 
     def _predict_whisper(self, wave: np.ndarray, threshold: float, keep_features: bool, name: str | None,
                          adaptation: Adaptation | None) -> Prediction:
         rate = self.front_end.sample_rate
         embedded = self._embed_or_refuse(wave, name)
-        size, hop = self.params.clip_samples, self.params.clip_samples // 2
-        total = embedded.stream_samples
-        if total <= size:
-            spans = [(0, total)]
-        else:
-            starts = list(range(0, total - size + 1, hop))
-            if starts[-1] + size < total:
-                starts.append(total - size)  # the last window, aligned to the end
-            spans = [(a, a + size) for a in starts]
+        spans = _window_spans(embedded.stream_samples, self.params.clip_samples)
         bin_starts = embedded.bin_starts
         rows = [head_input(embedded.pooled, self.layers, self.statistics).astype(np.float64)]
         for a, b in spans:
@@ -664,6 +795,147 @@ class Predictor:
             segments=segments,
             adapted=use,
             adaptation_clips=adaptation.n_clips if use else 0,
+        )
+
+    def _predict_whisper_long(self, source: AudioSource, stream, threshold: float, max_seconds: float | None,
+                              progress: Callable[[float, float | None], None] | None,
+                              adaptation: Adaptation | None) -> Prediction:
+        """:meth:`_predict_whisper` for a file of any length, in memory that does not grow with it.
+
+        The front end needs three things of the whole file before its first encoder segment: the
+        level its speech detector hears (the 5th-loudest 20 ms frame), the level of its speech and
+        the length of the joined speech (the segments are equal parts of it). So the file is read
+        three times block by block (decoding is cheap beside the encoder): 1. the loud frames;
+        2. the speech detector, measuring the speech; 3. the detector again (it is deterministic),
+        now cutting the joined speech into the encoder segments, each encoded as soon as the speech
+        reaches its end. Frame sums (and sums of squares) accumulate for the whole-file answer, and
+        per window and per speech region for the timeline, whose rows go to the head in batches as
+        they close. The answer equals the whole-file computation to float rounding.
+        """
+        from ser_core.inference import whisper_front
+        from ser_core.inference.embedding import load_encoder
+
+        params, name, rate = self.front_end, stream.name, self.front_end.sample_rate
+
+        def reading(step: int):
+            current = stream if step == 0 else open_audio_stream(source, rate, block_seconds=BLOCK_SECONDS,
+                                                                 max_seconds=max_seconds)
+            before = sum(_READING_SHARES[:step])
+            for block in current:
+                yield np.asarray(block, np.float32)
+                if progress is not None and current.duration_s:
+                    done = min(current.decoded_s / current.duration_s, 1.0)
+                    progress(current.duration_s * (before + _READING_SHARES[step] * done), current.duration_s)
+                elif progress is not None and step == 2:
+                    progress(current.decoded_s, None)
+
+        # 1. the level the speech detector hears
+        loud = _LoudFrames()
+        for block in reading(0):
+            loud.feed(block)
+        if loud.peak < SILENCE_PEAK:
+            raise NotEnoughSpeech("no_speech", 0.0, MIN_SPEECH_SECONDS, loud.total / rate, name, silent=True)
+        if loud.total < rate // 10:
+            raise NotEnoughSpeech("too_little_speech", 0.0, MIN_SPEECH_SECONDS, loud.total / rate, name)
+        vad_gain = loud.vad_gain(params)
+        # 2. the speech: where, how loud, how long once joined
+        measured = _SpeechPieces(self.params, vad_gain=vad_gain)
+        for block in reading(1):
+            measured.feed(block)
+        measured.finish()
+        regions = measured.detector.result()
+        if regions.status != "speech":
+            raise NotEnoughSpeech(regions.status, regions.speech_seconds, regions.min_speech_seconds,
+                                  regions.total_seconds, name)
+        length = measured.stream_total
+        if length < int(params.min_segment_seconds * rate):  # padded speech: not a long-file case
+            wave = np.concatenate(list(reading(2)))
+            return self._predict_whisper(wave, threshold, False, name, adaptation)
+        rms = math.sqrt(measured.speech_squares / max(measured.speech_samples, 1))
+        level_db = min(params.speech_level_dbfs - 20.0 * math.log10(max(rms, 1e-10)), params.max_gain_db)
+        level = np.float32(10.0 ** (level_db / 20.0))  # embedding.level_normalise's gain
+        limit = int(params.max_segment_seconds * rate)
+        bounds = np.linspace(0, length, max(1, math.ceil(length / limit)) + 1).astype(int).tolist()
+        placed = [tuple(region) for region in measured.regions]
+        # 3. encode the segments as they close, pooling as we go
+        use = adaptation is not None and adaptation.ready and adaptation.model_key == self.adaptation_key
+        mean, std = adaptation.statistics(self._std) if use else (self._mean, self._std)
+        windows = _SpanPool(_window_spans(length, self.params.clip_samples))
+        segments = _SpanPool([(s, e) for _, _, s, e in placed])
+        answers: dict[str, list[tuple[int, np.ndarray]]] = {"windows": [], "segments": []}
+        waiting: list[tuple[str, int, np.ndarray]] = []
+
+        def classify(rows: list[tuple[str, int, np.ndarray]]) -> None:
+            features = standardise(np.stack([row for _, _, row in rows]), mean, std)
+            batch = 1 << (len(features) - 1).bit_length()
+            padded = np.concatenate([features, np.zeros((batch - len(features), features.shape[1]), np.float32)])
+            for (kind, index, _), p in zip(rows, softmax(self.logits(padded)[: len(features)], self.temperature)):
+                answers[kind].append((index, p))
+
+        def collect(until: int | None) -> None:
+            for kind, pool in (("windows", windows), ("segments", segments)):
+                waiting.extend((kind, index, self._row(sums, squares, n))
+                               for index, sums, squares, n in pool.close(until))
+            while len(waiting) >= ROWS_PER_BATCH:
+                classify(waiting[:ROWS_PER_BATCH])
+                del waiting[:ROWS_PER_BATCH]
+
+        encoder = self._encoder or load_encoder(params.model, params.weights_sha256)
+        squares = self.statistics != "mean"
+        pieces = _SpeechPieces(self.params, bounds, vad_gain=vad_gain)
+        total = total_sq = None
+        n_frames = 0
+
+        def encode(offset: int, segment: np.ndarray) -> None:
+            nonlocal total, total_sq, n_frames
+            hidden = encoder.forward(encoder.log_mel((segment * level).astype(np.float32), sr=rate)).hidden_states
+            wide = hidden.astype(np.float64)
+            total = wide.sum(axis=1) if total is None else total + wide.sum(axis=1)
+            total_sq = np.square(wide).sum(axis=1) if total_sq is None else total_sq + np.square(wide).sum(axis=1)
+            n_frames += hidden.shape[1]
+            chosen = np.transpose(hidden[list(self.layers)], (1, 0, 2))
+            sums = whisper_front._binned(chosen)
+            binned_sq = whisper_front._binned(np.square(chosen)) if squares else None
+            n_bins = len(sums)
+            bin_frames = whisper_front.BIN_FRAMES
+            counts = np.minimum(bin_frames, hidden.shape[1] - bin_frames * np.arange(n_bins))
+            starts = offset + whisper_front.FRAME_SAMPLES * whisper_front.BIN_FRAMES * np.arange(n_bins)
+            windows.add(starts, sums, binned_sq, counts)
+            segments.add(starts, sums, binned_sq, counts)
+            collect(offset + len(segment))
+
+        for block in reading(2):
+            for offset, segment in pieces.feed(block):
+                encode(offset, segment)
+        for offset, segment in pieces.finish():
+            encode(offset, segment)
+        collect(None)
+        mean_all = total / n_frames
+        std_all = np.sqrt(np.maximum(total_sq / n_frames - np.square(mean_all), 0.0))
+        pooled = np.concatenate([mean_all, std_all], axis=1).astype(np.float32)  # embed_speech's pooled
+        waiting.insert(0, ("clip", 0, head_input(pooled, self.layers, self.statistics).astype(np.float64)))
+        answers["clip"] = []
+        for start in range(0, len(waiting), ROWS_PER_BATCH):
+            classify(waiting[start : start + ROWS_PER_BATCH])
+        clip = answers["clip"][0][1]
+        to_input = lambda position, side: _stream_to_input(position, placed, side) / rate  # noqa: E731
+        window_list = [WindowPrediction(to_input(windows.spans[i][0], "start"), to_input(windows.spans[i][1], "end"),
+                                        self._named(p)) for i, p in sorted(answers["windows"], key=lambda a: a[0])]
+        segment_list = []
+        for index, p in sorted(answers["segments"], key=lambda a: a[0]):
+            top = int(np.argmax(p))
+            segment_list.append(SpeechSegment(
+                start_s=placed[index][0] / rate, end_s=placed[index][1] / rate,
+                label=UNCERTAIN if p[top] < threshold else self.emotions[top], top_emotion=self.emotions[top],
+                confidence=float(p[top]), probabilities=self._named(p)))
+        top = int(np.argmax(clip))
+        return Prediction(
+            probabilities=self._named(clip), top_emotion=self.emotions[top], confidence=float(clip[top]),
+            uncertain=bool(clip[top] < threshold), threshold=threshold, duration_s=pieces.total / rate,
+            features=np.zeros((0, self.params.n_mels, self.params.n_frames), np.float32),
+            window_starts=np.array([w.start_s for w in window_list]), windows=window_list,
+            speech_seconds=float(regions.speech_seconds), segments=segment_list,
+            adapted=use, adaptation_clips=adaptation.n_clips if use else 0,
         )
 
     def _window_mels(self, log_mels: list[np.ndarray], spans: list[tuple[int, int]]) -> np.ndarray:

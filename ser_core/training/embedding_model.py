@@ -16,7 +16,14 @@ import numpy as np
 
 from ser_core.data.embedding_cache import EmbeddingSet
 from ser_core.evaluation import embedding_protocols as protocols
-from ser_core.evaluation.metrics import fit_temperature
+from ser_core.evaluation.metrics import (
+    ANSWERED_ACCURACY_TARGET,
+    answered_table,
+    choose_threshold,
+    fit_temperature,
+    reliability,
+    softmax,
+)
 from ser_core.inference.embedding_head import head_input
 from ser_core.inference.params import EMOTIONS, EmbeddingParams
 from ser_core.training.embedding_heads import fit_keras_head, logistic_head
@@ -131,7 +138,7 @@ def train_embedding_model(
         raise ValueError("no training clips")
     features = head_input(data.embeddings, recipe.layers, recipe.statistics)
     corpora = sorted(np.unique(data.corpus))
-    loco_summary = None
+    loco_summary = uncertain = None
     if temperature is None:
         if len(corpora) < 2:
             raise ValueError(f"fitting the temperature needs two corpora or more, got {corpora}; pass temperature=")
@@ -139,7 +146,15 @@ def train_embedding_model(
                                                  normalisation="per_corpus", weighting=recipe.weighting)
         logits = np.concatenate([r["logits"] for r in results.values()])
         labels = np.concatenate([r["labels"] for r in results.values()])
-        temperature = fit_temperature(np.where(np.isfinite(logits), logits, -1e4), labels)
+        logits = np.where(np.isfinite(logits), logits, -1e4)
+        temperature = fit_temperature(logits, labels)
+        calibrated = softmax(logits, temperature)
+        uncertain = {"threshold": choose_threshold(calibrated, labels),
+                     "rule": f"lowest cut-off whose answered leave-one-corpus-out clips are right >= "
+                             f"{ANSWERED_ACCURACY_TARGET:.3f} of the time",
+                     "table": answered_table(calibrated, labels),
+                     "ece_before": reliability(softmax(logits, 1.0), labels)["ece"],
+                     "ece_after": reliability(calibrated, labels)["ece"]}
         loco_summary = {k: v for k, v in protocols.summarise(results).items()}
     normalised = protocols.standardise_groups(features, data.corpus)
     weights = protocols.sample_weights(data.labels, data.corpus, recipe.weighting)
@@ -164,6 +179,9 @@ def train_embedding_model(
         "training": counts,
         "loco": loco_summary,
     }
+    if uncertain is not None:  # the cut-off measured where the temperature was fitted
+        config["threshold"] = uncertain["threshold"]
+        config["uncertain"] = uncertain
     return model, config
 
 

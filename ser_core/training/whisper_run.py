@@ -108,7 +108,7 @@ def served_files(data: EmbeddingSet, config: dict[str, Any], *, name: str, thres
     from ser_core.inference.predictor import WHISPER_LOG_MEL
 
     config = {**config, "model_name": name, "arch": "whisper_lr" if config["recipe"]["head"] == "lr" else "whisper_mix",
-              "threshold": threshold, "feature_params": WHISPER_LOG_MEL.to_dict(),
+              "threshold": config.get("threshold", threshold), "feature_params": WHISPER_LOG_MEL.to_dict(),
               "trained_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
               "training_seconds": round(seconds, 1), "data": data_info}
     speakers = sorted(set(data.speaker.tolist()))
