@@ -13,10 +13,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import audio_factory
 import numpy as np
 import pytest
-
-import audio_factory
 from audio_factory import emotional_speech, speech_like, tone, with_silence, write_audio
 
 from ser_core.evaluation import evaluate_cli
@@ -102,8 +101,8 @@ def test_the_model_sees_exactly_the_joined_speech_windows(tiny_predictor):
     """The block-by-block path gives the windows of keep_speech + split_windows on the whole wave,
     whatever the block size."""
     from ser_core.inference.features import split_windows
-    from ser_core.inference.predictor import _SpeechWindows
     from ser_core.inference.speech import detect_speech, keep_speech
+    from ser_core.inference.speech_stream import SpeechWindows
 
     parts = []
     for index in range(4):
@@ -112,7 +111,7 @@ def test_the_model_sees_exactly_the_joined_speech_windows(tiny_predictor):
     regions = detect_speech(wave)
     expected, _ = split_windows(keep_speech(wave, regions), tiny_predictor.params)
     for block in (wave.size, 7_777, SR):
-        speech = _SpeechWindows(tiny_predictor.params)
+        speech = SpeechWindows(tiny_predictor.params)
         got = []
         for start in range(0, wave.size, block):
             got += speech.feed(wave[start : start + block])
@@ -125,7 +124,7 @@ def test_continuous_speech_is_held_in_bounded_memory(tiny_predictor):
     """Speech without a 0.3 s pause keeps the detector's region open for as long as it lasts: the
     audio held must not grow with it. (A stand-in detector hears one endless region, since what
     Silero calls speech in a synthetic signal is its own business.)"""
-    from ser_core.inference.predictor import _SpeechWindows
+    from ser_core.inference.speech_stream import SpeechWindows
 
     class EndlessSpeech:
         total = 0
@@ -140,7 +139,7 @@ def test_continuous_speech_is_held_in_bounded_memory(tiny_predictor):
         def undecided_from(self):
             return 0
 
-    speech = _SpeechWindows(tiny_predictor.params, detector=EndlessSpeech())
+    speech = SpeechWindows(tiny_predictor.params, detector=EndlessSpeech())
     held, made = [], 0
     for seed in range(600):  # 10 minutes in 1 s blocks
         made += len(speech.feed(_speech(1.0, seed=seed % 7, emotion="happy")))

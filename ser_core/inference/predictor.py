@@ -21,14 +21,11 @@ Audio without enough speech raises :class:`NotEnoughSpeech` instead of an answer
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import json
 import math
-import numbers
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +33,38 @@ import numpy as np
 
 from ser_core.inference import artifacts
 from ser_core.inference.adaptation import Adaptation, AdaptationSample
-from ser_core.inference.audio import AudioError, AudioSource, open_audio_stream, resample, to_mono
+from ser_core.inference.audio import (
+    AudioError,
+    AudioSource,
+    open_audio_stream,
+    resample,
+    to_mono,
+)
 from ser_core.inference.embedding_head import head_input, standardise
 from ser_core.inference.features import SILENCE_PEAK, log_mel
 from ser_core.inference.params import EmbeddingParams, FeatureParams
+from ser_core.inference.prediction import (
+    DEFAULT_THRESHOLD,
+    UNCERTAIN,
+    Prediction,
+    SpeechSegment,
+    WindowPrediction,
+    check_threshold,
+)
 from ser_core.inference.scoring import softmax
-from ser_core.inference.speech import MIN_SPEECH_SECONDS, NotEnoughSpeech, StreamingSpeechDetector
+from ser_core.inference.speech import (
+    MIN_SPEECH_SECONDS,
+    NotEnoughSpeech,
+    StreamingSpeechDetector,
+)
+from ser_core.inference.speech_stream import (
+    LoudFrames,
+    SpanPool,
+    SpeechPieces,
+    SpeechWindows,
+    stream_to_input,
+    window_spans,
+)
 
 __all__ = [
     "DEFAULT_THRESHOLD", "MAX_AUDIO_SECONDS", "UNCERTAIN", "WHISPER_KIND", "WHISPER_LOG_MEL", "ModelDamagedError",
@@ -49,14 +72,8 @@ __all__ = [
     "Prediction", "Predictor", "SpeechSegment", "WindowPrediction", "check_threshold",
 ]
 
-DEFAULT_THRESHOLD = 0.55
 # Default length limit of predict_file (the app's uploads); the command-line tools pass None.
 MAX_AUDIO_SECONDS = 60.0
-UNCERTAIN = "uncertain"
-# Silence put between two speech regions when they are joined for the model: a natural short
-# pause instead of a splice click, while long silences no longer dilute the answer.
-JOIN_GAP_SECONDS = 0.1
-JOIN_FADE_SECONDS = 0.01
 WINDOWS_PER_BATCH = 16  # 16 x 3 s windows per model call: ~1 MB of features
 BLOCK_SECONDS = 30.0  # decoded per block when a file is read block by block
 # A Whisper model decodes files up to this long whole (one reading, the training computation as
@@ -71,413 +88,6 @@ WHISPER_KIND = artifacts.WHISPER_KIND
 WHISPER_LOG_MEL = FeatureParams(n_mels=80, win_length=400, hop_length=160, n_fft=400, fmin=0.0, fmax=8_000.0,
                                 clip_seconds=3.0, top_db=80.0)
 
-
-def check_threshold(threshold: Any) -> float:
-    """Return ``threshold`` as a float after checking it is a confidence in [0, 1].
-
-    Parameters
-    ----------
-    threshold : float
-        Confidence below which an answer is "uncertain".
-
-    Returns
-    -------
-    float
-
-    Raises
-    ------
-    ValueError
-        When it is not a number, not finite, or outside [0, 1]; the message names the value.
-
-    Examples
-    --------
-    >>> check_threshold(0.6)
-    0.6
-    """
-    if isinstance(threshold, bool) or not isinstance(threshold, (numbers.Real, str)):
-        raise ValueError(f"the threshold must be a number from 0 to 1, got {threshold!r}")
-    try:
-        value = float(threshold)
-    except ValueError:
-        raise ValueError(f"the threshold must be a number from 0 to 1, got {threshold!r}") from None
-    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
-        raise ValueError(
-            f"the threshold must be a number from 0 to 1 (a confidence), got {threshold}"
-        )
-    return value
-
-
-@dataclass(frozen=True)
-class WindowPrediction:
-    """One 3 s model window. ``start_s``/``end_s`` are times in the original audio (a window of
-    joined speech can span a pause that was cut out)."""
-
-    start_s: float
-    end_s: float
-    probabilities: dict[str, float]
-
-
-@dataclass(frozen=True)
-class SpeechSegment:
-    """One stretch of speech found by the detector, with its own answer.
-
-    ``probabilities`` average the windows that hold this segment, each weighted by how much of
-    the segment it holds; ``label`` is the top emotion, or "uncertain" below the threshold.
-    """
-
-    start_s: float
-    end_s: float
-    label: str
-    top_emotion: str
-    confidence: float
-    probabilities: dict[str, float]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"start_s": self.start_s, "end_s": self.end_s, "label": self.label,
-                "top_emotion": self.top_emotion, "confidence": self.confidence,
-                "probabilities": self.probabilities}
-
-
-@dataclass
-class Prediction:
-    """The answer for one clip or file.
-
-    Attributes
-    ----------
-    probabilities : dict of str to float
-        Whole-audio probability of each emotion (mean over the speech windows).
-    top_emotion, confidence, uncertain, threshold
-        The most likely emotion, its probability, whether that is below ``threshold``.
-    duration_s : float
-        Length of the audio, seconds.
-    speech_seconds : float
-        Speech the detector heard, seconds.
-    features : np.ndarray
-        ``[n_windows, n_mels, n_frames]``: the CNN's input, or for a Whisper model the Whisper
-        log-mel (80 bands) of each window of the speech the encoder heard; empty
-        ``[0, n_mels, n_frames]`` when not kept (long files on the command line).
-    window_starts : np.ndarray
-        Start of each window in the original audio, seconds.
-    windows : list of WindowPrediction
-    segments : list of SpeechSegment
-        The timeline: one answer per speech segment, in time order.
-    adapted : bool
-        The answer used the user's adaptation statistics (:mod:`ser_core.inference.adaptation`).
-    adaptation_clips : int
-        How many adaptation clips those statistics came from (0 when not adapted).
-    """
-
-    probabilities: dict[str, float]
-    top_emotion: str
-    confidence: float
-    uncertain: bool
-    threshold: float
-    duration_s: float
-    features: np.ndarray = field(repr=False)
-    window_starts: np.ndarray = field(repr=False)
-    windows: list[WindowPrediction] = field(default_factory=list)
-    speech_seconds: float = 0.0
-    segments: list[SpeechSegment] = field(default_factory=list)
-    adapted: bool = False
-    adaptation_clips: int = 0
-
-    @property
-    def label(self) -> str:
-        return UNCERTAIN if self.uncertain else self.top_emotion
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "label": self.label,
-            "top_emotion": self.top_emotion,
-            "confidence": self.confidence,
-            "uncertain": self.uncertain,
-            "threshold": self.threshold,
-            "duration_s": self.duration_s,
-            "speech_seconds": self.speech_seconds,
-            "adapted": self.adapted,
-            "adaptation_clips": self.adaptation_clips,
-            "probabilities": self.probabilities,
-            "segments": [segment.to_dict() for segment in self.segments],
-            "windows": [
-                {"start_s": w.start_s, "end_s": w.end_s, "probabilities": w.probabilities}
-                for w in self.windows
-            ],
-        }
-
-
-class _SpeechWindows:
-    """Audio in, model windows of speech out, block by block.
-
-    Feeds the audio to the speech detector, passes the speech regions on as one stream (regions
-    faded at their cut edges and joined by :data:`JOIN_GAP_SECONDS` of silence, as
-    :func:`ser_core.inference.speech.keep_speech` does for a whole wave) and cuts that stream
-    into windows exactly as :func:`ser_core.inference.features.split_windows` would: 50 %
-    overlap, the last one aligned to the end, a short stream centred in one padded window. Only
-    the undecided tail of the audio and the last window of speech are held.
-    """
-
-    def __init__(self, params: FeatureParams,
-                 detector: StreamingSpeechDetector | None = None, *, vad_gain: float | None = None) -> None:
-        self.rate = params.sample_rate
-        self.size = params.clip_samples
-        # The detector hears the input times this gain (clipped to [-1, 1]), as the Whisper front end's
-        # VAD does; the speech passed on is the input itself.
-        self.vad_gain = vad_gain
-        self.speech_squares = 0.0  # sum of squares of the speech samples passed on (before fades)
-        self.speech_samples = 0
-        self.hop = self.size // 2
-        self.detector = detector or StreamingSpeechDetector(self.rate)
-        self.gap = np.zeros(int(round(JOIN_GAP_SECONDS * self.rate)), np.float32)
-        self.fade = int(round(JOIN_FADE_SECONDS * self.rate))
-        self.audio = np.zeros(0, np.float32)  # the input from sample ``audio_start`` on
-        self.audio_start = 0
-        self.total = 0
-        self.peak = 0.0
-        self.open_start: int | None = None  # padded start of the region being passed on
-        self.passed_until = 0  # input sample up to which that region has been passed on
-        self.stream = np.zeros(0, np.float32)  # joined speech from ``stream_start`` on
-        self.stream_start = 0
-        self.stream_total = 0
-        self.next_window = 0
-        self.windows_made = 0
-        # Where each stretch of passed-on speech came from: stream start, input start, length.
-        self.pieces: list[tuple[int, int, int]] = []
-        self._piece_starts: list[int] = []
-        # Each region: input (start, end) and joined-stream (start, end).
-        self.regions: list[list[int]] = []
-
-    # ------------------------------------------------------------------ speech
-    def _pass(self, start: int, end: int, first: bool, last: bool) -> None:
-        piece = self.audio[start - self.audio_start : end - self.audio_start].copy()
-        self.speech_squares += float(np.sum(np.square(piece, dtype=np.float64)))
-        self.speech_samples += piece.size
-        fade = min(self.fade, piece.size // 2)
-        if fade > 0:
-            ramp = 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, fade, dtype=np.float32))
-            if first and start > 0:
-                piece[:fade] *= ramp
-            if last and end < self.total:
-                piece[-fade:] *= ramp[::-1]
-        if first:
-            if self.regions and self.gap.size:
-                self._append(self.gap)
-            self.regions.append([start, end, self.stream_total, self.stream_total])
-        previous = self.pieces[-1] if self.pieces else None
-        ends_at = previous and (previous[0] + previous[2], previous[1] + previous[2])
-        if not first and ends_at == (self.stream_total, start):  # the same region, continued
-            self.pieces[-1] = (previous[0], previous[1], previous[2] + piece.size)
-        else:
-            self.pieces.append((self.stream_total, start, piece.size))
-        self._append(piece)
-        self.regions[-1][1], self.regions[-1][3] = end, self.stream_total
-        self.passed_until = end
-
-    def _take(self, finished: list[tuple[int, int]], total_known: bool) -> None:
-        for start, end in finished:
-            continuing = self.open_start == start
-            self._pass(self.passed_until if continuing else start, end, not continuing, True)
-            self.open_start = None
-        region = None if total_known else self.detector.open_region()
-        if region is not None:
-            start, certain_end = region
-            if self.open_start != start:
-                self.open_start = start
-                self._pass(start, certain_end, True, False)
-            elif certain_end > self.passed_until:
-                self._pass(self.passed_until, certain_end, False, False)
-        if self.open_start is not None:
-            keep_from = self.passed_until
-        else:
-            keep_from = self.detector.undecided_from()
-        drop = min(keep_from, self.total) - self.audio_start
-        if drop > 0:
-            self.audio = self.audio[drop:]
-            self.audio_start += drop
-
-    def feed(self, block: np.ndarray) -> list[tuple[int, np.ndarray]]:
-        """Next input samples in; the windows they completed out, as ``(stream start, samples)``."""
-        block = np.asarray(block, dtype=np.float32)
-        if block.size:
-            self.peak = max(self.peak, float(np.max(np.abs(block))))
-        self.audio = np.concatenate([self.audio, block])
-        self.total += block.size
-        heard = block if self.vad_gain is None else np.clip(block * np.float32(self.vad_gain), -1.0, 1.0)
-        self._take(self.detector.feed(heard), total_known=False)
-        return self._cut()
-
-    def finish(self) -> list[tuple[int, np.ndarray]]:
-        self._take(self.detector.finish(), total_known=True)
-        windows = self._cut()
-        if self.windows_made == 0 and self.stream_total:
-            padded = np.zeros(self.size, np.float32)  # short speech: centred in one window
-            offset = (self.size - self.stream_total) // 2
-            padded[offset : offset + self.stream_total] = self.stream
-            windows.append((0, padded))
-            self.windows_made += 1
-        elif self.windows_made and self.next_window - self.hop + self.size < self.stream_total:
-            start = self.stream_total - self.size  # the last window, aligned to the end
-            windows.append((start, self.stream[start - self.stream_start :].copy()))
-            self.windows_made += 1
-        return windows
-
-    # ------------------------------------------------------------------ windows
-    def _append(self, samples: np.ndarray) -> None:
-        self.stream = np.concatenate([self.stream, samples])
-        self.stream_total += samples.size
-
-    def _cut(self) -> list[tuple[int, np.ndarray]]:
-        windows = []
-        while self.next_window + self.size <= self.stream_total:
-            offset = self.next_window - self.stream_start
-            windows.append((self.next_window, self.stream[offset : offset + self.size].copy()))
-            self.windows_made += 1
-            self.next_window += self.hop
-        # Keep what the next window, or an end-aligned last window, may still need.
-        keep_from = max(0, min(self.next_window, self.stream_total - self.size))
-        if keep_from > self.stream_start:
-            self.stream = self.stream[keep_from - self.stream_start :]
-            self.stream_start = keep_from
-        return windows
-
-    # ------------------------------------------------------------------ times
-    def window_span(self, stream_start: int) -> tuple[int, int]:
-        """Joined-stream span of the window starting at ``stream_start``."""
-        if self.stream_total <= self.size:
-            return 0, self.stream_total
-        return stream_start, stream_start + self.size
-
-    def to_input(self, position: int, side: str) -> int:
-        """Input sample of a joined-stream position (a position in a pause maps to its edge)."""
-        if not self.pieces:
-            return 0
-        if len(self._piece_starts) != len(self.pieces):  # pieces only grow (or extend the last)
-            self._piece_starts = [piece[0] for piece in self.pieces]
-        starts = self._piece_starts
-        if side == "start":
-            index = bisect.bisect_right(starts, position) - 1
-            stream_at, input_at, length = self.pieces[max(index, 0)]
-            if index < 0:
-                return input_at
-            if position >= stream_at + length and index + 1 < len(self.pieces):
-                return self.pieces[index + 1][1]
-            return input_at + min(max(position - stream_at, 0), length)
-        index = max(bisect.bisect_left(starts, position) - 1, 0)
-        stream_at, input_at, length = self.pieces[index]
-        return input_at + min(max(position - stream_at, 0), length)
-
-
-class _SpeechPieces(_SpeechWindows):
-    """The same joined speech, cut at fixed joined-stream positions (``bounds``) instead of windows.
-
-    The Whisper path of a long file reads it three times (:meth:`Predictor._predict_whisper_long`);
-    with ``bounds=None`` nothing of the speech is kept (the pass that only measures its level and
-    length), with the bounds the encoder segments come out as soon as the speech reaches their end.
-    """
-
-    def __init__(self, params: FeatureParams, bounds: list[int] | None = None, *,
-                 vad_gain: float | None = None) -> None:
-        super().__init__(params, vad_gain=vad_gain)
-        self.bounds = bounds
-        self.next_piece = 0
-
-    def _cut(self) -> list[tuple[int, np.ndarray]]:
-        pieces = []
-        bounds = self.bounds or []
-        while self.next_piece + 1 < len(bounds) and bounds[self.next_piece + 1] <= self.stream_total:
-            a, b = bounds[self.next_piece], bounds[self.next_piece + 1]
-            pieces.append((a, self.stream[a - self.stream_start : b - self.stream_start].copy()))
-            self.next_piece += 1
-        keep_from = bounds[self.next_piece] if self.next_piece + 1 < len(bounds) else self.stream_total
-        if keep_from > self.stream_start:
-            self.stream = self.stream[keep_from - self.stream_start :]
-            self.stream_start = keep_from
-        return pieces
-
-    def finish(self) -> list[tuple[int, np.ndarray]]:
-        self._take(self.detector.finish(), total_known=True)
-        pieces = self._cut()
-        if self.bounds is not None and self.next_piece + 1 != len(self.bounds):
-            raise AudioError("The audio changed between two readings of it; classify it again.")
-        return pieces
-
-
-class _LoudFrames:
-    """Block by block, the level the Whisper front end's speech detector is set by: the 5th-loudest
-    20 ms frame of the whole input (``embedding._vad_input``)."""
-
-    def __init__(self) -> None:
-        self.rest = np.zeros(0, np.float32)
-        self.loudest = np.zeros(0)  # at most the 5 largest frame RMS values, ascending
-        self.total = 0
-        self.peak = 0.0
-
-    def feed(self, block: np.ndarray) -> None:
-        from ser_core.inference.embedding import _VAD_FRAME, _VAD_LOUD_FRAMES
-
-        self.total += block.size
-        if block.size:
-            self.peak = max(self.peak, float(np.max(np.abs(block))))
-        samples = np.concatenate([self.rest, block])
-        n = samples.size // _VAD_FRAME * _VAD_FRAME
-        rms = np.sqrt(np.mean(np.square(samples[:n].reshape(-1, _VAD_FRAME), dtype=np.float64), axis=1))
-        self.loudest = np.sort(np.concatenate([self.loudest, rms]))[-_VAD_LOUD_FRAMES:]
-        self.rest = samples[n:]
-
-    def vad_gain(self, params: EmbeddingParams) -> float:
-        from ser_core.inference.embedding import _VAD_LEVEL_DBFS
-
-        if self.loudest.size:
-            loud = float(self.loudest[0])
-        else:  # under one frame: the whole input is the frame
-            loud = float(np.sqrt(np.mean(np.square(self.rest, dtype=np.float64))))
-        gain_db = min(_VAD_LEVEL_DBFS - 20.0 * math.log10(max(loud, 1e-10)), params.max_gain_db)
-        return float(np.float32(10.0 ** (gain_db / 20.0)))
-
-
-class _SpanPool:
-    """Encoder bins pooled over fixed joined-stream spans (windows or speech regions) as they arrive.
-
-    ``spans`` are sorted by start and by end; a span is handed back by :meth:`close` once every bin
-    that starts inside it has arrived.
-    """
-
-    def __init__(self, spans: list[tuple[int, int]]) -> None:
-        self.spans = spans
-        self.first = 0  # the first span not yet closed
-        self.pooled: dict[int, list] = {}  # span index -> [sums, squares, frame count]
-
-    def add(self, starts: np.ndarray, sums: np.ndarray, squares: np.ndarray | None, counts: np.ndarray) -> None:
-        index = self.first
-        while index < len(self.spans) and len(starts) and self.spans[index][0] <= starts[-1]:
-            a, b = self.spans[index]
-            lo, hi = np.searchsorted(starts, a), np.searchsorted(starts, b)
-            if hi > lo:
-                pooled = self.pooled.setdefault(index, [0.0, 0.0, 0])
-                pooled[0] = pooled[0] + sums[lo:hi].sum(axis=0, dtype=np.float64)
-                if squares is not None:
-                    pooled[1] = pooled[1] + squares[lo:hi].sum(axis=0, dtype=np.float64)
-                pooled[2] += int(counts[lo:hi].sum())
-            index += 1
-
-    def close(self, until: int | None = None) -> list[tuple[int, np.ndarray, Any, int]]:
-        """Spans ending at or before joined-stream sample ``until`` (all with None): index, sums, squares, frames."""
-        closed = []
-        while self.first < len(self.spans) and (until is None or self.spans[self.first][1] <= until):
-            pooled = self.pooled.pop(self.first, None)
-            if pooled is not None:  # a span without a bin has no answer (as in the whole-file path)
-                closed.append((self.first, *pooled))
-            self.first += 1
-        return closed
-
-
-def _window_spans(total: int, size: int) -> list[tuple[int, int]]:
-    """The timeline's windows over ``total`` joined-speech samples: 50 % overlap, the last aligned to the end."""
-    if total <= size:
-        return [(0, total)]
-    starts = list(range(0, total - size + 1, size // 2))
-    if starts[-1] + size < total:
-        starts.append(total - size)
-    return [(a, a + size) for a in starts]
 
 
 class Predictor:
@@ -749,7 +359,7 @@ class Predictor:
                          adaptation: Adaptation | None) -> Prediction:
         rate = self.front_end.sample_rate
         embedded = self._embed_or_refuse(wave, name)
-        spans = _window_spans(embedded.stream_samples, self.params.clip_samples)
+        spans = window_spans(embedded.stream_samples, self.params.clip_samples)
         bin_starts = embedded.bin_starts
         rows = [head_input(embedded.pooled, self.layers, self.statistics).astype(np.float64)]
         for a, b in spans:
@@ -770,7 +380,7 @@ class Predictor:
         padded = np.concatenate([features, np.zeros((batch - len(features), features.shape[1]), np.float32)])
         probabilities = softmax(self.logits(padded)[: len(features)], self.temperature)
         clip, window_p, segment_p = probabilities[0], probabilities[1 : 1 + len(spans)], probabilities[1 + len(spans):]
-        to_input = lambda position, side: _stream_to_input(position, embedded.stream_regions, side) / rate  # noqa: E731
+        to_input = lambda position, side: stream_to_input(position, embedded.stream_regions, side) / rate  # noqa: E731
         windows = [WindowPrediction(to_input(a, "start"), to_input(b, "end"), self._named(p))
                    for (a, b), p in zip(spans, window_p)]
         segments = []
@@ -830,7 +440,7 @@ class Predictor:
                     progress(current.decoded_s, None)
 
         # 1. the level the speech detector hears
-        loud = _LoudFrames()
+        loud = LoudFrames()
         for block in reading(0):
             loud.feed(block)
         if loud.peak < SILENCE_PEAK:
@@ -839,7 +449,7 @@ class Predictor:
             raise NotEnoughSpeech("too_little_speech", 0.0, MIN_SPEECH_SECONDS, loud.total / rate, name)
         vad_gain = loud.vad_gain(params)
         # 2. the speech: where, how loud, how long once joined
-        measured = _SpeechPieces(self.params, vad_gain=vad_gain)
+        measured = SpeechPieces(self.params, vad_gain=vad_gain)
         for block in reading(1):
             measured.feed(block)
         measured.finish()
@@ -860,8 +470,8 @@ class Predictor:
         # 3. encode the segments as they close, pooling as we go
         use = adaptation is not None and adaptation.ready and adaptation.model_key == self.adaptation_key
         mean, std = adaptation.statistics(self._std) if use else (self._mean, self._std)
-        windows = _SpanPool(_window_spans(length, self.params.clip_samples))
-        segments = _SpanPool([(s, e) for _, _, s, e in placed])
+        windows = SpanPool(window_spans(length, self.params.clip_samples))
+        segments = SpanPool([(s, e) for _, _, s, e in placed])
         answers: dict[str, list[tuple[int, np.ndarray]]] = {"windows": [], "segments": []}
         waiting: list[tuple[str, int, np.ndarray]] = []
 
@@ -882,7 +492,7 @@ class Predictor:
 
         encoder = self._encoder or load_encoder(params.model, params.weights_sha256)
         squares = self.statistics != "mean"
-        pieces = _SpeechPieces(self.params, bounds, vad_gain=vad_gain)
+        pieces = SpeechPieces(self.params, bounds, vad_gain=vad_gain)
         total = total_sq = None
         n_frames = 0
 
@@ -918,7 +528,7 @@ class Predictor:
         for start in range(0, len(waiting), ROWS_PER_BATCH):
             classify(waiting[start : start + ROWS_PER_BATCH])
         clip = answers["clip"][0][1]
-        to_input = lambda position, side: _stream_to_input(position, placed, side) / rate  # noqa: E731
+        to_input = lambda position, side: stream_to_input(position, placed, side) / rate  # noqa: E731
         window_list = [WindowPrediction(to_input(windows.spans[i][0], "start"), to_input(windows.spans[i][1], "end"),
                                         self._named(p)) for i, p in sorted(answers["windows"], key=lambda a: a[0])]
         segment_list = []
@@ -959,7 +569,7 @@ class Predictor:
 
     def _predict_blocks(self, blocks: Iterable[np.ndarray], threshold: float, keep_features: bool,
                         name: str | None) -> Prediction:
-        speech = _SpeechWindows(self.params)
+        speech = SpeechWindows(self.params)
         starts: list[int] = []
         probabilities: list[np.ndarray] = []
         kept: list[np.ndarray] = []
@@ -1019,7 +629,7 @@ class Predictor:
             segments=self._segments(speech, spans, window_probabilities, threshold),
         )
 
-    def _segments(self, speech: _SpeechWindows, spans: list[tuple[int, int]],
+    def _segments(self, speech: SpeechWindows, spans: list[tuple[int, int]],
                   window_probabilities: np.ndarray, threshold: float) -> list[SpeechSegment]:
         segments = []
         window_starts = np.array([a for a, _ in spans])
@@ -1041,19 +651,6 @@ class Predictor:
 
     def _named(self, probabilities: np.ndarray) -> dict[str, float]:
         return {emotion: float(p) for emotion, p in zip(self.emotions, probabilities)}
-
-
-def _stream_to_input(position: int, placed: list[tuple[int, int, int, int]], side: str) -> int:
-    """Input sample of a joined-speech position; one in a pause maps to the next region's start
-    (``side="start"``) or the previous region's end (``side="end"``)."""
-    previous_end = placed[0][0] if placed else 0
-    for input_start, input_end, stream_start, stream_end in placed:
-        if position < stream_start:
-            return input_start if side == "start" else previous_end
-        if position < stream_end or (side == "end" and position == stream_end):
-            return input_start + position - stream_start
-        previous_end = input_end
-    return previous_end
 
 
 ModelNotFoundError = artifacts.ModelNotFoundError
