@@ -19,6 +19,7 @@ Who may import whom (``tests/test_architecture.py`` reads the imports and holds 
 """
 
 import os
+import sys
 
 # TensorFlow turns its oneDNN kernels on by default only on CPUs with AVX-512 VNNI or newer; on an
 # AVX2-only CPU (this project's 2-core AMD EPYC) they halve a training step (1.1 s -> 0.46 s for a
@@ -32,6 +33,30 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 if not os.path.exists("/proc/driver/nvidia"):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow, hiding the lines its C++ core prints while it starts on a machine without
+    the NVIDIA driver ("oneDNN custom operations are on", "Could not find cuda drivers").
+
+    They are written straight to the process's standard error before any log level applies, and a
+    newcomer reads them as failures. Only the import itself is quiet: a Python exception still
+    propagates, and a machine with the driver sees everything.
+    """
+    if "tensorflow" in sys.modules or os.path.exists("/proc/driver/nvidia"):
+        import tensorflow  # noqa: F401
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 from ser_core.inference.params import EMOTIONS, FeatureParams  # noqa: E402
 
-__all__ = ["EMOTIONS", "FeatureParams"]
+__all__ = ["EMOTIONS", "FeatureParams", "import_tensorflow_quietly"]

@@ -32,6 +32,14 @@ def test_looking_for_a_gpu_prints_no_cuinit_error():
     assert "cuInit" not in done.stderr and "E0000" not in done.stderr, done.stderr
 
 
+def test_tensorflow_starts_without_its_native_start_up_lines():
+    done = _run("-c", "import ser_core; ser_core.import_tensorflow_quietly(); import keras; "
+                      "import sys; print('after', file=sys.stderr)")
+    assert done.returncode == 0, done.stderr
+    assert "I0000" not in done.stderr and "cuda drivers" not in done.stderr, done.stderr
+    assert done.stderr.strip().endswith("after"), "standard error must work again after the import"
+
+
 @pytest.mark.slow
 def test_predict_prints_no_cuinit_error(tiny_artifacts, tmp_path):
     import audio_factory
@@ -41,3 +49,4 @@ def test_predict_prints_no_cuinit_error(tiny_artifacts, tmp_path):
     done = _run("-m", "ser_core.predict", str(clip), "--artifacts", str(tiny_artifacts))
     assert done.returncode == 0, done.stderr
     assert "cuInit" not in done.stderr and "E0000" not in done.stderr, done.stderr
+    assert "I0000" not in done.stderr, done.stderr

@@ -165,6 +165,9 @@ def load_whisper_encoder(config: dict[str, Any]):
 
 def load_model(path: Path):
     """Load a ``.keras`` model without running any code stored in it (safe mode, no Lambda layers)."""
+    from ser_core import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
     import keras
 
     return keras.saving.load_model(path, compile=False, safe_mode=True)
