@@ -42,6 +42,10 @@ def make_head(args: argparse.Namespace, n_layers: int):
         from ser_core.training.embedding_heads import logistic_head
 
         return logistic_head(C=args.C)
+    if args.head == "ridge":
+        from ser_core.training.embedding_heads import ridge_head
+
+        return ridge_head(alpha=args.alpha)
     from ser_core.training.embedding_heads import keras_head
 
     return keras_head(n_layers, epochs=args.epochs, hidden=args.hidden, dropout=args.dropout)
@@ -58,7 +62,8 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, default=Path("../shared/data"))
     parser.add_argument("--layers", default="3")
     parser.add_argument("--stats", default="mean_std", choices=("mean_std", "mean"))
-    parser.add_argument("--head", default="lr", choices=("lr", "keras"))
+    parser.add_argument("--head", default="lr", choices=("lr", "ridge", "keras"))
+    parser.add_argument("--alpha", type=float, default=3000.0, help="ridge head: L2 strength")
     parser.add_argument("--C", type=float, default=0.1)
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--hidden", type=int, default=256)
@@ -74,6 +79,8 @@ def main() -> None:
     parser.add_argument("--norms", default="global,per_corpus,adapted,adapted30")
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--enrol", default="neutral", choices=("neutral", "random"))
+    parser.add_argument("--speaker-norm", action="store_true",
+                        help="loco: standardise every training speaker on their own clips (held-out corpus as usual)")
     parser.add_argument("--note", default="")
     parser.add_argument("--no-vad", action="store_true", help="front end without the VAD (whole clip, level of all of it)")
     parser.add_argument("--log", type=Path, default=Path("data_cache/screen.jsonl"))
@@ -91,6 +98,9 @@ def main() -> None:
     if args.head == "keras":
         variant.update(epochs=args.epochs, hidden=args.hidden, dropout=args.dropout)
         variant.pop("C")
+    if args.head == "ridge":
+        variant.pop("C")
+        variant["alpha"] = args.alpha
     rows = []
     if args.protocol == "loco" and args.augment_every:
         # One augmented copy of part of the training clips; held-out corpora are tested clean.
@@ -118,12 +128,15 @@ def main() -> None:
             rows.append({"protocol": f"loco/{norm}", **protocols.summarise(results), "corpora": compact(results),
                          "seconds": round(time.perf_counter() - start, 1)})
     elif args.protocol == "loco":
+        if args.speaker_norm:
+            variant["train_norm"] = "per speaker"
         for norm in args.norms.split(","):
             start = time.perf_counter()
             results = protocols.leave_one_corpus_out(
                 features, data.labels, data.corpus, head, weighting=args.weighting,
                 normalisation="adapted" if norm.startswith("adapted") else norm,
-                adapt_clips=int(norm[7:]) if norm.startswith("adapted") and norm[7:] else None)
+                adapt_clips=int(norm[7:]) if norm.startswith("adapted") and norm[7:] else None,
+                speakers=data.speaker if args.speaker_norm else None)
             rows.append({"protocol": f"loco/{norm}", **protocols.summarise(results), "corpora": compact(results),
                          "seconds": round(time.perf_counter() - start, 1)})
     elif args.protocol == "cv":

@@ -74,3 +74,25 @@ def test_head_input_selects_layers_and_statistics():
     np.testing.assert_array_equal(head_input(pooled[0], (2,), "mean"), pooled[0, 2, :2])
     with pytest.raises(ValueError, match="7"):
         head_input(pooled, (7,))
+
+
+def test_speaker_standardisation_of_training_rows_and_ridge_head():
+    from ser_core.training.embedding_heads import ridge_head
+
+    features, labels, corpus, speaker = _corpora()
+    # every speaker of c1 also has a shift of their own, which only per-speaker statistics remove
+    features = features + np.where(corpus == "c1", np.char.count(speaker, "_1") * 3.0, 0.0)[:, None]
+    results = protocols.leave_one_corpus_out(features, labels, corpus, ridge_head(alpha=1.0),
+                                             normalisation="adapted", speakers=speaker)
+    assert protocols.summarise(results)["mean_uar"] > 0.8
+    assert results["c0"]["logits"].shape == (int((corpus == "c0").sum()), 6)
+    # the held-out corpus is standardised the same way with and without the option
+    test = corpus == "c0"
+    with_speakers = protocols._normalise_loco(features, corpus, test, "per_corpus", None, speaker)
+    without = protocols._normalise_loco(features, corpus, test, "per_corpus", None)
+    np.testing.assert_allclose(with_speakers[test], without[test])
+    for name in np.unique(speaker[~test]):
+        rows = speaker == name
+        np.testing.assert_allclose(with_speakers[rows].mean(axis=0), 0.0, atol=1e-4)
+    with pytest.raises(ValueError, match="per_corpus or adapted"):
+        protocols.leave_one_corpus_out(features, labels, corpus, ridge_head(), normalisation="global", speakers=speaker)

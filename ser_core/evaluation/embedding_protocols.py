@@ -13,6 +13,10 @@ standardisation statistics come from is the difference between the protocols:
   the training corpora's statistics (strict: nothing of the test corpus is used);
 - ``"adapted"``: as ``per_corpus``, the test corpus with its own statistics from unlabelled clips
   (all of them, or ``adapt_clips`` random ones: a new room's first recordings).
+
+With ``speakers`` (``per_corpus``/``adapted`` only) each training speaker is standardised with the
+statistics of their own clips instead of their corpus's; the held-out corpus is standardised as
+above (corpus statistics: the training corpora's average, or its own).
 """
 
 from __future__ import annotations
@@ -90,13 +94,16 @@ def sample_weights(labels: np.ndarray, corpus: np.ndarray, scheme: str = "class"
 
 
 def _normalise_loco(features: np.ndarray, corpus: np.ndarray, test: np.ndarray, normalisation: Normalisation,
-                    adapt_rows: np.ndarray | None) -> np.ndarray:
+                    adapt_rows: np.ndarray | None, speakers: np.ndarray | None = None) -> np.ndarray:
     train = ~test
     if normalisation == "global":
+        if speakers is not None:
+            raise ValueError("per-speaker standardisation of the training rows needs per_corpus or adapted")
         mean, std = _stats(features[train])
         return ((features - mean) / std).astype(np.float32)
     out = np.empty(features.shape, np.float32)
-    out[train] = standardise_groups(features[train], corpus[train])
+    groups = corpus if speakers is None else np.char.add(np.char.add(corpus.astype(str), "/"), speakers.astype(str))
+    out[train] = standardise_groups(features[train], groups[train])
     if normalisation == "per_corpus":
         stats = [_stats(features[corpus == c]) for c in np.unique(corpus[train])]
         mean, std = np.mean([m for m, _ in stats], axis=0), np.mean([s for _, s in stats], axis=0)
@@ -121,6 +128,7 @@ def leave_one_corpus_out(
     seed: int = 0,
     test_only: Sequence[str] | None = None,
     test_features: np.ndarray | None = None,
+    speakers: np.ndarray | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Train on all corpora but one, test on that one, for every corpus.
 
@@ -148,6 +156,9 @@ def leave_one_corpus_out(
     test_features : np.ndarray, optional
         ``(n, d)`` features the held-out rows are scored on instead (e.g. the same clips through a
         simulated channel); training always reads ``features``.
+    speakers : np.ndarray, optional
+        ``(n,)`` speaker of each row: standardise every training speaker on their own clips (see
+        the module docstring); the held-out corpus is standardised as without it.
 
     Returns
     -------
@@ -165,7 +176,7 @@ def leave_one_corpus_out(
         source = features.copy()
         if test_features is not None:
             source[test] = test_features[test]
-        normalised = _normalise_loco(source, corpus, test, normalisation, adapt_rows)
+        normalised = _normalise_loco(source, corpus, test, normalisation, adapt_rows, speakers)
         train = ~test
         predict = fit(normalised[train], labels[train], sample_weights(labels[train], corpus[train], weighting))
         logits = predict(normalised[test])

@@ -13,21 +13,19 @@ import numpy as np
 
 from ser_core.inference.params import EMOTIONS
 
-__all__ = ["build_layer_mix_head", "fit_keras_head", "keras_head", "logistic_head"]
+__all__ = ["build_layer_mix_head", "fit_keras_head", "keras_head", "logistic_head", "ridge_head"]
 
 PredictLogits = Callable[[np.ndarray], np.ndarray]
 
 
-def logistic_head(C: float = 0.1, max_iter: int = 500) -> Callable[[np.ndarray, np.ndarray, np.ndarray], PredictLogits]:
-    """Multinomial logistic regression (scikit-learn, L2 penalty ``1 / C``) over all six emotions.
+def _linear_head(make_model: Callable[[], object]) -> Callable[[np.ndarray, np.ndarray, np.ndarray], PredictLogits]:
+    """A scikit-learn linear classifier as a ``FitHead``: its decision function in the six emotion columns.
 
     Classes absent from a training set keep a logit of -inf, so the six columns keep their meaning.
     """
 
     def fit(features: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray) -> PredictLogits:
-        from sklearn.linear_model import LogisticRegression
-
-        model = LogisticRegression(C=C, max_iter=max_iter)
+        model = make_model()
         model.fit(features, labels, sample_weight=sample_weight)
 
         def predict(rows: np.ndarray) -> np.ndarray:
@@ -38,6 +36,24 @@ def logistic_head(C: float = 0.1, max_iter: int = 500) -> Callable[[np.ndarray, 
         return predict
 
     return fit
+
+
+def logistic_head(C: float = 0.1, max_iter: int = 500) -> Callable[[np.ndarray, np.ndarray, np.ndarray], PredictLogits]:
+    """Multinomial logistic regression (scikit-learn, L2 penalty ``1 / C``) over all six emotions."""
+    from sklearn.linear_model import LogisticRegression
+
+    return _linear_head(lambda: LogisticRegression(C=C, max_iter=max_iter))
+
+
+def ridge_head(alpha: float = 3000.0) -> Callable[[np.ndarray, np.ndarray, np.ndarray], PredictLogits]:
+    """One-vs-rest least squares on +-1 targets (scikit-learn ``RidgeClassifier``, L2 strength ``alpha``).
+
+    Its scores are not log-probabilities: a temperature fitted on them is not comparable with the
+    logistic head's. Screened in docs/experiments.md (issue 14, rows W83 on).
+    """
+    from sklearn.linear_model import RidgeClassifier
+
+    return _linear_head(lambda: RidgeClassifier(alpha=alpha))
 
 
 def build_layer_mix_head(n_layers: int, width: int, *, hidden: int = 256, dropout: float = 0.3,
