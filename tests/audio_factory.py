@@ -138,27 +138,9 @@ def encode(wave: np.ndarray, sample_rate: int, suffix: str) -> bytes:
 
 
 def _encode_pyav(wave: np.ndarray, sample_rate: int, container_format: str, codec: str) -> bytes:
-    import av
+    from ser_core.data.channel import encode
 
-    channels = 1 if wave.ndim == 1 else wave.shape[1]
-    layout = "mono" if channels == 1 else "stereo"
-    rate = 48_000 if "opus" in codec else sample_rate
-    planar = wave.reshape(-1, channels).T.copy()  # [channels, n]
-    buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format=container_format) as container:
-        stream = container.add_stream(codec, rate=rate)
-        stream.layout = layout
-        resampler = av.AudioResampler(format=stream.format.name, layout=layout, rate=rate)
-        frame = av.AudioFrame.from_ndarray(planar, format="fltp", layout=layout)
-        frame.sample_rate = sample_rate
-        frame.pts = None
-        for chunk in resampler.resample(frame) + resampler.resample(None):
-            chunk.pts = None
-            for packet in stream.encode(chunk):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    return buffer.getvalue()
+    return encode(wave, sample_rate, container_format, codec)
 
 
 def write_audio(path: Path, wave: np.ndarray, sample_rate: int = 16_000) -> Path:

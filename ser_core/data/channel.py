@@ -18,7 +18,51 @@ from scipy.signal import butter, sosfilt
 
 from ser_core.data.corrupt import add_noise, reverberate
 
-__all__ = ["Channel", "automatic_gain", "band_limit", "opus_round_trip", "pink_noise"]
+__all__ = ["Channel", "automatic_gain", "band_limit", "encode", "opus_round_trip", "pink_noise"]
+
+
+def encode(wave: np.ndarray, sample_rate: int, container_format: str, codec: str, *,
+           bit_rate: int | None = None) -> bytes:
+    """Audio encoded with PyAV as a browser or phone would send it (``"webm"``/``"libopus"``, ...).
+
+    Parameters
+    ----------
+    wave : np.ndarray
+        float32 ``[n]`` (mono) or ``[n, 2]`` (stereo).
+    sample_rate : int
+        Its rate; Opus encodes at 48 kHz, other codecs at ``sample_rate``.
+    container_format, codec : str
+        PyAV names, e.g. ``"webm"`` and ``"libopus"``, ``"mp4"`` and ``"aac"``.
+    bit_rate : int, optional
+        Target bits per second (the codec's default otherwise).
+
+    Returns
+    -------
+    bytes
+        The encoded file.
+    """
+    import av
+
+    channels = 1 if wave.ndim == 1 else wave.shape[1]
+    layout = "mono" if channels == 1 else "stereo"
+    rate = 48_000 if "opus" in codec else sample_rate
+    planar = np.asarray(wave, np.float32).reshape(-1, channels).T.copy()  # [channels, n]
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format=container_format) as container:
+        stream = container.add_stream(codec, rate=rate)
+        stream.layout = layout
+        if bit_rate is not None:
+            stream.bit_rate = bit_rate
+        resampler = av.AudioResampler(format=stream.format.name, layout=layout, rate=rate)
+        frame = av.AudioFrame.from_ndarray(planar, format="fltp", layout=layout)
+        frame.sample_rate = sample_rate
+        for chunk in resampler.resample(frame) + resampler.resample(None):
+            chunk.pts = None
+            for packet in stream.encode(chunk):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return buffer.getvalue()
 
 
 def opus_round_trip(wave: np.ndarray, sample_rate: int, kbps: float) -> np.ndarray:
@@ -40,21 +84,7 @@ def opus_round_trip(wave: np.ndarray, sample_rate: int, kbps: float) -> np.ndarr
     """
     import av
 
-    buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format="webm") as container:
-        stream = container.add_stream("libopus", rate=48_000)
-        stream.layout = "mono"
-        stream.bit_rate = int(kbps * 1000)
-        resampler = av.AudioResampler(format=stream.format.name, layout="mono", rate=48_000)
-        frame = av.AudioFrame.from_ndarray(np.asarray(wave, np.float32)[None, :], format="fltp", layout="mono")
-        frame.sample_rate = sample_rate
-        for chunk in resampler.resample(frame) + resampler.resample(None):
-            chunk.pts = None
-            for packet in stream.encode(chunk):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    buffer.seek(0)
+    buffer = io.BytesIO(encode(wave, sample_rate, "webm", "libopus", bit_rate=int(kbps * 1000)))
     decoded = []
     with av.open(buffer, mode="r") as container:
         back = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ser_core.inference import audio, features
+from ser_core.inference import artifacts, audio, features
 from ser_core.inference.audio import AudioError, load_audio
 from ser_core.data.corpora import Clip
 from ser_core.inference.features import clip_features, is_silent
@@ -51,9 +51,7 @@ def _extract_one(job: tuple[str, FeatureParams, str]) -> tuple[np.ndarray | None
         if is_silent(wave):
             raise AudioError("silent")
         features, _ = clip_features(wave, params)
-        temporary = cached.with_suffix(f".{os.getpid()}.tmp.npy")
-        np.save(temporary, features, allow_pickle=False)
-        os.replace(temporary, cached)
+        artifacts.save_array(cached, features)
         return features, None
     except Exception as error:  # every failure is reported by the caller, never silently dropped
         return None, f"{type(error).__name__}: {error}"

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from ser_core.data.corpora import Clip
 from ser_core.data.dataset import source_fingerprint
-from ser_core.inference import embedding, speech, whisper_encoder
+from ser_core.inference import artifacts, embedding, speech, whisper_encoder
 from ser_core.inference.audio import load_audio
 from ser_core.inference.params import EMOTIONS, EmbeddingParams
 
@@ -81,9 +81,7 @@ def _embed_one(job: tuple[str, EmbeddingParams, str, WaveTransform | None]) -> t
             rng = np.random.default_rng(zlib.crc32(os.path.basename(path).encode()))
             wave = transform(wave, rng)
         pooled = embedding.embed_waveform(wave, params).pooled
-        temporary = cached.with_suffix(f".{os.getpid()}.tmp.npy")
-        np.save(temporary, pooled, allow_pickle=False)
-        os.replace(temporary, cached)
+        artifacts.save_array(cached, pooled)
         return pooled, None
     except Exception as error:  # every failure is returned to the caller, never silently dropped
         return None, f"{type(error).__name__}: {error}"

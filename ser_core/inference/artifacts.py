@@ -8,6 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS_DIR = REPO_ROOT / "artifacts"
 
@@ -76,6 +78,12 @@ def write_json(path: Path, data: Any, indent: int | None = 2) -> None:
 
 def write_text(path: Path, text: str) -> None:
     _replace_atomically(Path(path), lambda temporary: Path(temporary).write_text(text))
+
+
+def save_array(path: Path, array: np.ndarray) -> None:
+    """An ``.npy`` file written whole or not at all (no pickle), as the feature caches need when
+    several processes fill them."""
+    _replace_atomically(Path(path), lambda temporary: np.save(temporary, array, allow_pickle=False))
 
 
 def save_model(model, path: Path) -> None:
