@@ -224,8 +224,7 @@ class Predictor:
         """
         if sample.model_key != self.adaptation_key:
             raise ValueError("this clip was measured for another model")
-        use = adaptation is not None and adaptation.ready and adaptation.model_key == self.adaptation_key
-        mean, std = adaptation.statistics(self._std) if use else (self._mean, self._std)
+        _, mean, std = self._standardisation(adaptation)
         logits = self.logits(standardise(sample.features[None], mean, std))
         return self._named(softmax(logits, self.temperature)[0])
 
@@ -347,6 +346,18 @@ class Predictor:
         return self._row(embedded.bin_sums[inside].sum(axis=0, dtype=np.float64), squares,
                          embedded.bin_counts[inside].sum())
 
+    def _standardisation(self, adaptation: Adaptation | None) -> tuple[bool, np.ndarray, np.ndarray]:
+        """Whether ``adaptation`` applies (ready, made for this model), and the mean and std to standardise with."""
+        use = adaptation is not None and adaptation.ready and adaptation.model_key == self.adaptation_key
+        mean, std = adaptation.statistics(self._std) if use else (self._mean, self._std)
+        return use, mean, std
+
+    def _head_probabilities(self, features: np.ndarray) -> np.ndarray:
+        """Temperature softmax of standardised rows ``[n, d]``, batches padded to powers of two (one graph each)."""
+        batch = 1 << (len(features) - 1).bit_length()
+        padded = np.concatenate([features, np.zeros((batch - len(features), features.shape[1]), np.float32)])
+        return softmax(self.logits(padded)[: len(features)], self.temperature)
+
     def _row(self, sums: np.ndarray, squares: np.ndarray | None, n: int) -> np.ndarray:
         """:func:`head_input` of frames given as their sums (and sums of squares) over ``n`` frames."""
         mean = sums / n
@@ -373,12 +384,8 @@ class Predictor:
             if inside.any():
                 segment_spans.append((input_start, input_end))
                 rows.append(self._pooled_rows(embedded, inside))
-        use = adaptation is not None and adaptation.ready and adaptation.model_key == self.adaptation_key
-        mean, std = adaptation.statistics(self._std) if use else (self._mean, self._std)
-        features = standardise(np.stack(rows), mean, std)
-        batch = 1 << (len(features) - 1).bit_length()  # one traced graph per power of two
-        padded = np.concatenate([features, np.zeros((batch - len(features), features.shape[1]), np.float32)])
-        probabilities = softmax(self.logits(padded)[: len(features)], self.temperature)
+        use, mean, std = self._standardisation(adaptation)
+        probabilities = self._head_probabilities(standardise(np.stack(rows), mean, std))
         clip, window_p, segment_p = probabilities[0], probabilities[1 : 1 + len(spans)], probabilities[1 + len(spans):]
         to_input = lambda position, side: stream_to_input(position, embedded.stream_regions, side) / rate  # noqa: E731
         windows = [WindowPrediction(to_input(a, "start"), to_input(b, "end"), self._named(p))
@@ -468,8 +475,7 @@ class Predictor:
         bounds = np.linspace(0, length, max(1, math.ceil(length / limit)) + 1).astype(int).tolist()
         placed = [tuple(region) for region in measured.regions]
         # 3. encode the segments as they close, pooling as we go
-        use = adaptation is not None and adaptation.ready and adaptation.model_key == self.adaptation_key
-        mean, std = adaptation.statistics(self._std) if use else (self._mean, self._std)
+        use, mean, std = self._standardisation(adaptation)
         windows = SpanPool(window_spans(length, self.params.clip_samples))
         segments = SpanPool([(s, e) for _, _, s, e in placed])
         answers: dict[str, list[tuple[int, np.ndarray]]] = {"windows": [], "segments": []}
@@ -477,9 +483,7 @@ class Predictor:
 
         def classify(rows: list[tuple[str, int, np.ndarray]]) -> None:
             features = standardise(np.stack([row for _, _, row in rows]), mean, std)
-            batch = 1 << (len(features) - 1).bit_length()
-            padded = np.concatenate([features, np.zeros((batch - len(features), features.shape[1]), np.float32)])
-            for (kind, index, _), p in zip(rows, softmax(self.logits(padded)[: len(features)], self.temperature)):
+            for (kind, index, _), p in zip(rows, self._head_probabilities(features)):
                 answers[kind].append((index, p))
 
         def collect(until: int | None) -> None:
