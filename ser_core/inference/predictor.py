@@ -503,17 +503,11 @@ class Predictor:
         def encode(offset: int, segment: np.ndarray) -> None:
             nonlocal total, total_sq, n_frames
             hidden = encoder.forward(encoder.log_mel((segment * level).astype(np.float32), sr=rate)).hidden_states
-            wide = hidden.astype(np.float64)
-            total = wide.sum(axis=1) if total is None else total + wide.sum(axis=1)
-            total_sq = np.square(wide).sum(axis=1) if total_sq is None else total_sq + np.square(wide).sum(axis=1)
+            layer_sums, layer_squares, sums, binned_sq, counts, starts = whisper_front.segment_frames(
+                hidden, self.layers, offset, squares)
+            total = layer_sums if total is None else total + layer_sums
+            total_sq = layer_squares if total_sq is None else total_sq + layer_squares
             n_frames += hidden.shape[1]
-            chosen = np.transpose(hidden[list(self.layers)], (1, 0, 2))
-            sums = whisper_front._binned(chosen)
-            binned_sq = whisper_front._binned(np.square(chosen)) if squares else None
-            n_bins = len(sums)
-            bin_frames = whisper_front.BIN_FRAMES
-            counts = np.minimum(bin_frames, hidden.shape[1] - bin_frames * np.arange(n_bins))
-            starts = offset + whisper_front.FRAME_SAMPLES * whisper_front.BIN_FRAMES * np.arange(n_bins)
             windows.add(starts, sums, binned_sq, counts)
             segments.add(starts, sums, binned_sq, counts)
             collect(offset + len(segment))
@@ -524,9 +518,7 @@ class Predictor:
         for offset, segment in pieces.finish():
             encode(offset, segment)
         collect(None)
-        mean_all = total / n_frames
-        std_all = np.sqrt(np.maximum(total_sq / n_frames - np.square(mean_all), 0.0))
-        pooled = np.concatenate([mean_all, std_all], axis=1).astype(np.float32)  # embed_speech's pooled
+        pooled = whisper_front.pooled_statistics(total, total_sq, n_frames)  # embed_speech's pooled
         waiting.insert(0, ("clip", 0, head_input(pooled, self.layers, self.statistics).astype(np.float64)))
         answers["clip"] = []
         for start in range(0, len(waiting), ROWS_PER_BATCH):

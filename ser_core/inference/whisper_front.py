@@ -19,7 +19,7 @@ import numpy as np
 from ser_core.inference import embedding, speech
 from ser_core.inference.params import EmbeddingParams
 
-__all__ = ["BIN_FRAMES", "FRAME_SAMPLES", "EmbeddedSpeech", "embed_speech"]
+__all__ = ["BIN_FRAMES", "FRAME_SAMPLES", "EmbeddedSpeech", "embed_speech", "pooled_statistics", "segment_frames"]
 
 # One encoder output frame: two 10 ms mel hops (the encoder's second convolution has stride 2).
 FRAME_SAMPLES = 320
@@ -89,6 +89,27 @@ def _binned(values: np.ndarray) -> np.ndarray:
     return padded.reshape(n_bins, BIN_FRAMES, *values.shape[1:]).sum(axis=1)
 
 
+def segment_frames(hidden: np.ndarray, layers: tuple[int, ...], offset: int, squares: bool):
+    """One encoder segment's share: its frames' sums and sums of squares per layer (float64, for the
+    pooled embedding), and the chosen layers' frames binned: sums, squares (None unless ``squares``),
+    frames per bin and each bin's start in the joined-speech stream (the segment starts at ``offset``)."""
+    wide = hidden.astype(np.float64)
+    chosen = np.transpose(hidden[list(layers)], (1, 0, 2))
+    bin_sums = _binned(chosen)
+    n_bins = len(bin_sums)
+    return (wide.sum(axis=1), np.square(wide).sum(axis=1), bin_sums,
+            _binned(np.square(chosen)) if squares else None,
+            np.minimum(BIN_FRAMES, hidden.shape[1] - BIN_FRAMES * np.arange(n_bins)),
+            offset + FRAME_SAMPLES * BIN_FRAMES * np.arange(n_bins))
+
+
+def pooled_statistics(total: np.ndarray, total_sq: np.ndarray, n_frames: int) -> np.ndarray:
+    """``(n_layers + 1, 2 * width)`` float32: frame mean and standard deviation per layer, from their sums."""
+    mean = total / n_frames
+    std = np.sqrt(np.maximum(total_sq / n_frames - np.square(mean), 0.0))
+    return np.concatenate([mean, std], axis=1).astype(np.float32)
+
+
 def embed_speech(wave: np.ndarray, params: EmbeddingParams, layers: tuple[int, ...], *, squares: bool = True,
                  encoder=None) -> EmbeddedSpeech:
     """The training embedding of ``wave`` and the frames and log-mel behind it.
@@ -150,24 +171,20 @@ def embed_speech(wave: np.ndarray, params: EmbeddingParams, layers: tuple[int, .
     for segment in embedding._segments(kept, params):
         mel = encoder.log_mel(segment, sr=params.sample_rate)
         hidden = encoder.forward(mel).hidden_states
-        wide = hidden.astype(np.float64)
-        layer_sums, layer_squares = wide.sum(axis=1), np.square(wide).sum(axis=1)
+        layer_sums, layer_squares, bin_sums, bin_squares, bin_counts, bin_starts = segment_frames(
+            hidden, layers, offset, squares)
         total = layer_sums if total is None else total + layer_sums
         total_sq = layer_squares if total_sq is None else total_sq + layer_squares
         n_frames += hidden.shape[1]
-        chosen = np.transpose(hidden[list(layers)], (1, 0, 2))
-        sums.append(_binned(chosen))
+        sums.append(bin_sums)
         if squares:
-            squared.append(_binned(np.square(chosen)))
-        n_bins = len(sums[-1])
-        counts.append(np.minimum(BIN_FRAMES, hidden.shape[1] - BIN_FRAMES * np.arange(n_bins)))
-        starts.append(offset + FRAME_SAMPLES * BIN_FRAMES * np.arange(n_bins))
+            squared.append(bin_squares)
+        counts.append(bin_counts)
+        starts.append(bin_starts)
         mels.append(np.asarray(mel, np.float32))
         offset += len(segment)
-    mean = total / n_frames
-    std = np.sqrt(np.maximum(total_sq / n_frames - np.square(mean), 0.0))
     return EmbeddedSpeech(
-        pooled=np.concatenate([mean, std], axis=1).astype(np.float32),
+        pooled=pooled_statistics(total, total_sq, n_frames),
         bin_sums=np.concatenate(sums), bin_squares=np.concatenate(squared) if squares else None,
         bin_counts=np.concatenate(counts), bin_starts=np.concatenate(starts), log_mel=mels,
         regions=regions, stream_regions=placed, stream_samples=len(kept), peak=peak,
