@@ -51,8 +51,6 @@ class EmbeddedSpeech:
         Each kept region: input start, input end, joined-stream start, joined-stream end (samples).
     stream_samples : int
         Length of the joined, level-normalised speech the encoder heard.
-    peak : float
-        Largest absolute input sample (tells silence from noise).
     """
 
     pooled: np.ndarray
@@ -64,7 +62,6 @@ class EmbeddedSpeech:
     regions: speech.SpeechRegions
     stream_regions: list[tuple[int, int, int, int]]
     stream_samples: int
-    peak: float
 
 
 def _stream_regions(regions: speech.SpeechRegions, total: int, gap: int) -> list[tuple[int, int, int, int]]:
@@ -145,7 +142,6 @@ def embed_speech(wave: np.ndarray, params: EmbeddingParams, layers: tuple[int, .
     if len(wave) < params.sample_rate // 10:
         raise ValueError(f"need at least 0.1 s of audio, got {len(wave) / params.sample_rate:.3f} s")
     encoder = encoder or embedding.load_encoder(params.model, params.weights_sha256)
-    peak = float(np.max(np.abs(wave))) if wave.size else 0.0
     # embedding.speech_part, step by step, keeping the regions for the timeline.
     if params.vad:
         regions = speech.detect_speech(embedding._vad_input(wave, params), params.sample_rate)
@@ -187,5 +183,5 @@ def embed_speech(wave: np.ndarray, params: EmbeddingParams, layers: tuple[int, .
         pooled=pooled_statistics(total, total_sq, n_frames),
         bin_sums=np.concatenate(sums), bin_squares=np.concatenate(squared) if squares else None,
         bin_counts=np.concatenate(counts), bin_starts=np.concatenate(starts), log_mel=mels,
-        regions=regions, stream_regions=placed, stream_samples=len(kept), peak=peak,
+        regions=regions, stream_regions=placed, stream_samples=len(kept),
     )
