@@ -390,12 +390,8 @@ class Predictor:
         to_input = lambda position, side: stream_to_input(position, embedded.stream_regions, side) / rate  # noqa: E731
         windows = [WindowPrediction(to_input(a, "start"), to_input(b, "end"), self._named(p))
                    for (a, b), p in zip(spans, window_p)]
-        segments = []
-        for (start, end), p in zip(segment_spans, segment_p):
-            top = int(np.argmax(p))
-            segments.append(SpeechSegment(
-                start_s=start / rate, end_s=end / rate, label=UNCERTAIN if p[top] < threshold else self.emotions[top],
-                top_emotion=self.emotions[top], confidence=float(p[top]), probabilities=self._named(p)))
+        segments = [self._segment(start / rate, end / rate, p, threshold)
+                    for (start, end), p in zip(segment_spans, segment_p)]
         top = int(np.argmax(clip))
         shape = (0, self.params.n_mels, self.params.n_frames)
         return Prediction(
@@ -527,13 +523,8 @@ class Predictor:
         to_input = lambda position, side: stream_to_input(position, placed, side) / rate  # noqa: E731
         window_list = [WindowPrediction(to_input(windows.spans[i][0], "start"), to_input(windows.spans[i][1], "end"),
                                         self._named(p)) for i, p in sorted(answers["windows"], key=lambda a: a[0])]
-        segment_list = []
-        for index, p in sorted(answers["segments"], key=lambda a: a[0]):
-            top = int(np.argmax(p))
-            segment_list.append(SpeechSegment(
-                start_s=placed[index][0] / rate, end_s=placed[index][1] / rate,
-                label=UNCERTAIN if p[top] < threshold else self.emotions[top], top_emotion=self.emotions[top],
-                confidence=float(p[top]), probabilities=self._named(p)))
+        segment_list = [self._segment(placed[index][0] / rate, placed[index][1] / rate, p, threshold)
+                        for index, p in sorted(answers["segments"], key=lambda a: a[0])]
         top = int(np.argmax(clip))
         return Prediction(
             probabilities=self._named(clip), top_emotion=self.emotions[top], confidence=float(clip[top]),
@@ -636,14 +627,18 @@ class Predictor:
             if overlap.sum() <= 0:
                 continue
             mean = overlap @ window_probabilities / overlap.sum()
-            top = int(np.argmax(mean))
-            segments.append(SpeechSegment(
-                start_s=input_start / speech.rate, end_s=input_end / speech.rate,
-                label=UNCERTAIN if mean[top] < threshold else self.emotions[top],
-                top_emotion=self.emotions[top], confidence=float(mean[top]),
-                probabilities=self._named(mean),
-            ))
+            segments.append(self._segment(input_start / speech.rate, input_end / speech.rate, mean, threshold))
         return segments
+
+    def _segment(self, start_s: float, end_s: float, probabilities: np.ndarray, threshold: float) -> SpeechSegment:
+        """One speech segment's answer from its emotion probabilities ("uncertain" below ``threshold``)."""
+        top = int(np.argmax(probabilities))
+        return SpeechSegment(
+            start_s=start_s, end_s=end_s,
+            label=UNCERTAIN if probabilities[top] < threshold else self.emotions[top],
+            top_emotion=self.emotions[top], confidence=float(probabilities[top]),
+            probabilities=self._named(probabilities),
+        )
 
     def _named(self, probabilities: np.ndarray) -> dict[str, float]:
         return {emotion: float(p) for emotion, p in zip(self.emotions, probabilities)}
