@@ -144,6 +144,21 @@ class AddResult:
     speech_seconds: float = 0.0
 
 
+def _add_sample(sample: Any, state: MutableMapping[str, Any]) -> Any:
+    """Store and return the session's adaptation with ``sample`` added; one made for another
+    (earlier) model is cleared first, so the clip starts a new adaptation."""
+    adaptation = current(state)
+    try:
+        adaptation = adaptation.add(sample)
+    except ValueError:  # measured for another (earlier) model: start again
+        clear(state)
+        from ser_core.inference.adaptation import Adaptation
+
+        adaptation = Adaptation.empty().add(sample)
+    store(adaptation, state)
+    return adaptation
+
+
 def add_clip(predictor: Any, wave: Any, sample_rate: int, clip_id: bytes | str | None = None,
              session: MutableMapping[str, Any] | None = None) -> AddResult:
     """Measure one clip of the user's speech and add it to the session's adaptation.
@@ -184,15 +199,7 @@ def add_clip(predictor: Any, wave: Any, sample_rate: int, clip_id: bytes | str |
         if digest is not None:
             state[REFUSED_KEY] = {**state.get(REFUSED_KEY, {}), digest: error}
         raise
-    adaptation = current(state)
-    try:
-        adaptation = adaptation.add(sample)
-    except ValueError:  # measured for another (earlier) model: start again
-        clear(state)
-        from ser_core.inference.adaptation import Adaptation
-
-        adaptation = Adaptation.empty().add(sample)
-    store(adaptation, state)
+    adaptation = _add_sample(sample, state)
     if digest is not None:
         state[CLIPS_KEY] = [*state.get(CLIPS_KEY, ()), digest]
     return AddResult(True, adaptation, float(sample.speech_seconds))
@@ -272,15 +279,7 @@ def classify_live(predictor: Any, wave: Any, sample_rate: int, threshold: float,
     sample = predictor.adaptation_sample(wave, sample_rate)
     collected = False
     if live_window_due(stream_seconds, window_seconds, state):
-        adaptation = current(state)
-        try:
-            adaptation = adaptation.add(sample)
-        except ValueError:  # statistics of an earlier model
-            clear(state)
-            from ser_core.inference.adaptation import Adaptation
-
-            adaptation = Adaptation.empty().add(sample)
-        store(adaptation, state)
+        _add_sample(sample, state)
         state[FED_AT_KEY] = stream_seconds
         collected = True
     adaptation = in_use(predictor, state)

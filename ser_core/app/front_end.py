@@ -22,12 +22,13 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ser_core.inference.artifacts import WHISPER_KIND
+
 __all__ = ["LOG_MEL", "WHISPER", "SpectrogramPanel", "caption", "model_front_end",
            "spectrogram_panels", "whisper_to_db"]
 
 LOG_MEL = "log_mel"
 WHISPER = "whisper_embedding"
-_WHISPER_KINDS = ("whisper_embedding_head",)
 # Whisper clamps its log-mel 8 decades (80 dB) below the loudest bin and scales log10 by 1/4.
 WHISPER_FLOOR_DB = 80.0
 _WHISPER_DB_PER_UNIT = 40.0  # 10 dB per decade x 4 decades per scaled unit
@@ -44,7 +45,7 @@ def model_front_end(config: Mapping[str, Any] | None) -> str:
     'log_mel'
     """
     config = config or {}
-    if config.get("kind") in _WHISPER_KINDS or config.get("front_end") == WHISPER:
+    if config.get("kind") == WHISPER_KIND or config.get("front_end") == WHISPER:
         return WHISPER
     return LOG_MEL
 

@@ -224,8 +224,7 @@ class Predictor:
         """
         if sample.model_key != self.adaptation_key:
             raise ValueError("this clip was measured for another model")
-        use = adaptation is not None and adaptation.ready and adaptation.model_key == self.adaptation_key
-        mean, std = adaptation.statistics(self._std) if use else (self._mean, self._std)
+        _, mean, std = self._standardisation(adaptation)
         logits = self.logits(standardise(sample.features[None], mean, std))
         return self._named(softmax(logits, self.temperature)[0])
 
@@ -347,6 +346,18 @@ class Predictor:
         return self._row(embedded.bin_sums[inside].sum(axis=0, dtype=np.float64), squares,
                          embedded.bin_counts[inside].sum())
 
+    def _standardisation(self, adaptation: Adaptation | None) -> tuple[bool, np.ndarray, np.ndarray]:
+        """Whether ``adaptation`` applies (ready, made for this model), and the mean and std to standardise with."""
+        use = adaptation is not None and adaptation.ready and adaptation.model_key == self.adaptation_key
+        mean, std = adaptation.statistics(self._std) if use else (self._mean, self._std)
+        return use, mean, std
+
+    def _head_probabilities(self, features: np.ndarray) -> np.ndarray:
+        """Temperature softmax of standardised rows ``[n, d]``, batches padded to powers of two (one graph each)."""
+        batch = 1 << (len(features) - 1).bit_length()
+        padded = np.concatenate([features, np.zeros((batch - len(features), features.shape[1]), np.float32)])
+        return softmax(self.logits(padded)[: len(features)], self.temperature)
+
     def _row(self, sums: np.ndarray, squares: np.ndarray | None, n: int) -> np.ndarray:
         """:func:`head_input` of frames given as their sums (and sums of squares) over ``n`` frames."""
         mean = sums / n
@@ -373,22 +384,14 @@ class Predictor:
             if inside.any():
                 segment_spans.append((input_start, input_end))
                 rows.append(self._pooled_rows(embedded, inside))
-        use = adaptation is not None and adaptation.ready and adaptation.model_key == self.adaptation_key
-        mean, std = adaptation.statistics(self._std) if use else (self._mean, self._std)
-        features = standardise(np.stack(rows), mean, std)
-        batch = 1 << (len(features) - 1).bit_length()  # one traced graph per power of two
-        padded = np.concatenate([features, np.zeros((batch - len(features), features.shape[1]), np.float32)])
-        probabilities = softmax(self.logits(padded)[: len(features)], self.temperature)
+        use, mean, std = self._standardisation(adaptation)
+        probabilities = self._head_probabilities(standardise(np.stack(rows), mean, std))
         clip, window_p, segment_p = probabilities[0], probabilities[1 : 1 + len(spans)], probabilities[1 + len(spans):]
         to_input = lambda position, side: stream_to_input(position, embedded.stream_regions, side) / rate  # noqa: E731
         windows = [WindowPrediction(to_input(a, "start"), to_input(b, "end"), self._named(p))
                    for (a, b), p in zip(spans, window_p)]
-        segments = []
-        for (start, end), p in zip(segment_spans, segment_p):
-            top = int(np.argmax(p))
-            segments.append(SpeechSegment(
-                start_s=start / rate, end_s=end / rate, label=UNCERTAIN if p[top] < threshold else self.emotions[top],
-                top_emotion=self.emotions[top], confidence=float(p[top]), probabilities=self._named(p)))
+        segments = [self._segment(start / rate, end / rate, p, threshold)
+                    for (start, end), p in zip(segment_spans, segment_p)]
         top = int(np.argmax(clip))
         shape = (0, self.params.n_mels, self.params.n_frames)
         return Prediction(
@@ -468,8 +471,7 @@ class Predictor:
         bounds = np.linspace(0, length, max(1, math.ceil(length / limit)) + 1).astype(int).tolist()
         placed = [tuple(region) for region in measured.regions]
         # 3. encode the segments as they close, pooling as we go
-        use = adaptation is not None and adaptation.ready and adaptation.model_key == self.adaptation_key
-        mean, std = adaptation.statistics(self._std) if use else (self._mean, self._std)
+        use, mean, std = self._standardisation(adaptation)
         windows = SpanPool(window_spans(length, self.params.clip_samples))
         segments = SpanPool([(s, e) for _, _, s, e in placed])
         answers: dict[str, list[tuple[int, np.ndarray]]] = {"windows": [], "segments": []}
@@ -477,9 +479,7 @@ class Predictor:
 
         def classify(rows: list[tuple[str, int, np.ndarray]]) -> None:
             features = standardise(np.stack([row for _, _, row in rows]), mean, std)
-            batch = 1 << (len(features) - 1).bit_length()
-            padded = np.concatenate([features, np.zeros((batch - len(features), features.shape[1]), np.float32)])
-            for (kind, index, _), p in zip(rows, softmax(self.logits(padded)[: len(features)], self.temperature)):
+            for (kind, index, _), p in zip(rows, self._head_probabilities(features)):
                 answers[kind].append((index, p))
 
         def collect(until: int | None) -> None:
@@ -499,17 +499,11 @@ class Predictor:
         def encode(offset: int, segment: np.ndarray) -> None:
             nonlocal total, total_sq, n_frames
             hidden = encoder.forward(encoder.log_mel((segment * level).astype(np.float32), sr=rate)).hidden_states
-            wide = hidden.astype(np.float64)
-            total = wide.sum(axis=1) if total is None else total + wide.sum(axis=1)
-            total_sq = np.square(wide).sum(axis=1) if total_sq is None else total_sq + np.square(wide).sum(axis=1)
+            layer_sums, layer_squares, sums, binned_sq, counts, starts = whisper_front.segment_frames(
+                hidden, self.layers, offset, squares)
+            total = layer_sums if total is None else total + layer_sums
+            total_sq = layer_squares if total_sq is None else total_sq + layer_squares
             n_frames += hidden.shape[1]
-            chosen = np.transpose(hidden[list(self.layers)], (1, 0, 2))
-            sums = whisper_front._binned(chosen)
-            binned_sq = whisper_front._binned(np.square(chosen)) if squares else None
-            n_bins = len(sums)
-            bin_frames = whisper_front.BIN_FRAMES
-            counts = np.minimum(bin_frames, hidden.shape[1] - bin_frames * np.arange(n_bins))
-            starts = offset + whisper_front.FRAME_SAMPLES * whisper_front.BIN_FRAMES * np.arange(n_bins)
             windows.add(starts, sums, binned_sq, counts)
             segments.add(starts, sums, binned_sq, counts)
             collect(offset + len(segment))
@@ -520,9 +514,7 @@ class Predictor:
         for offset, segment in pieces.finish():
             encode(offset, segment)
         collect(None)
-        mean_all = total / n_frames
-        std_all = np.sqrt(np.maximum(total_sq / n_frames - np.square(mean_all), 0.0))
-        pooled = np.concatenate([mean_all, std_all], axis=1).astype(np.float32)  # embed_speech's pooled
+        pooled = whisper_front.pooled_statistics(total, total_sq, n_frames)  # embed_speech's pooled
         waiting.insert(0, ("clip", 0, head_input(pooled, self.layers, self.statistics).astype(np.float64)))
         answers["clip"] = []
         for start in range(0, len(waiting), ROWS_PER_BATCH):
@@ -531,13 +523,8 @@ class Predictor:
         to_input = lambda position, side: stream_to_input(position, placed, side) / rate  # noqa: E731
         window_list = [WindowPrediction(to_input(windows.spans[i][0], "start"), to_input(windows.spans[i][1], "end"),
                                         self._named(p)) for i, p in sorted(answers["windows"], key=lambda a: a[0])]
-        segment_list = []
-        for index, p in sorted(answers["segments"], key=lambda a: a[0]):
-            top = int(np.argmax(p))
-            segment_list.append(SpeechSegment(
-                start_s=placed[index][0] / rate, end_s=placed[index][1] / rate,
-                label=UNCERTAIN if p[top] < threshold else self.emotions[top], top_emotion=self.emotions[top],
-                confidence=float(p[top]), probabilities=self._named(p)))
+        segment_list = [self._segment(placed[index][0] / rate, placed[index][1] / rate, p, threshold)
+                        for index, p in sorted(answers["segments"], key=lambda a: a[0])]
         top = int(np.argmax(clip))
         return Prediction(
             probabilities=self._named(clip), top_emotion=self.emotions[top], confidence=float(clip[top]),
@@ -640,14 +627,18 @@ class Predictor:
             if overlap.sum() <= 0:
                 continue
             mean = overlap @ window_probabilities / overlap.sum()
-            top = int(np.argmax(mean))
-            segments.append(SpeechSegment(
-                start_s=input_start / speech.rate, end_s=input_end / speech.rate,
-                label=UNCERTAIN if mean[top] < threshold else self.emotions[top],
-                top_emotion=self.emotions[top], confidence=float(mean[top]),
-                probabilities=self._named(mean),
-            ))
+            segments.append(self._segment(input_start / speech.rate, input_end / speech.rate, mean, threshold))
         return segments
+
+    def _segment(self, start_s: float, end_s: float, probabilities: np.ndarray, threshold: float) -> SpeechSegment:
+        """One speech segment's answer from its emotion probabilities ("uncertain" below ``threshold``)."""
+        top = int(np.argmax(probabilities))
+        return SpeechSegment(
+            start_s=start_s, end_s=end_s,
+            label=UNCERTAIN if probabilities[top] < threshold else self.emotions[top],
+            top_emotion=self.emotions[top], confidence=float(probabilities[top]),
+            probabilities=self._named(probabilities),
+        )
 
     def _named(self, probabilities: np.ndarray) -> dict[str, float]:
         return {emotion: float(p) for emotion, p in zip(self.emotions, probabilities)}

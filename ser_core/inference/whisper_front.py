@@ -19,7 +19,7 @@ import numpy as np
 from ser_core.inference import embedding, speech
 from ser_core.inference.params import EmbeddingParams
 
-__all__ = ["BIN_FRAMES", "FRAME_SAMPLES", "EmbeddedSpeech", "embed_speech"]
+__all__ = ["BIN_FRAMES", "FRAME_SAMPLES", "EmbeddedSpeech", "embed_speech", "pooled_statistics", "segment_frames"]
 
 # One encoder output frame: two 10 ms mel hops (the encoder's second convolution has stride 2).
 FRAME_SAMPLES = 320
@@ -51,8 +51,6 @@ class EmbeddedSpeech:
         Each kept region: input start, input end, joined-stream start, joined-stream end (samples).
     stream_samples : int
         Length of the joined, level-normalised speech the encoder heard.
-    peak : float
-        Largest absolute input sample (tells silence from noise).
     """
 
     pooled: np.ndarray
@@ -64,7 +62,6 @@ class EmbeddedSpeech:
     regions: speech.SpeechRegions
     stream_regions: list[tuple[int, int, int, int]]
     stream_samples: int
-    peak: float
 
 
 def _stream_regions(regions: speech.SpeechRegions, total: int, gap: int) -> list[tuple[int, int, int, int]]:
@@ -87,6 +84,27 @@ def _binned(values: np.ndarray) -> np.ndarray:
     padded = np.zeros((n_bins * BIN_FRAMES, *values.shape[1:]), np.float32)
     padded[: len(values)] = values
     return padded.reshape(n_bins, BIN_FRAMES, *values.shape[1:]).sum(axis=1)
+
+
+def segment_frames(hidden: np.ndarray, layers: tuple[int, ...], offset: int, squares: bool):
+    """One encoder segment's share: its frames' sums and sums of squares per layer (float64, for the
+    pooled embedding), and the chosen layers' frames binned: sums, squares (None unless ``squares``),
+    frames per bin and each bin's start in the joined-speech stream (the segment starts at ``offset``)."""
+    wide = hidden.astype(np.float64)
+    chosen = np.transpose(hidden[list(layers)], (1, 0, 2))
+    bin_sums = _binned(chosen)
+    n_bins = len(bin_sums)
+    return (wide.sum(axis=1), np.square(wide).sum(axis=1), bin_sums,
+            _binned(np.square(chosen)) if squares else None,
+            np.minimum(BIN_FRAMES, hidden.shape[1] - BIN_FRAMES * np.arange(n_bins)),
+            offset + FRAME_SAMPLES * BIN_FRAMES * np.arange(n_bins))
+
+
+def pooled_statistics(total: np.ndarray, total_sq: np.ndarray, n_frames: int) -> np.ndarray:
+    """``(n_layers + 1, 2 * width)`` float32: frame mean and standard deviation per layer, from their sums."""
+    mean = total / n_frames
+    std = np.sqrt(np.maximum(total_sq / n_frames - np.square(mean), 0.0))
+    return np.concatenate([mean, std], axis=1).astype(np.float32)
 
 
 def embed_speech(wave: np.ndarray, params: EmbeddingParams, layers: tuple[int, ...], *, squares: bool = True,
@@ -124,7 +142,6 @@ def embed_speech(wave: np.ndarray, params: EmbeddingParams, layers: tuple[int, .
     if len(wave) < params.sample_rate // 10:
         raise ValueError(f"need at least 0.1 s of audio, got {len(wave) / params.sample_rate:.3f} s")
     encoder = encoder or embedding.load_encoder(params.model, params.weights_sha256)
-    peak = float(np.max(np.abs(wave))) if wave.size else 0.0
     # embedding.speech_part, step by step, keeping the regions for the timeline.
     if params.vad:
         regions = speech.detect_speech(embedding._vad_input(wave, params), params.sample_rate)
@@ -150,25 +167,21 @@ def embed_speech(wave: np.ndarray, params: EmbeddingParams, layers: tuple[int, .
     for segment in embedding._segments(kept, params):
         mel = encoder.log_mel(segment, sr=params.sample_rate)
         hidden = encoder.forward(mel).hidden_states
-        wide = hidden.astype(np.float64)
-        layer_sums, layer_squares = wide.sum(axis=1), np.square(wide).sum(axis=1)
+        layer_sums, layer_squares, bin_sums, bin_squares, bin_counts, bin_starts = segment_frames(
+            hidden, layers, offset, squares)
         total = layer_sums if total is None else total + layer_sums
         total_sq = layer_squares if total_sq is None else total_sq + layer_squares
         n_frames += hidden.shape[1]
-        chosen = np.transpose(hidden[list(layers)], (1, 0, 2))
-        sums.append(_binned(chosen))
+        sums.append(bin_sums)
         if squares:
-            squared.append(_binned(np.square(chosen)))
-        n_bins = len(sums[-1])
-        counts.append(np.minimum(BIN_FRAMES, hidden.shape[1] - BIN_FRAMES * np.arange(n_bins)))
-        starts.append(offset + FRAME_SAMPLES * BIN_FRAMES * np.arange(n_bins))
+            squared.append(bin_squares)
+        counts.append(bin_counts)
+        starts.append(bin_starts)
         mels.append(np.asarray(mel, np.float32))
         offset += len(segment)
-    mean = total / n_frames
-    std = np.sqrt(np.maximum(total_sq / n_frames - np.square(mean), 0.0))
     return EmbeddedSpeech(
-        pooled=np.concatenate([mean, std], axis=1).astype(np.float32),
+        pooled=pooled_statistics(total, total_sq, n_frames),
         bin_sums=np.concatenate(sums), bin_squares=np.concatenate(squared) if squares else None,
         bin_counts=np.concatenate(counts), bin_starts=np.concatenate(starts), log_mel=mels,
-        regions=regions, stream_regions=placed, stream_samples=len(kept), peak=peak,
+        regions=regions, stream_regions=placed, stream_samples=len(kept),
     )
