@@ -140,11 +140,6 @@ def artifacts_directory() -> Path:
     return Path(artifacts.artifacts_dir())
 
 
-def train_commands() -> list[str]:
-    """The commands that train a model: from the local corpora, or downloading from Kaggle."""
-    return [artifacts.TRAIN_COMMAND, KAGGLE_COMMAND]
-
-
 def _model_stamp(directory: Path) -> tuple[float, float]:
     """Modification times of the model and its config: a retrained model gets a new cache entry."""
     stamps = []
