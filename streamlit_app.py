@@ -13,8 +13,7 @@ from pathlib import Path
 
 import streamlit as st
 
-# The page config and the navigation come first, before anything slow: until st.navigation has run
-# once, a fresh server shows Streamlit's default menu of pages/ (lowercase file names) instead.
+# The page config and the navigation come first, before anything slow.
 st.set_page_config(page_title="Speech emotion recognition", page_icon=":material/graphic_eq:", layout="wide")
 
 
@@ -44,7 +43,15 @@ PAGES = {
         st.Page("pages/training_curves.py", title="Training curves", icon=":material/show_chart:"),
     ],
 }
-navigation = st.navigation(PAGES)
+# The menu is drawn here as page links rather than by st.navigation: on a fresh server, Streamlit's
+# first run lists pages/ as its own menu (lowercase file names) before this script can replace it,
+# and .streamlit/config.toml (client.showSidebarNavigation = false) hides that menu, ours included.
+navigation = st.navigation(PAGES, position="hidden")
+with st.sidebar:
+    for section, section_pages in PAGES.items():
+        st.caption(section)
+        for page in section_pages:
+            st.page_link(page)
 
 from ser_core.app import webrtc_setup  # noqa: E402
 
