@@ -258,6 +258,10 @@ def train_whisper(args: argparse.Namespace, clips: list, data_info: dict) -> int
              config["temperature"], ", ".join(f"{c} {u:.3f}" for c, u in config["loco"]["uar"].items()))
     log.info("'uncertain' below %.2f (%s); ECE %.3f before the temperature, %.3f after", config["threshold"],
              config["uncertain"]["rule"], config["uncertain"]["ece_before"], config["uncertain"]["ece_after"])
+    adapted = config["uncertain_adapted"]
+    log.info("adapted to a held-out speaker (5-20 clips): temperature %.2f, ECE %.3f; at %.2f, %.0f%% answered",
+             config["temperature_adapted"], adapted["ece_after"], config["threshold"],
+             100 * next(row["answered"] for row in adapted["table"] if row["threshold"] == config["threshold"]))
 
     # --- artifacts: written into the run folder, then served in place of the last model
     config, metrics, history = whisper_run.served_files(data, config, name=name, threshold=THRESHOLD,

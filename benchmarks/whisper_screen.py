@@ -75,7 +75,9 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=3, help="opus protocol: test on every n-th clip of a corpus")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--augment-every", type=int, default=0,
-                        help="loco: add a Channel.browser() copy of every n-th clip (2nd, 4th, ...) of the training corpora")
+                        help="loco: add an augmented copy of every n-th clip (2nd, 4th, ...) of the training corpora")
+    parser.add_argument("--augment", default="browser", choices=("browser", "speed"),
+                        help="what --augment-every adds: Channel.browser() or speed perturbation (0.9 or 1.1)")
     parser.add_argument("--norms", default="global,per_corpus,adapted,adapted30")
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--enrol", default="neutral", choices=("neutral", "random"))
@@ -104,15 +106,21 @@ def main() -> None:
     rows = []
     if args.protocol == "loco" and args.augment_every:
         # One augmented copy of part of the training clips; held-out corpora are tested clean.
-        from ser_core.data.channel import Channel
+        if args.augment == "speed":
+            from benchmarks.perturb import SpeedPerturbation
 
+            transform = SpeedPerturbation()
+        else:
+            from ser_core.data.channel import Channel
+
+            transform = Channel.browser()
         chosen = set()
         for name in np.unique(data.corpus):
             chosen |= {str(p) for p in data.path[data.corpus == name][1 :: args.augment_every]}
-        augmented, _ = load_set(args.data_root, transform=Channel.browser(), workers=args.workers,
+        augmented, _ = load_set(args.data_root, transform=transform, workers=args.workers,
                                 clips=[c for c in clips if c.path in chosen])
         augmented_features = head_input(augmented.embeddings, layers, args.stats)
-        variant["augment"] = f"browser copy of every {args.augment_every}th clip"
+        variant["augment"] = f"{args.augment} copy of every {args.augment_every}th clip"
         for norm in args.norms.split(","):
             start = time.perf_counter()
             results = {}

@@ -209,8 +209,12 @@ if reports.front_end == front_end.WHISPER:
             "measured on a corpus left out of training, are how it does on a new recording setup.")
     calibration = metrics.get("calibration") or {}
     if isinstance(calibration.get("temperature"), (int, float)):
+        adapted = calibration.get("temperature_adapted")
         st.caption(f"Its confidences are scaled by the temperature T = {calibration['temperature']:.2f}, "
-                   f"fitted on the {calibration.get('fitted_on', 'held-out corpora')}.")
+                   f"fitted on the {calibration.get('fitted_on', 'held-out corpora')}"
+                   + (f"; once adapted to a voice, by T = {adapted:.2f}, fitted on {calibration['adapted_fitted_on']} "
+                      "(adapted, it is right more often, so it may say so more firmly)."
+                      if isinstance(adapted, (int, float)) and calibration.get("adapted_fitted_on") else "."))
     data_split(metrics.get("split") or {}, reports.split)
     if cv_report.load_cv_reports(reports.directory):
         with st.expander("Earlier models (log-mel CNNs): cross-validation on RAVDESS speakers"):

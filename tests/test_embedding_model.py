@@ -80,6 +80,25 @@ def test_the_uncertain_cut_off_comes_from_the_leave_one_corpus_out_rule():
     json.dumps(config)
 
 
+def test_the_adapted_temperature_is_fitted_on_speakers_adapted_as_in_the_app():
+    from ser_core.evaluation import embedding_protocols as protocols
+    from ser_core.evaluation.metrics import fit_temperature
+    from ser_core.training.embedding_model import fit_head_for
+
+    data = _synthetic_set(seed=2)
+    recipe = EmbeddingRecipe(layers=(2, 3))
+    _, config = train_embedding_model(data, recipe)
+    features = head_input(data.embeddings, recipe.layers, recipe.statistics)
+    _, enrolled = protocols.leave_one_corpus_out_enrolled(features, data.labels, data.corpus, data.speaker,
+                                                          fit_head_for(recipe, 0))
+    logits = np.concatenate([r["logits"] for r in enrolled.values()])
+    labels = np.concatenate([r["labels"] for r in enrolled.values()])
+    assert config["temperature_adapted"] == pytest.approx(fit_temperature(logits, labels))
+    assert config["temperature_adapted"] != pytest.approx(config["temperature"])
+    assert [row["threshold"] for row in config["uncertain_adapted"]["table"]] == \
+        [row["threshold"] for row in config["uncertain"]["table"]]
+
+
 def test_choose_threshold_picks_the_lowest_cut_off_that_meets_the_target():
     from ser_core.evaluation.metrics import choose_threshold
 

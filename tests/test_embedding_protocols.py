@@ -66,6 +66,24 @@ def test_speaker_adaptation_does_not_score_enrolment_clips():
     assert result["c0"]["per_class"]["neutral"]["support"] == 3 * (10 - 5)
 
 
+def test_enrolled_speakers_adapt_as_in_the_app():
+    """Strict as per_corpus; each held-out speaker standardised with Adaptation's statistics of k own clips."""
+    features, labels, corpus, speaker = _corpora()
+    rng = np.random.default_rng(5)
+    speaker_shift = {name: rng.normal(0, 3.0, 8) for name in np.unique(speaker)}  # every voice sounds different
+    features = features + np.stack([speaker_shift[name] for name in speaker])
+    head = logistic_head(C=1.0)
+    strict, enrolled = protocols.leave_one_corpus_out_enrolled(features, labels, corpus, speaker, head,
+                                                               k_values=(5, 10), draws=2)
+    reference = protocols.leave_one_corpus_out(features, labels, corpus, head, normalisation="per_corpus")
+    for name in ("c0", "c1", "c2"):
+        np.testing.assert_allclose(strict[name]["logits"], reference[name]["logits"], rtol=1e-4, atol=1e-4)
+        # per speaker (60 clips) and per k, two draws; the enrolled clips are not scored
+        assert len(enrolled[name]["labels"]) == 3 * 2 * ((60 - 5) + (60 - 10))
+        assert sorted(set(enrolled[name]["k"].tolist())) == [5, 10]
+    assert protocols.summarise(enrolled)["mean_uar"] > protocols.summarise(strict)["mean_uar"] + 0.1
+
+
 def test_head_input_selects_layers_and_statistics():
     pooled = np.arange(2 * 7 * 4, dtype=np.float32).reshape(2, 7, 4)
     both = head_input(pooled, (1, 3))

@@ -166,6 +166,26 @@ def test_adaptation_changes_the_answer_and_says_so(predictor):
     assert max(abs(adapted.probabilities[e] - plain.probabilities[e]) for e in EMOTIONS) > 1e-4
 
 
+def test_an_adapted_answer_uses_the_adapted_temperature(whisper_model, encoder):
+    """Fitted on held-out speakers adapted as in the app; the strict temperature stays for the rest."""
+    model, config = whisper_model
+    sharp = Predictor(model, {**config, "temperature": 4.0, "temperature_adapted": 1.0}, encoder=encoder)
+    soft = Predictor(model, {**config, "temperature": 4.0, "temperature_adapted": 4.0}, encoder=encoder)
+    adaptation = Adaptation.empty()
+    for seed in range(MIN_CLIPS):
+        adaptation = adaptation.add(sharp.adaptation_sample(_clip(EMOTIONS[seed % 6], 80 + seed), 16_000))
+    clip = _clip("angry", 90)
+    assert sharp.predict_wave(clip, 16_000).probabilities == soft.predict_wave(clip, 16_000).probabilities
+    sharp_answer = sharp.predict_wave(clip, 16_000, adaptation=adaptation)
+    soft_answer = soft.predict_wave(clip, 16_000, adaptation=adaptation)
+    assert sharp_answer.top_emotion == soft_answer.top_emotion
+    assert sharp_answer.confidence > soft_answer.confidence + 0.05
+    sample = sharp.adaptation_sample(clip, 16_000)  # evaluate --adapt's path
+    assert sharp.probabilities_of(sample, adaptation) == pytest.approx(sharp_answer.probabilities, abs=1e-5)
+    older = Predictor(model, {**config, "temperature": 4.0}, encoder=encoder)  # a config without it
+    assert older.predict_wave(clip, 16_000, adaptation=adaptation).probabilities == soft_answer.probabilities
+
+
 def test_too_few_adaptation_clips_are_not_used(predictor):
     adaptation = Adaptation.empty().add(predictor.adaptation_sample(_clip("happy", 50), 16_000))
     assert not adaptation.ready

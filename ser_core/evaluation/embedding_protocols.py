@@ -26,9 +26,11 @@ from typing import Any, Callable, Literal, Sequence
 import numpy as np
 
 from ser_core.evaluation.metrics import classification_report
+from ser_core.inference.adaptation import Adaptation, AdaptationSample
 from ser_core.inference.params import EMOTIONS
 
-__all__ = ["FitHead", "Normalisation", "leave_one_corpus_out", "sample_weights", "speaker_adaptation",
+__all__ = ["FitHead", "Normalisation", "leave_one_corpus_out", "leave_one_corpus_out_enrolled", "sample_weights",
+           "speaker_adaptation",
            "speaker_cross_validation", "standardise_groups", "summarise"]
 
 FitHead = Callable[[np.ndarray, np.ndarray, np.ndarray], Callable[[np.ndarray], np.ndarray]]
@@ -281,6 +283,69 @@ def speaker_adaptation(
         report = classification_report(labels[scored], logits.argmax(axis=1))
         results[held_out] = {**report, "logits": logits, "labels": labels[scored]}
     return results
+
+
+def leave_one_corpus_out_enrolled(
+    features: np.ndarray,
+    labels: np.ndarray,
+    corpus: np.ndarray,
+    speaker: np.ndarray,
+    fit: FitHead,
+    *,
+    k_values: Sequence[int] = (5, 10, 20),
+    draws: int = 2,
+    weighting: str = "class",
+    seed: int = 0,
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Leave one corpus out, scored strict and as each held-out speaker adapts in the app.
+
+    The head trains as it ships (each training corpus standardised with its own statistics). Strict:
+    the held-out clips standardised with the average of the training corpora's statistics (as
+    ``leave_one_corpus_out(normalisation="per_corpus")``). Enrolled: every held-out speaker gives k
+    random clips of their own, unlabelled, ``draws`` times for each k in ``k_values``; their other
+    clips are standardised with :meth:`Adaptation.statistics` of those k (the clips' mean, their
+    variance pooled with the default's) and scored. One fit per held-out corpus serves both.
+
+    Returns
+    -------
+    strict, enrolled : dict
+        Corpus -> ``classification_report`` with ``logits``/``labels``; the enrolled one pools every
+        k and draw (a clip is scored once per draw it is not enrolled in) and adds ``k`` per row.
+    """
+    rng = np.random.default_rng(seed)
+    strict: dict[str, dict[str, Any]] = {}
+    enrolled: dict[str, dict[str, Any]] = {}
+    for held_out in sorted(np.unique(corpus)):
+        test = corpus == held_out
+        train = ~test
+        stats = [_stats(features[corpus == c]) for c in np.unique(corpus[train])]
+        default_mean, default_std = np.mean([m for m, _ in stats], axis=0), np.mean([s for _, s in stats], axis=0)
+        predict = fit(standardise_groups(features[train], corpus[train]), labels[train],
+                      sample_weights(labels[train], corpus[train], weighting))
+        logits = predict(((features[test] - default_mean) / default_std).astype(np.float32))
+        strict[held_out] = {**classification_report(labels[test], logits.argmax(axis=1)),
+                            "logits": logits, "labels": labels[test]}
+        batches, batch_labels, batch_k = [], [], []
+        for name in np.unique(speaker[test]):
+            rows = np.flatnonzero(test & (speaker == name))
+            if len(rows) < 2:  # nothing left to score after enrolling
+                continue
+            for k in k_values:
+                for _ in range(draws):
+                    chosen = rng.choice(rows, size=min(k, len(rows) - 1), replace=False)
+                    adaptation = Adaptation.empty()
+                    for row in chosen:
+                        adaptation = adaptation.add(AdaptationSample(features[row], 0.0, "protocol"))
+                    mean, std = adaptation.statistics(default_std)
+                    scored = np.setdiff1d(rows, chosen)
+                    batches.append(((features[scored] - mean) / std).astype(np.float32))
+                    batch_labels.append(labels[scored])
+                    batch_k.append(np.full(len(scored), k))
+        logits = predict(np.concatenate(batches))
+        scored_labels = np.concatenate(batch_labels)
+        enrolled[held_out] = {**classification_report(scored_labels, logits.argmax(axis=1)),
+                              "logits": logits, "labels": scored_labels, "k": np.concatenate(batch_k)}
+    return strict, enrolled
 
 
 def summarise(results: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -99,7 +99,8 @@ class Predictor:
         Log-mel CNN: log-mels ``[n, n_mels, n_frames, 1]`` to emotion logits ``[n, n_emotions]``.
         Whisper head: standardised features ``[n, d]`` to logits ``[n, n_emotions]``.
     config : dict
-        ``artifacts/config.json``: ``emotions``, optional ``temperature`` and ``threshold``; the CNN's
+        ``artifacts/config.json``: ``emotions``, optional ``temperature`` (``temperature_adapted`` once a
+            user's adaptation applies) and ``threshold``; the CNN's
         ``feature_params``, or a Whisper model's ``kind``, ``front_end``, ``recipe`` and
         ``standardisation``.
     encoder : WhisperEncoder, optional
@@ -118,6 +119,8 @@ class Predictor:
         self.kind = WHISPER_KIND if config.get("kind") == WHISPER_KIND else "log_mel"
         self.emotions: tuple[str, ...] = tuple(config["emotions"])
         self.temperature = float(config.get("temperature", 1.0))
+        # Adapted to a user's voice, the head's answers are sharper; older configs have one temperature.
+        self.temperature_adapted = float(config.get("temperature_adapted", self.temperature))
         self.threshold = check_threshold(config.get("threshold", DEFAULT_THRESHOLD))
         self._lock = threading.Lock()
         if self.kind == WHISPER_KIND:
@@ -224,9 +227,9 @@ class Predictor:
         """
         if sample.model_key != self.adaptation_key:
             raise ValueError("this clip was measured for another model")
-        _, mean, std = self._standardisation(adaptation)
+        use, mean, std = self._standardisation(adaptation)
         logits = self.logits(standardise(sample.features[None], mean, std))
-        return self._named(softmax(logits, self.temperature)[0])
+        return self._named(softmax(logits, self.temperature_adapted if use else self.temperature)[0])
 
     def predict_file(self, source: AudioSource, threshold: float | None = None, *,
                      max_seconds: float | None = MAX_AUDIO_SECONDS, keep_features: bool = True,
@@ -352,11 +355,11 @@ class Predictor:
         mean, std = adaptation.statistics(self._std) if use else (self._mean, self._std)
         return use, mean, std
 
-    def _head_probabilities(self, features: np.ndarray) -> np.ndarray:
+    def _head_probabilities(self, features: np.ndarray, adapted: bool) -> np.ndarray:
         """Temperature softmax of standardised rows ``[n, d]``, batches padded to powers of two (one graph each)."""
         batch = 1 << (len(features) - 1).bit_length()
         padded = np.concatenate([features, np.zeros((batch - len(features), features.shape[1]), np.float32)])
-        return softmax(self.logits(padded)[: len(features)], self.temperature)
+        return softmax(self.logits(padded)[: len(features)], self.temperature_adapted if adapted else self.temperature)
 
     def _row(self, sums: np.ndarray, squares: np.ndarray | None, n: int) -> np.ndarray:
         """:func:`head_input` of frames given as their sums (and sums of squares) over ``n`` frames."""
@@ -385,7 +388,7 @@ class Predictor:
                 segment_spans.append((input_start, input_end))
                 rows.append(self._pooled_rows(embedded, inside))
         use, mean, std = self._standardisation(adaptation)
-        probabilities = self._head_probabilities(standardise(np.stack(rows), mean, std))
+        probabilities = self._head_probabilities(standardise(np.stack(rows), mean, std), use)
         clip, window_p, segment_p = probabilities[0], probabilities[1 : 1 + len(spans)], probabilities[1 + len(spans):]
         to_input = lambda position, side: stream_to_input(position, embedded.stream_regions, side) / rate  # noqa: E731
         windows = [WindowPrediction(to_input(a, "start"), to_input(b, "end"), self._named(p))
@@ -479,7 +482,7 @@ class Predictor:
 
         def classify(rows: list[tuple[str, int, np.ndarray]]) -> None:
             features = standardise(np.stack([row for _, _, row in rows]), mean, std)
-            for (kind, index, _), p in zip(rows, self._head_probabilities(features)):
+            for (kind, index, _), p in zip(rows, self._head_probabilities(features, use)):
                 answers[kind].append((index, p))
 
         def collect(until: int | None) -> None:

@@ -127,7 +127,9 @@ def train_embedding_model(
         JSON-able: ``front_end``, ``recipe``, ``emotions``, ``temperature``, ``standardisation``
         (``default`` mean/std for an unknown room, ``per_corpus`` for the training rooms),
         ``training`` (clip counts per corpus and emotion) and ``loco`` (the held-out figures the
-        temperature came from).
+        temperature came from); when the temperature is fitted here, also ``threshold`` and
+        ``uncertain`` (the cut-off rule and its table), and ``temperature_adapted`` with
+        ``uncertain_adapted``: the same, fitted on held-out speakers adapted as in the app.
 
     Examples
     --------
@@ -138,24 +140,18 @@ def train_embedding_model(
         raise ValueError("no training clips")
     features = head_input(data.embeddings, recipe.layers, recipe.statistics)
     corpora = sorted(np.unique(data.corpus))
-    loco_summary = uncertain = None
+    loco_summary = uncertain = uncertain_adapted = None
     if temperature is None:
         if len(corpora) < 2:
             raise ValueError(f"fitting the temperature needs two corpora or more, got {corpora}; pass temperature=")
-        results = protocols.leave_one_corpus_out(features, data.labels, data.corpus, fit_head_for(recipe, seed),
-                                                 normalisation="per_corpus", weighting=recipe.weighting)
-        logits = np.concatenate([r["logits"] for r in results.values()])
-        labels = np.concatenate([r["labels"] for r in results.values()])
-        logits = np.where(np.isfinite(logits), logits, -1e4)
-        temperature = fit_temperature(logits, labels)
-        calibrated = softmax(logits, temperature)
-        uncertain = {"threshold": choose_threshold(calibrated, labels),
-                     "rule": f"lowest cut-off whose answered leave-one-corpus-out clips are right >= "
-                             f"{ANSWERED_ACCURACY_TARGET:.3f} of the time",
-                     "table": answered_table(calibrated, labels),
-                     "ece_before": reliability(softmax(logits, 1.0), labels)["ece"],
-                     "ece_after": reliability(calibrated, labels)["ece"]}
-        loco_summary = {k: v for k, v in protocols.summarise(results).items()}
+        strict, enrolled = protocols.leave_one_corpus_out_enrolled(
+            features, data.labels, data.corpus, data.speaker, fit_head_for(recipe, seed), weighting=recipe.weighting,
+            seed=seed)
+        temperature, uncertain = _calibration(strict)
+        temperature_adapted, uncertain_adapted = _calibration(enrolled)
+        uncertain_adapted["enrolment"] = ("each held-out speaker adapted as in the app: 5, 10 or 20 random clips of "
+                                          "their own, twice each")
+        loco_summary = protocols.summarise(strict)
     normalised = protocols.standardise_groups(features, data.corpus)
     weights = protocols.sample_weights(data.labels, data.corpus, recipe.weighting)
     if recipe.head == "lr":
@@ -182,7 +178,28 @@ def train_embedding_model(
     if uncertain is not None:  # the cut-off measured where the temperature was fitted
         config["threshold"] = uncertain["threshold"]
         config["uncertain"] = uncertain
+        # After a user adapts, the head's logits are sharper and right more often; the strict
+        # temperature would understate its confidence (docs/experiments.md, W115).
+        config["temperature_adapted"] = temperature_adapted
+        config["uncertain_adapted"] = uncertain_adapted
     return model, config
+
+
+def _calibration(results: dict[str, dict[str, Any]]) -> tuple[float, dict[str, Any]]:
+    """The temperature fitted on a protocol's pooled logits, and the "uncertain" cut-off table under it."""
+    logits = np.concatenate([r["logits"] for r in results.values()])
+    labels = np.concatenate([r["labels"] for r in results.values()])
+    logits = np.where(np.isfinite(logits), logits, -1e4)
+    temperature = fit_temperature(logits, labels)
+    calibrated = softmax(logits, temperature)
+    return temperature, {
+        "threshold": choose_threshold(calibrated, labels),
+        "rule": f"lowest cut-off whose answered leave-one-corpus-out clips are right >= "
+                f"{ANSWERED_ACCURACY_TARGET:.3f} of the time",
+        "table": answered_table(calibrated, labels),
+        "ece_before": reliability(softmax(logits, 1.0), labels)["ece"],
+        "ece_after": reliability(calibrated, labels)["ece"],
+    }
 
 
 def fit_head_for(recipe: EmbeddingRecipe, seed: int = 0):

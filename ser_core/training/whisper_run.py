@@ -115,7 +115,9 @@ def served_files(data: EmbeddingSet, config: dict[str, Any], *, name: str, thres
     metrics = {
         "split": {"train": {"clips": len(data), "speakers": speakers}, "test": {"clips": 0, "speakers": []}},
         "calibration": {"temperature": config["temperature"],
-                        "fitted_on": "leave-one-corpus-out logits (each corpus scored by a head that never heard it)"},
+                        "fitted_on": "leave-one-corpus-out logits (each corpus scored by a head that never heard it)",
+                        "temperature_adapted": config.get("temperature_adapted"),
+                        "adapted_fitted_on": "the same, each held-out speaker adapted with 5-20 of their own clips"},
         "loco_strict": config.get("loco"),
         "emotions": list(EMOTIONS),
     }
