@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from ser_core.inference.linear_head import read_linear_head
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS_DIR = REPO_ROOT / "artifacts"
 
@@ -133,7 +135,8 @@ def load_model_and_config(directory: Path):
                 f"No trained model in {directory} ({path.name} is missing). "
                 f"Train one with: {TRAIN_COMMAND}", path)
     try:
-        model = load_model(model_path)
+        # A one-layer head (the shipped Whisper model) is read without TensorFlow; the rest by Keras.
+        model = read_linear_head(model_path) or load_model(model_path)
     except Exception as error:  # Keras says "File not found" for a truncated zip: never repeat it
         raise _damaged(model_path, "could not be loaded as a Keras model") from error
     try:
