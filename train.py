@@ -1,12 +1,12 @@
 """Train the speech emotion model and serve it from artifacts/ once it has finished and been scored.
 
     python train.py --data ravdess=../shared/data/ravdess tess=../shared/data/tess nemo=../shared/data/nemo \
-        turev=../shared/data/turev               # the shipped model: Whisper embeddings + logistic regression
+        turev=../shared/data/turev               # the shipped model: Whisper embeddings + ridge head
     python train.py --data ... --cv corpus       # leave one corpus out: artifacts/loco_whisper.json
     python train.py --front-end log_mel --data ravdess=../shared/data/ravdess --cv 5  # the log-mel CNN ensemble
     python train.py --restore-previous           # serve the model the last run replaced again
 
-Two front ends. whisper (default): data -> Whisper embeddings (cached) -> logistic-regression head,
+Two front ends. whisper (default): data -> Whisper embeddings (cached) -> linear (ridge) head,
 temperature from leave-one-corpus-out logits -> artifacts. log_mel: data -> speaker split -> features
 (cached) -> train -> calibrate -> evaluate -> artifacts. A run works in --run-dir (its artifacts/; the
 CNN's checkpoints and log, so an interrupted run resumes), and the served model changes only at the
@@ -59,7 +59,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_corpus_arguments(p)  # --data NAME[=DIR] ..., --ravdess-dir, --crema-dir, --calm-as
     p.set_defaults(calm_as=None)  # per front end: the Whisper recipe counts TurEV's Calm as neutral
     add("--front-end", choices=("whisper", "log_mel"), default="whisper",
-        help="whisper: frozen Whisper-base embeddings + logistic regression (the shipped model); log_mel: the "
+        help="whisper: frozen Whisper-base embeddings + a ridge head (the shipped model); log_mel: the "
              "log-mel CNN ensemble (the options from --arch to --workers)")
     add("--arch", default=DEFAULT_ARCH, choices=sorted(ARCHITECTURES))
     add("--epochs", type=whole_number(1), default=DEFAULT_EPOCHS)
@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
 
 # ----------------------------------------------------------------------------------------- the Whisper recipe
 def train_whisper(args: argparse.Namespace, clips: list, data_info: dict) -> int:
-    """Whisper embeddings (cached) -> logistic regression on every clip -> artifacts; or --cv corpus."""
+    """Whisper embeddings (cached) -> the shipped recipe's head on every clip -> artifacts; or --cv corpus."""
     recipe, params = dataclasses.replace(SHIPPED_RECIPE, calm_as=args.calm_as), EmbeddingParams()
     if len({c.corpus for c in clips}) < 2:
         return fail("the Whisper model fits its temperature by leaving one corpus out: give two corpora or more")

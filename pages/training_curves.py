@@ -30,7 +30,7 @@ if not reports.has_model:
 members = reports.member_histories
 if not any(h.get("accuracy") or h.get("loss") for h in members):
     if reports.front_end == front_end.WHISPER:
-        st.info(words.LOGISTIC_HEAD, icon=":material/info:")
+        st.info(words.LINEAR_HEAD, icon=":material/info:")
         st.markdown(words.head_recipe((reports.config or {}).get("recipe") or {}))
         st.page_link("pages/test_results.py", label="How well it does: Test results",
                      icon=":material/fact_check:")

@@ -93,3 +93,11 @@ def test_training_curves_page_explains_a_head_without_epochs(monkeypatch: pytest
     assert any("no training curves, and that is expected" in i.value for i in app.info)
     assert any("logistic regression (C = 0.1)" in m.value and "layers 2, 3, 4" in m.value for m in app.markdown)
     assert not app.get("imgs") and not any("No training history" in i.value for i in app.info)
+
+
+def test_the_ridge_heads_recipe_in_words() -> None:
+    from ser_core.app import words
+
+    text = words.head_recipe({"layers": [1, 2, 3, 4], "head": "ridge", "alpha": 3000.0, "train_norm": "speaker"})
+    assert "ridge regression (α = 3000)" in text and "layers 1, 2, 3, 4" in text
+    assert "each speaker's clips were standardised with that speaker's own statistics" in text

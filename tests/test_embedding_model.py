@@ -28,14 +28,14 @@ def _synthetic_set(seed: int = 0) -> EmbeddingSet:
                         text([""] * n), text(["x"] * n), text([f"{i}.wav" for i in range(n)]))
 
 
-@pytest.mark.parametrize("head", ["lr", "keras"])
+@pytest.mark.parametrize("head", ["lr", "ridge", "keras"])
 def test_shipped_head_and_config(head, tmp_path):
     import keras
 
     data = _synthetic_set()
     recipe = EmbeddingRecipe(layers=(2, 3), head=head, epochs=5, hidden=16)
     # The temperature's leave-one-corpus-out fits are exercised with the fast head only.
-    model, config = train_embedding_model(data, recipe, temperature=None if head == "lr" else 1.0)
+    model, config = train_embedding_model(data, recipe, temperature=None if head != "keras" else 1.0)
     json.dumps(config)  # JSON-able
     assert config["temperature"] > 0 and list(config["recipe"]["layers"]) == [2, 3]
     assert set(config["standardisation"]["per_corpus"]) == {"a", "b", "c"}
@@ -46,13 +46,17 @@ def test_shipped_head_and_config(head, tmp_path):
     features = (head_input(data.embeddings[data.corpus == "a"], (2, 3), config["recipe"]["statistics"]) - np.array(stats["mean"])) / np.array(stats["std"])
     logits = np.asarray(loaded.predict(features.astype(np.float32), verbose=0))
     assert logits.shape == (int((data.corpus == "a").sum()), 6)
-    if head == "lr":
+    if head in ("lr", "ridge"):
         assert (logits.argmax(axis=1) == data.labels[data.corpus == "a"]).mean() > 0.9
 
 
 def test_recipe_checks_its_values():
     with pytest.raises(ValueError, match="svm"):
         EmbeddingRecipe(head="svm")
+    with pytest.raises(ValueError, match="alpha"):
+        EmbeddingRecipe(head="ridge", alpha=0)
+    with pytest.raises(ValueError, match="train_norm"):
+        EmbeddingRecipe(train_norm="room")
     with pytest.raises(ValueError, match="two corpora"):
         train_embedding_model(_synthetic_set().subset(np.arange(72)))
 
@@ -106,3 +110,27 @@ def test_choose_threshold_picks_the_lowest_cut_off_that_meets_the_target():
     assert choose_threshold(probabilities, np.array([0, 1, 0, 0])) == 0.6  # 0.25-0.55: 2 of 4 right; 0.6: 2 of 3
     assert choose_threshold(probabilities, np.array([0, 1, 1, 1])) == 0.25  # all right from the start
     assert choose_threshold(probabilities, np.array([1, 0, 0, 0])) == 0.6  # never: the highest cut-off
+
+
+def test_speaker_standardised_training_is_what_the_shipped_head_fits():
+    """train_norm="speaker": every training speaker standardised on their own clips, then the ridge head."""
+    from sklearn.linear_model import RidgeClassifier
+
+    from ser_core.evaluation import embedding_protocols as protocols
+    from ser_core.training.embedding_model import SHIPPED_RECIPE
+
+    data = _synthetic_set(seed=3)
+    recipe = EmbeddingRecipe(layers=(2, 3), head="ridge", alpha=30.0, train_norm="speaker")
+    model, config = train_embedding_model(data, recipe, temperature=1.0)
+    features = head_input(data.embeddings, recipe.layers, recipe.statistics)
+    groups = recipe.training_groups(data.corpus, data.speaker)
+    assert len(np.unique(groups)) == 9 and groups[0] == "a/a_0"
+    expected = RidgeClassifier(alpha=30.0).fit(protocols.standardise_groups(features, groups), data.labels,
+                                               sample_weight=protocols.sample_weights(data.labels, data.corpus))
+    kernel, bias = model.get_layer("logits").get_weights()
+    np.testing.assert_allclose(kernel[:, expected.classes_], expected.coef_.T, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(bias[expected.classes_], expected.intercept_, rtol=1e-4, atol=1e-5)
+    assert config["recipe"]["train_norm"] == "speaker" and config["recipe"]["head"] == "ridge"
+    # a new room is still standardised with the training corpora's average statistics
+    assert set(config["standardisation"]["per_corpus"]) == {"a", "b", "c"}
+    assert SHIPPED_RECIPE.head == "ridge" and SHIPPED_RECIPE.train_norm == "speaker"

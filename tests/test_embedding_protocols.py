@@ -82,6 +82,11 @@ def test_enrolled_speakers_adapt_as_in_the_app():
         assert len(enrolled[name]["labels"]) == 3 * 2 * ((60 - 5) + (60 - 10))
         assert sorted(set(enrolled[name]["k"].tolist())) == [5, 10]
     assert protocols.summarise(enrolled)["mean_uar"] > protocols.summarise(strict)["mean_uar"] + 0.1
+    by_speaker, _ = protocols.leave_one_corpus_out_enrolled(features, labels, corpus, speaker, head, k_values=(5,),
+                                                            draws=1, speaker_norm=True)
+    reference = protocols.leave_one_corpus_out(features, labels, corpus, head, normalisation="per_corpus",
+                                               speakers=speaker)
+    np.testing.assert_allclose(by_speaker["c1"]["logits"], reference["c1"]["logits"], rtol=1e-4, atol=1e-4)
 
 
 def test_head_input_selects_layers_and_statistics():

@@ -296,6 +296,7 @@ def leave_one_corpus_out_enrolled(
     draws: int = 2,
     weighting: str = "class",
     seed: int = 0,
+    speaker_norm: bool = False,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     """Leave one corpus out, scored strict and as each held-out speaker adapts in the app.
 
@@ -304,7 +305,9 @@ def leave_one_corpus_out_enrolled(
     ``leave_one_corpus_out(normalisation="per_corpus")``). Enrolled: every held-out speaker gives k
     random clips of their own, unlabelled, ``draws`` times for each k in ``k_values``; their other
     clips are standardised with :meth:`Adaptation.statistics` of those k (the clips' mean, their
-    variance pooled with the default's) and scored. One fit per held-out corpus serves both.
+    variance pooled with the default's) and scored. One fit per held-out corpus serves both. With
+    ``speaker_norm`` each training speaker is standardised with their own clips' statistics instead
+    of their corpus's (the default statistics stay the training corpora's average).
 
     Returns
     -------
@@ -320,7 +323,8 @@ def leave_one_corpus_out_enrolled(
         train = ~test
         stats = [_stats(features[corpus == c]) for c in np.unique(corpus[train])]
         default_mean, default_std = np.mean([m for m, _ in stats], axis=0), np.mean([s for _, s in stats], axis=0)
-        predict = fit(standardise_groups(features[train], corpus[train]), labels[train],
+        groups = np.char.add(np.char.add(corpus.astype(str), "/"), speaker.astype(str)) if speaker_norm else corpus
+        predict = fit(standardise_groups(features[train], groups[train]), labels[train],
                       sample_weights(labels[train], corpus[train], weighting))
         logits = predict(((features[test] - default_mean) / default_std).astype(np.float32))
         strict[held_out] = {**classification_report(labels[test], logits.argmax(axis=1)),

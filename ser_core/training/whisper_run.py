@@ -44,7 +44,7 @@ def model_name(recipe: EmbeddingRecipe, params: EmbeddingParams, corpora: Sequen
     """What the app shows as the model's name, e.g. ``Whisper base layers 1-4 + logistic regression (nemo, ...)``."""
     layers = recipe.layers
     span = f"{layers[0]}-{layers[-1]}" if list(layers) == list(range(layers[0], layers[-1] + 1)) else ",".join(map(str, layers))
-    head = "logistic regression" if recipe.head == "lr" else "layer-mix network"
+    head = {"lr": "logistic regression", "ridge": "ridge regression"}.get(recipe.head, "layer-mix network")
     return f"Whisper {params.model} layers {span} + {head} ({', '.join(sorted(corpora))})"
 
 
@@ -81,8 +81,10 @@ def loco_report(data: EmbeddingSet, recipe: EmbeddingRecipe, name: str, seed: in
     if len(corpora) < 2:
         raise ValueError(f"leaving one corpus out needs two corpora or more, got {corpora}")
     features = head_input(data.embeddings, recipe.layers, recipe.statistics)
+    speakers = data.speaker if recipe.train_norm == "speaker" else None
     runs = {protocol: protocols.leave_one_corpus_out(features, data.labels, data.corpus, fit_head_for(recipe, seed),
-                                                     normalisation=normalisation, weighting=recipe.weighting)
+                                                     normalisation=normalisation, weighting=recipe.weighting,
+                                                     speakers=speakers)
             for protocol, normalisation in (("strict", "per_corpus"), ("adapted", "adapted"))}
     per_corpus = {
         str(corpus): {"clips": int((data.corpus == corpus).sum()),
@@ -107,7 +109,8 @@ def served_files(data: EmbeddingSet, config: dict[str, Any], *, name: str, thres
     """
     from ser_core.inference.predictor import WHISPER_LOG_MEL
 
-    config = {**config, "model_name": name, "arch": "whisper_lr" if config["recipe"]["head"] == "lr" else "whisper_mix",
+    arch = {"lr": "whisper_lr", "ridge": "whisper_ridge"}.get(config["recipe"]["head"], "whisper_mix")
+    config = {**config, "model_name": name, "arch": arch,
               "threshold": config.get("threshold", threshold), "feature_params": WHISPER_LOG_MEL.to_dict(),
               "trained_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
               "training_seconds": round(seconds, 1), "data": data_info}
@@ -121,5 +124,5 @@ def served_files(data: EmbeddingSet, config: dict[str, Any], *, name: str, thres
         "loco_strict": config.get("loco"),
         "emotions": list(EMOTIONS),
     }
-    history = {"note": "logistic regression head on frozen Whisper embeddings: no epochs", "members": []}
+    history = {"note": "linear head (solved in one go) on frozen Whisper embeddings: no epochs", "members": []}
     return config, metrics, history
