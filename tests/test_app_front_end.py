@@ -101,3 +101,12 @@ def test_the_ridge_heads_recipe_in_words() -> None:
     text = words.head_recipe({"layers": [1, 2, 3, 4], "head": "ridge", "alpha": 3000.0, "train_norm": "speaker"})
     assert "ridge regression (α = 3000)" in text and "layers 1, 2, 3, 4" in text
     assert "each speaker's clips were standardised with that speaker's own statistics" in text
+
+
+def test_the_adapt_page_quotes_the_shipped_models_own_gain() -> None:
+    from ser_core.app import words
+
+    text = words.adapt_how_much({"strict_uar": 0.503, "by_clips": {"5": 0.574, "10": 0.598, "20": 0.613}})
+    assert "from 50% to 57%, and 20 clips to 61%" in text
+    plain = words.adapt_how_much(None)  # an older model: no figures rather than another model's
+    assert "%" not in plain.replace("15–30", "") and "15–30 seconds of speech" in plain

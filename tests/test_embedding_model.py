@@ -93,7 +93,7 @@ def test_the_adapted_temperature_is_fitted_on_speakers_adapted_as_in_the_app():
     recipe = EmbeddingRecipe(layers=(2, 3))
     _, config = train_embedding_model(data, recipe)
     features = head_input(data.embeddings, recipe.layers, recipe.statistics)
-    _, enrolled = protocols.leave_one_corpus_out_enrolled(features, data.labels, data.corpus, data.speaker,
+    strict, enrolled = protocols.leave_one_corpus_out_enrolled(features, data.labels, data.corpus, data.speaker,
                                                           fit_head_for(recipe, 0))
     logits = np.concatenate([r["logits"] for r in enrolled.values()])
     labels = np.concatenate([r["labels"] for r in enrolled.values()])
@@ -101,6 +101,14 @@ def test_the_adapted_temperature_is_fitted_on_speakers_adapted_as_in_the_app():
     assert config["temperature_adapted"] != pytest.approx(config["temperature"])
     assert [row["threshold"] for row in config["uncertain_adapted"]["table"]] == \
         [row["threshold"] for row in config["uncertain"]["table"]]
+    gain = config["adaptation_gain"]  # the Adapt page's "5 clips raised the recall from ... to ..."
+    assert set(gain["by_clips"]) == {"5", "10", "20"}
+    assert gain["strict_uar"] == pytest.approx(np.mean([r["uar"] for r in strict.values()]), abs=1e-4)
+    five = [r["k"] == 5 for r in enrolled.values()]
+    from ser_core.evaluation.metrics import classification_report
+    expected = np.mean([classification_report(r["labels"][m], r["logits"][m].argmax(axis=1))["uar"]
+                        for r, m in zip(enrolled.values(), five)])
+    assert gain["by_clips"]["5"] == pytest.approx(expected, abs=1e-4)
 
 
 def test_choose_threshold_picks_the_lowest_cut_off_that_meets_the_target():
