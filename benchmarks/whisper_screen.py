@@ -82,7 +82,7 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--enrol", default="neutral", choices=("neutral", "random"))
     parser.add_argument("--speaker-norm", action="store_true",
-                        help="loco: standardise every training speaker on their own clips (held-out corpus as usual)")
+                        help="loco and opus: standardise every training speaker on their own clips (held-out corpus as usual)")
     parser.add_argument("--note", default="")
     parser.add_argument("--no-vad", action="store_true", help="front end without the VAD (whole clip, level of all of it)")
     parser.add_argument("--log", type=Path, default=Path("data_cache/screen.jsonl"))
@@ -166,6 +166,9 @@ def main() -> None:
         # Held-out corpora heard through a browser's Opus channel; training clips stay clean.
         from ser_core.data.channel import Channel
 
+        if args.speaker_norm:
+            variant["train_norm"] = "per speaker"
+
         subset = np.zeros(len(data), bool)
         for name in np.unique(data.corpus):
             subset[np.flatnonzero(data.corpus == name)[:: args.every]] = True
@@ -188,7 +191,7 @@ def main() -> None:
                         mixed, data.labels[keep], data.corpus[keep], head, weighting=args.weighting,
                         normalisation="adapted" if norm.startswith("adapted") else norm,
                         adapt_clips=int(norm[7:]) if norm.startswith("adapted") and norm[7:] else None,
-                        test_only=[held_out]))
+                        test_only=[held_out], speakers=data.speaker[keep] if args.speaker_norm else None))
                 rows.append({"protocol": f"loco/{norm}/{name}{'' if name == 'clean' else int(args.kbps)}/every{args.every}",
                              **protocols.summarise(results), "corpora": compact(results),
                              "seconds": round(time.perf_counter() - start, 1)})
