@@ -28,7 +28,8 @@ def add(source, key: str) -> None:
     try:
         wave = intake.decode_bytes(name, data, predictor.params.sample_rate, limits)
         with st.spinner(f"Measuring {name}…"):
-            result = adapt.add_clip(predictor, wave, predictor.params.sample_rate, clip_id=data)
+            result = adapt.add_clip(predictor, wave, predictor.params.sample_rate, clip_id=data,
+                                    source_id=getattr(source, "file_id", None))
     except AudioError as error:  # includes too little speech: shown as a state, not a fault
         views.show_audio_problem(error)
         return
@@ -37,6 +38,9 @@ def add(source, key: str) -> None:
         return
     if result.added:
         st.success(f"Added {name}: {result.speech_seconds:.1f} s of speech.", icon=":material/check:")
+    elif result.duplicate:
+        st.info(f"{name} is the same audio as a clip you already gave, so it is counted once. "
+                "Record or upload a different clip to add more.", icon=":material/content_copy:")
 
 
 record_tab, upload_tab = st.tabs([":material/mic: Record", ":material/upload_file: Upload clips"])

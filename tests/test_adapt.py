@@ -64,6 +64,7 @@ def test_statistics_live_in_the_session_and_each_clip_counts_once() -> None:
     first = adapt.add_clip(predictor, wave, 16_000, clip_id=b"clip one", session=session)
     again = adapt.add_clip(predictor, wave, 16_000, clip_id=b"clip one", session=session)
     assert first.added and not again.added and predictor.samples == 1
+    assert not again.duplicate  # a rerun of the same upload: nothing to say
     assert json.loads(json.dumps(session[adapt.ADAPTATION_KEY]))["n_clips"] == 1  # JSON-safe
     assert adapt.in_use(predictor, session) is None  # one clip of 8 s is not enough
     adapt.add_clip(predictor, wave, 16_000, clip_id=b"clip two", session=session)
@@ -205,3 +206,18 @@ def test_adapt_page_says_so_when_the_model_cannot_adapt(monkeypatch: pytest.Monk
     app.switch_page("pages/adapt.py").run()
     assert not app.exception, [e.value for e in app.exception]
     assert any("cannot adapt" in i.value for i in app.info)
+
+
+def test_a_second_copy_of_the_same_audio_is_reported_not_counted() -> None:
+    session: dict = {}
+    predictor = WhisperLikePredictor()
+    wave = speech_like(6.0)
+    first = adapt.add_clip(predictor, wave, 16_000, clip_id=b"same bytes", session=session, source_id="upload-1")
+    rerun = adapt.add_clip(predictor, wave, 16_000, clip_id=b"same bytes", session=session, source_id="upload-1")
+    copy = adapt.add_clip(predictor, wave, 16_000, clip_id=b"same bytes", session=session, source_id="upload-2")
+    assert first.added and not rerun.added and not rerun.duplicate
+    assert not copy.added and copy.duplicate and copy.adaptation.n_clips == 1 and predictor.samples == 1
+    again = adapt.add_clip(predictor, wave, 16_000, clip_id=b"same bytes", session=session, source_id="upload-2")
+    assert not again.duplicate  # the page reruns: said once per copy, not on every rerun
+    adapt.clear(session)
+    assert adapt.SOURCES_KEY not in session

@@ -372,3 +372,18 @@ def test_file_over_the_door_shows_streamlits_reason(page, server: str, tmp_path:
     reason.wait_for(timeout=30_000)
     assert "256" in reason.inner_text() and reason.bounding_box()["width"] > 100
     shot(page, "rejected_over_the_door")
+
+
+def test_the_same_clip_twice_is_counted_once_and_said_so(page, server: str, tmp_path: Path) -> None:
+    """Two uploads with the same audio: the second is named on the page, not silently ignored."""
+    first, second = tmp_path / "me_a.wav", tmp_path / "me_b.wav"
+    first.write_bytes(real_or_synthetic_wav(seconds=3.0, sample_rate=16_000))
+    second.write_bytes(first.read_bytes())
+    page.goto(f"{server}/adapt")
+    wait_for_app(page)
+    page.get_by_role("tab", name=re.compile("Upload")).click()
+    page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files([str(first), str(second)])
+    page.get_by_text(re.compile(r"me_b\.wav is the same audio as a clip you already gave")).wait_for(timeout=60_000)
+    page.get_by_text(re.compile(r"Added me_a\.wav")).wait_for()
+    assert page.locator("[data-testid='stMain'] [data-testid='stMetricValue']").first.inner_text().strip() == "1"
+    no_exceptions(page)

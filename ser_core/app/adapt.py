@@ -33,6 +33,7 @@ LOGGER = logging.getLogger(__name__)
 
 ADAPTATION_KEY = "adaptation"  # Adaptation.to_dict()
 CLIPS_KEY = "adaptation_clips_seen"  # digests of the clips already added (a rerun must not add twice)
+SOURCES_KEY = "adaptation_sources_seen"  # upload/recording ids offered so far: a rerun, or a second copy?
 REFUSED_KEY = "adaptation_clips_refused"  # digest -> the NotEnoughSpeech of a clip already measured
 FED_AT_KEY = "adaptation_live_fed_at"  # stream seconds at which the last live window was added
 ON_KEY = "adaptation_on"  # the user's switch; on by default once the statistics are ready
@@ -98,7 +99,7 @@ def store(adaptation: Any, session: MutableMapping[str, Any] | None = None) -> N
 def clear(session: MutableMapping[str, Any] | None = None) -> None:
     """Forget every adaptation clip of this session."""
     state = _state(session)
-    for key in (ADAPTATION_KEY, CLIPS_KEY, REFUSED_KEY, FED_AT_KEY):
+    for key in (ADAPTATION_KEY, CLIPS_KEY, SOURCES_KEY, REFUSED_KEY, FED_AT_KEY):
         state.pop(key, None)
 
 
@@ -142,6 +143,7 @@ class AddResult:
     added: bool  # False: already added earlier in this session
     adaptation: Any
     speech_seconds: float = 0.0
+    duplicate: bool = False  # not added: a new upload or recording with the same audio as an earlier clip
 
 
 def _add_sample(sample: Any, state: MutableMapping[str, Any]) -> Any:
@@ -160,7 +162,7 @@ def _add_sample(sample: Any, state: MutableMapping[str, Any]) -> Any:
 
 
 def add_clip(predictor: Any, wave: Any, sample_rate: int, clip_id: bytes | str | None = None,
-             session: MutableMapping[str, Any] | None = None) -> AddResult:
+             session: MutableMapping[str, Any] | None = None, source_id: str | None = None) -> AddResult:
     """Measure one clip of the user's speech and add it to the session's adaptation.
 
     Parameters
@@ -174,6 +176,9 @@ def add_clip(predictor: Any, wave: Any, sample_rate: int, clip_id: bytes | str |
     clip_id : bytes or str, optional
         Identifies the clip (its file bytes); a clip already added in this session is not added
         again (Streamlit reruns the page on every widget change).
+    source_id : str, optional
+        Identifies the upload or recording it came from (Streamlit's ``file_id``): the same audio from
+        a source not seen before is a second copy, reported as ``duplicate`` rather than a rerun.
 
     Raises
     ------
@@ -188,8 +193,12 @@ def add_clip(predictor: Any, wave: Any, sample_rate: int, clip_id: bytes | str |
     if clip_id is not None:
         raw = clip_id.encode() if isinstance(clip_id, str) else clip_id
         digest = hashlib.sha1(raw).hexdigest()
+        sources = state.get(SOURCES_KEY, [])
+        new_source = source_id is not None and source_id not in sources
+        if new_source:
+            state[SOURCES_KEY] = [*sources, source_id]
         if digest in state.get(CLIPS_KEY, ()):
-            return AddResult(False, current(state))
+            return AddResult(False, current(state), duplicate=new_source)
         refused = state.get(REFUSED_KEY, {}).get(digest)
         if refused is not None:
             raise refused
