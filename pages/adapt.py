@@ -19,7 +19,7 @@ if not adapt.supported(predictor):
     st.stop()
 
 st.markdown(words.ADAPT_WHY)
-st.markdown(words.adapt_how_much((support.load_reports().config or {}).get("adaptation_gain")))
+st.markdown(words.adapt_how_much(predictor.config.get("adaptation_gain")))  # the served model's own figures
 
 
 def add(source, key: str) -> None:

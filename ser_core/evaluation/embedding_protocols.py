@@ -30,8 +30,7 @@ from ser_core.inference.adaptation import Adaptation, AdaptationSample
 from ser_core.inference.params import EMOTIONS
 
 __all__ = ["FitHead", "Normalisation", "leave_one_corpus_out", "leave_one_corpus_out_enrolled", "sample_weights",
-           "speaker_adaptation",
-           "speaker_cross_validation", "standardise_groups", "summarise"]
+           "speaker_adaptation", "speaker_cross_validation", "speaker_groups", "standardise_groups", "summarise"]
 
 FitHead = Callable[[np.ndarray, np.ndarray, np.ndarray], Callable[[np.ndarray], np.ndarray]]
 Normalisation = Literal["global", "per_corpus", "adapted"]
@@ -40,6 +39,22 @@ _EPS = 1e-6
 
 def _stats(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rows.mean(axis=0), rows.std(axis=0) + _EPS
+
+
+def _default_stats(features: np.ndarray, corpus: np.ndarray, train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The average of the training corpora's statistics: what a new room is standardised with."""
+    stats = [_stats(features[corpus == c]) for c in np.unique(corpus[train])]
+    return np.mean([m for m, _ in stats], axis=0), np.mean([s for _, s in stats], axis=0)
+
+
+def _scored(labels: np.ndarray, logits: np.ndarray, **extra: Any) -> dict[str, Any]:
+    """A protocol's result for one held-out group: the report, its logits and labels (and ``extra``)."""
+    return {**classification_report(labels, logits.argmax(axis=1)), "logits": logits, "labels": labels, **extra}
+
+
+def speaker_groups(corpus: np.ndarray, speaker: np.ndarray) -> np.ndarray:
+    """``corpus/speaker`` for each row: the groups of per-speaker standardisation."""
+    return np.char.add(np.char.add(corpus.astype(str), "/"), speaker.astype(str))
 
 
 def standardise_groups(features: np.ndarray, groups: np.ndarray, fit_mask: np.ndarray | None = None) -> np.ndarray:
@@ -104,11 +119,10 @@ def _normalise_loco(features: np.ndarray, corpus: np.ndarray, test: np.ndarray, 
         mean, std = _stats(features[train])
         return ((features - mean) / std).astype(np.float32)
     out = np.empty(features.shape, np.float32)
-    groups = corpus if speakers is None else np.char.add(np.char.add(corpus.astype(str), "/"), speakers.astype(str))
+    groups = corpus if speakers is None else speaker_groups(corpus, speakers)
     out[train] = standardise_groups(features[train], groups[train])
     if normalisation == "per_corpus":
-        stats = [_stats(features[corpus == c]) for c in np.unique(corpus[train])]
-        mean, std = np.mean([m for m, _ in stats], axis=0), np.mean([s for _, s in stats], axis=0)
+        mean, std = _default_stats(features, corpus, train)
     elif normalisation == "adapted":
         fit_rows = features[test] if adapt_rows is None else features[adapt_rows]
         mean, std = _stats(fit_rows)
@@ -181,9 +195,7 @@ def leave_one_corpus_out(
         normalised = _normalise_loco(source, corpus, test, normalisation, adapt_rows, speakers)
         train = ~test
         predict = fit(normalised[train], labels[train], sample_weights(labels[train], corpus[train], weighting))
-        logits = predict(normalised[test])
-        report = classification_report(labels[test], logits.argmax(axis=1))
-        results[held_out] = {**report, "logits": logits, "labels": labels[test]}
+        results[held_out] = _scored(labels[test], predict(normalised[test]))
     return results
 
 
@@ -279,9 +291,7 @@ def speaker_adaptation(
         normalised = centred / scale
         predict = fit(normalised[train], labels[train], sample_weights(labels[train], corpus[train], weighting))
         scored = test & ~enrolled
-        logits = predict(normalised[scored])
-        report = classification_report(labels[scored], logits.argmax(axis=1))
-        results[held_out] = {**report, "logits": logits, "labels": labels[scored]}
+        results[held_out] = _scored(labels[scored], predict(normalised[scored]))
     return results
 
 
@@ -321,14 +331,12 @@ def leave_one_corpus_out_enrolled(
     for held_out in sorted(np.unique(corpus)):
         test = corpus == held_out
         train = ~test
-        stats = [_stats(features[corpus == c]) for c in np.unique(corpus[train])]
-        default_mean, default_std = np.mean([m for m, _ in stats], axis=0), np.mean([s for _, s in stats], axis=0)
-        groups = np.char.add(np.char.add(corpus.astype(str), "/"), speaker.astype(str)) if speaker_norm else corpus
+        default_mean, default_std = _default_stats(features, corpus, train)
+        groups = speaker_groups(corpus, speaker) if speaker_norm else corpus
         predict = fit(standardise_groups(features[train], groups[train]), labels[train],
                       sample_weights(labels[train], corpus[train], weighting))
-        logits = predict(((features[test] - default_mean) / default_std).astype(np.float32))
-        strict[held_out] = {**classification_report(labels[test], logits.argmax(axis=1)),
-                            "logits": logits, "labels": labels[test]}
+        strict_rows = ((features[test] - default_mean) / default_std).astype(np.float32)
+        strict[held_out] = _scored(labels[test], predict(strict_rows))
         batches, batch_labels, batch_k = [], [], []
         for name in np.unique(speaker[test]):
             rows = np.flatnonzero(test & (speaker == name))
@@ -345,10 +353,8 @@ def leave_one_corpus_out_enrolled(
                     batches.append(((features[scored] - mean) / std).astype(np.float32))
                     batch_labels.append(labels[scored])
                     batch_k.append(np.full(len(scored), k))
-        logits = predict(np.concatenate(batches))
-        scored_labels = np.concatenate(batch_labels)
-        enrolled[held_out] = {**classification_report(scored_labels, logits.argmax(axis=1)),
-                              "logits": logits, "labels": scored_labels, "k": np.concatenate(batch_k)}
+        enrolled[held_out] = _scored(np.concatenate(batch_labels), predict(np.concatenate(batches)),
+                                     k=np.concatenate(batch_k))
     return strict, enrolled
 
 

@@ -54,14 +54,12 @@ def _dense_width(config: dict[str, Any]) -> tuple[int, int] | None:
     layers = (config.get("config") or {}).get("layers") or []
     if [layer.get("class_name") for layer in layers] != ["InputLayer", "Dense"]:
         return None
-    source, dense = layers[0], layers[1]
-    shape = (source.get("config") or {}).get("batch_shape")
-    settings = dense.get("config") or {}
-    inbound = json.dumps(dense.get("inbound_nodes"))
+    # With only an input and a dense layer, the dense layer can only read that input.
+    shape = (layers[0].get("config") or {}).get("batch_shape")
+    settings = layers[1].get("config") or {}
     if not (isinstance(shape, list) and len(shape) == 2 and isinstance(shape[1], int)
             and settings.get("activation") == "linear" and settings.get("use_bias") is True
-            and isinstance(settings.get("units"), int) and not settings.get("quantization_config")
-            and f'"keras_history": ["{source.get("name")}", 0, 0]' in inbound):
+            and isinstance(settings.get("units"), int) and not settings.get("quantization_config")):
         return None
     return shape[1], settings["units"]
 

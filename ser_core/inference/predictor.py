@@ -228,8 +228,7 @@ class Predictor:
         if sample.model_key != self.adaptation_key:
             raise ValueError("this clip was measured for another model")
         use, mean, std = self._standardisation(adaptation)
-        logits = self.logits(standardise(sample.features[None], mean, std))
-        return self._named(softmax(logits, self.temperature_adapted if use else self.temperature)[0])
+        return self._named(self._head_probabilities(standardise(sample.features[None], mean, std), use)[0])
 
     def predict_file(self, source: AudioSource, threshold: float | None = None, *,
                      max_seconds: float | None = MAX_AUDIO_SECONDS, keep_features: bool = True,

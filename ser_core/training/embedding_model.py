@@ -20,6 +20,7 @@ from ser_core.evaluation.metrics import (
     ANSWERED_ACCURACY_TARGET,
     answered_table,
     choose_threshold,
+    classification_report,
     fit_temperature,
     reliability,
     softmax,
@@ -66,9 +67,7 @@ class EmbeddingRecipe:
 
     def training_groups(self, corpus: np.ndarray, speaker: np.ndarray) -> np.ndarray:
         """The group each training row is standardised in: its corpus, or its corpus and speaker."""
-        if self.train_norm == "corpus":
-            return corpus
-        return np.char.add(np.char.add(corpus.astype(str), "/"), speaker.astype(str))
+        return corpus if self.train_norm == "corpus" else protocols.speaker_groups(corpus, speaker)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -210,8 +209,6 @@ def train_embedding_model(
 
 def _adaptation_gain(strict: dict[str, dict[str, Any]], enrolled: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Mean UAR over the held-out corpora, strict and after k clips of each speaker (k as enrolled)."""
-    from ser_core.evaluation.metrics import classification_report
-
     by_clips = {}
     for k in sorted(set(np.concatenate([r["k"] for r in enrolled.values()]).tolist())):
         uars = [classification_report(r["labels"][r["k"] == k], r["logits"][r["k"] == k].argmax(axis=1))["uar"]
