@@ -37,7 +37,7 @@ from ser_core.inference import artifacts
 from ser_core.data.embedding_cache import DEFAULT_EMBEDDING_CACHE
 from ser_core.inference.params import EMOTIONS, EmbeddingParams, FeatureParams
 from ser_core.training.augment import PRESETS
-from ser_core.training.cross_validation import run_cross_validation
+from ser_core.training.cross_validation import run_cross_validation, unknown_folds
 from ser_core.training.fit import configure_device, history_report, setup_logging, train_members
 from ser_core.training.models import ARCHITECTURES, DEFAULT_ARCH
 from ser_core.training.options import check_folds, cv_option, member_spec, number, whole_number
@@ -95,8 +95,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
              "the saved model (it predicts the six emotions only)")
     add("--cv", type=cv_option, metavar="K|corpus",
         help="instead of training the served model: K-fold speaker-independent cross-validation (log_mel), or "
-             "corpus: leave one corpus out, strict and adapted (whisper; writes artifacts/loco_whisper.json)")
-    add("--folds", type=int, nargs="+", metavar="I", help="with --cv: only these folds (0-based)")
+             "corpus: leave one corpus out (whisper: strict and adapted, writes artifacts/loco_whisper.json; "
+             "log_mel: one fold per corpus, writes <run-dir>/loco_<arch>.json)")
+    add("--folds", type=int, nargs="+", metavar="I",
+        help="with --cv: only these folds (0-based; with --cv corpus, corpora in name order)")
     add("--artifacts", type=Path, default=artifacts.ARTIFACTS_DIR,
         help="the served folder: a finished run's model replaces the one there, which moves to previous/")
     add("--restore-previous", action="store_true", help="serve the model in <--artifacts>/previous again; no training")
@@ -111,12 +113,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     whisper = args.front_end == "whisper"
     args.calm_as = args.calm_as or (SHIPPED_RECIPE.calm_as if whisper else "drop")
     args.cache_dir = args.cache_dir or (DEFAULT_EMBEDDING_CACHE if whisper else DEFAULT_CACHE_DIR)
-    if args.cv == "corpus" and args.folds:
-        p.error("argument --folds: chooses folds of --cv K; --cv corpus holds out every corpus")
-    check_folds(p, None if args.cv == "corpus" else args.cv, args.folds)
-    if (args.cv == "corpus") != (whisper and args.cv is not None):
-        p.error(f"--cv {args.cv} goes with --front-end {'log_mel' if whisper else 'whisper'}: the whisper front end "
-                "cross-validates with --cv corpus, the log_mel one with --cv K")
+    if args.cv == "corpus" and args.folds and whisper:
+        p.error("argument --folds: the whisper front end's --cv corpus holds out every corpus (seconds from the "
+                "cached embeddings)")
+    if args.folds and args.cv is None:
+        p.error("argument --folds: chooses folds of a cross-validation; give --cv K or --cv corpus too")
+    if args.cv != "corpus":  # the corpus folds are checked once the data is known (unknown_folds)
+        check_folds(p, args.cv, args.folds)
+    if whisper and args.cv not in (None, "corpus"):
+        p.error(f"--cv {args.cv} goes with --front-end log_mel: the whisper front end cross-validates with --cv corpus")
     args.members = [member.on(args.arch) for member in args.members]  # "ARCH/" only where it differs
     if args.cv and args.temperature_from:
         p.error("--temperature-from calibrates a model trained without --cv")
@@ -174,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     if auxiliary[0]:
         log.info("and %d clips of auxiliary emotions for training: %s", len(auxiliary[0]), class_counts(auxiliary[0]))
     if args.cv:
+        if problem := unknown_folds(clips, args.cv, args.folds):
+            return fail(problem)
         run_cross_validation(args, record, clips, features, params, auxiliary)
         return 0
 

@@ -11,8 +11,10 @@ from ser_core.data.corpora import Clip
 from ser_core.inference.params import EMOTIONS
 from ser_core.data.split import (
     SPLITS,
+    corpus_folds,
     cross_validation_folds,
     fold_assignment,
+    held_out_folds,
     speaker_split,
     write_split_csv,
 )
@@ -148,6 +150,20 @@ def test_fold_assignment_keeps_splits_disjoint(seed):
         assert {s.split("_")[0] for s in validation} == {"ravdess", "crema"}
         train = {s for s, v in assignment.items() if v == "train"}
         assert train | validation | test == set(assignment)
+
+
+def test_corpus_folds_hold_out_each_corpus_whole():
+    clips = ravdess_clips(range(1, 7)) + crema_clips(range(1001, 1005))
+    folds = corpus_folds(clips)
+    assert folds == [sorted(f"crema_{a}" for a in range(1001, 1005)), sorted(f"ravdess_{a:02d}" for a in range(1, 7))]
+    assert held_out_folds(clips, "corpus") == folds
+    assert held_out_folds(clips, 3, seed=1) == cross_validation_folds(clips, 3, seed=1)
+    for fold in folds:  # the other corpus trains and validates; nobody is in two splits
+        assignment = fold_assignment(clips, fold)
+        held_out = {s for s, split in assignment.items() if split == "test"}
+        assert held_out == set(fold)
+        assert {s.split("_")[0] for s, split in assignment.items() if split != "test"}.isdisjoint(
+            {s.split("_")[0] for s in fold})
 
 
 def test_write_split_csv(tmp_path):

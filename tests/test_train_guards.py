@@ -59,6 +59,26 @@ def test_folds_without_cv_are_refused(capsys):
     assert "--folds" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--cv", "corpus", "--folds", "0"], "--cv corpus holds out every corpus"),
+    (["--cv", "5"], "--cv 5 goes with --front-end log_mel"),
+    (["--front-end", "log_mel", "--folds", "1"], "give --cv K or --cv corpus too"),
+])
+def test_cross_validation_options_that_do_not_fit_the_front_end_are_refused(argv, message, capsys):
+    import train
+
+    with pytest.raises(SystemExit):
+        train.parse_args(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_the_cnn_can_hold_out_chosen_corpora():
+    import train
+
+    args = train.parse_args(["--front-end", "log_mel", "--cv", "corpus", "--folds", "1", "3"])
+    assert args.cv == "corpus" and args.folds == [1, 3]
+
+
 def test_the_default_numbers_are_accepted():
     import train
 
@@ -106,6 +126,39 @@ def test_more_folds_than_speakers_is_refused(tmp_path, capsys):
     assert _train(data, tmp_path, "--cv", "5") == 2
     message = capsys.readouterr().err
     assert "4 speakers" in message and "--cv 5" in message, message
+
+
+def test_corpus_folds_beyond_the_corpora_found_are_named(tmp_path, capsys):
+    data = tmp_path / "ravdess"
+    audio_factory.make_ravdess(data, TINY_ACTORS, clips_per_emotion=1, seconds=0.5)
+    audio_factory.make_crema(tmp_path / "crema", range(1001, 1005), seconds=0.5)
+    assert _train(data, tmp_path, "--crema-dir", str(tmp_path / "crema"), "--cv", "corpus", "--folds", "2") == 2
+    message = capsys.readouterr().err
+    assert "--folds 2" in message and "0 crema, 1 ravdess" in message, message
+    assert not (tmp_path / "out").exists()
+
+
+def test_one_corpus_cannot_be_held_out_against_itself(tmp_path, capsys):
+    data = tmp_path / "ravdess"
+    audio_factory.make_ravdess(data, TINY_ACTORS, clips_per_emotion=1, seconds=0.5)
+    assert _train(data, tmp_path, "--cv", "corpus") == 2
+    assert "at least 2 corpora for --cv corpus" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_leave_one_corpus_out_trains_the_cnn_once_per_corpus(tmp_path):
+    import json
+
+    data = tmp_path / "ravdess"
+    audio_factory.make_ravdess(data, TINY_ACTORS, clips_per_emotion=1, seconds=0.5)
+    audio_factory.make_crema(tmp_path / "crema", range(1001, 1007), seconds=0.5)
+    assert _train(data, tmp_path, "--crema-dir", str(tmp_path / "crema"), "--cv", "corpus") == 0
+    report = json.loads((tmp_path / "run" / "loco_ser_cnn_lite.json").read_text())
+    assert report["cv"] == "corpus" and report["n_folds"] == 2
+    assert [fold["corpus"] for fold in report["folds"]] == ["crema", "ravdess"]
+    assert all(speaker.startswith(fold["corpus"] + "_") for fold in report["folds"] for speaker in fold["test_speakers"])
+    assert (tmp_path / "run" / "oof_loco_ser_cnn_lite.json").is_file()
+    assert not (tmp_path / "out").exists()  # a corpus hold-out is a measurement: nothing goes to the served folder
 
 
 # ------------------------------------------------------------------------------- the served model

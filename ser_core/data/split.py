@@ -81,6 +81,16 @@ def cross_validation_folds(clips: list[Clip], n_folds: int = 5, seed: int = 0) -
     return [sorted(fold) for fold in folds]
 
 
+def corpus_folds(clips: list[Clip]) -> list[list[str]]:
+    """One test fold per corpus (sorted by name): all its speakers; leave-one-corpus-out."""
+    return [sorted(speakers) for _corpus, speakers in sorted(_speakers_by_corpus(clips).items())]
+
+
+def held_out_folds(clips: list[Clip], cv: int | str, seed: int = 0) -> list[list[str]]:
+    """The test speakers of every fold of ``--cv``: K speaker folds, or one fold per corpus for "corpus"."""
+    return corpus_folds(clips) if cv == "corpus" else cross_validation_folds(clips, cv, seed=seed)
+
+
 def fold_assignment(
     clips: list[Clip], test_speakers: list[str], seed: int = 0, validation: float = 0.15
 ) -> dict[str, str]:

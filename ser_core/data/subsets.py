@@ -14,7 +14,7 @@ import numpy as np
 
 from ser_core.data.corpora import Clip, class_counts
 from ser_core.data.dataset import WindowSet, extract_features, window_set
-from ser_core.data.split import cross_validation_folds, fold_assignment, speaker_split
+from ser_core.data.split import fold_assignment, held_out_folds, speaker_split
 from ser_core.inference.params import EMOTIONS, FeatureParams
 
 __all__ = ["Auxiliary", "NO_AUXILIARY", "load_features", "not_enough_data", "pooled_training_set",
@@ -27,7 +27,7 @@ NO_AUXILIARY: Auxiliary = ([], [])
 _SPLITS = ("train", "validation", "test")
 
 
-def not_enough_data(clips: list[Clip], *, cv: int | None, test_fraction: float, seed: int,
+def not_enough_data(clips: list[Clip], *, cv: int | str | None, test_fraction: float, seed: int,
                     undecodable: list[str] = ()) -> str | None:
     """A paragraph saying why ``clips`` cannot fill the run's splits, or None when they can.
 
@@ -35,8 +35,8 @@ def not_enough_data(clips: list[Clip], *, cv: int | None, test_fraction: float, 
     ----------
     clips : list of Clip
         The clips of the six emotions the run would train and score on.
-    cv : int or None
-        Folds of a cross-validation, or None for one training run.
+    cv : int, "corpus" or None
+        Folds of a cross-validation (or one per corpus), or None for one training run.
     test_fraction : float
         Share of speakers a single run holds out for testing (0: none).
     seed : int
@@ -62,10 +62,15 @@ def not_enough_data(clips: list[Clip], *, cv: int | None, test_fraction: float, 
                    f"{' and testing' if test_fraction > 0 else ''})")
     else:
         needed = _SPLITS
-        folds = cross_validation_folds(clips, cv, seed=seed) if clips else []
+        folds = held_out_folds(clips, cv, seed=seed) if clips else []
         splits = [fold_assignment(clips, fold, seed=seed) for fold in folds]
-        minimum = (f"at least {cv} speakers for --cv {cv} (each fold's test speakers), and 3 of one corpus "
-                   f"besides each fold's (for its training and validation)")
+        if cv == "corpus":
+            splits = splits if len(folds) >= 2 else []
+            minimum = ("at least 2 corpora for --cv corpus, and 3 speakers of one corpus besides each held-out "
+                       "one (for its training and validation)")
+        else:
+            minimum = (f"at least {cv} speakers for --cv {cv} (each fold's test speakers), and 3 of one corpus "
+                       f"besides each fold's (for its training and validation)")
     filled = bool(splits) and all(split in assignment.values() for assignment in splits for split in needed)
     if filled:
         return None
@@ -77,7 +82,7 @@ def not_enough_data(clips: list[Clip], *, cv: int | None, test_fraction: float, 
         more = f" and {len(undecodable) - 5} more" if len(undecodable) > 5 else ""
         found += f"; {len(undecodable)} files did not decode ({shown}{more})"
     remedies = ["add speakers (another --ravdess-dir or --crema-dir folder)"]
-    remedies += ["ask for fewer folds"] if cv is not None and cv > 2 else []
+    remedies += ["ask for fewer folds"] if isinstance(cv, int) and cv > 2 else []
     remedies += ["replace the files that do not decode"] if undecodable else []
     return f"Not enough data to train. {found}. A run needs {minimum}. To go on, {' or '.join(remedies)}."
 

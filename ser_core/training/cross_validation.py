@@ -1,11 +1,12 @@
-"""K-fold speaker-independent cross-validation of a recipe (``train.py --cv K``).
+"""K-fold speaker-independent cross-validation of a recipe (``train.py --cv K``), or leave one corpus
+out (``--cv corpus``: one fold per corpus, the other corpora train).
 
 Every fold trains the run's members on the speakers outside it (``<run-dir>/fold<i>``) and is
 scored on its own speakers by ``ser_core.evaluation.fold_scoring``. The run writes
 ``cv_<arch>.json`` (figures) and ``oof_<arch>.json`` (every fold's window logits) into
-``--run-dir``; a complete run (every fold) also puts ``cv_<arch>.json`` into the artifacts folder
-for the app, in one atomic write once the last fold is scored, so an interrupted run never
-replaces a report there.
+``--run-dir`` (``loco_<arch>.json`` and ``oof_loco_<arch>.json`` with ``--cv corpus``); a complete
+speaker CV (every fold) also puts ``cv_<arch>.json`` into the artifacts folder for the app, in one
+atomic write once the last fold is scored, so an interrupted run never replaces a report there.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ser_core.data.corpora import Clip
-from ser_core.data.split import cross_validation_folds, fold_assignment
+from ser_core.data.split import fold_assignment, held_out_folds
 from ser_core.data.subsets import NO_AUXILIARY, Auxiliary, pooled_training_set, subset, training_subset
 from ser_core.evaluation.fold_scoring import (fold_result, pooled_calibration, print_cv_table, rounded, score,
                                               summarise_folds, window_logits)
@@ -27,13 +28,13 @@ from ser_core.inference import artifacts
 from ser_core.inference.params import FeatureParams
 from ser_core.training import fit
 
-__all__ = ["run_cross_validation", "write_out_of_fold"]
+__all__ = ["run_cross_validation", "unknown_folds", "write_out_of_fold"]
 
 log = logging.getLogger("train")
 
 # The record's entries an out-of-fold file repeats (with the data's size), so it describes its run.
-_OUT_OF_FOLD_KEYS = ("arch", "seed", "epochs", "feature_params", "n_folds", "speakers", "clips", "auxiliary_emotions",
-                     "members", "member_seeds", "pool_validation")
+_OUT_OF_FOLD_KEYS = ("arch", "seed", "epochs", "feature_params", "n_folds", "cv", "speakers", "clips",
+                     "auxiliary_emotions", "members", "member_seeds", "pool_validation")
 
 
 def run_cross_validation(args: argparse.Namespace, record: dict, clips: list[Clip], features: list[np.ndarray],
@@ -53,8 +54,9 @@ def run_cross_validation(args: argparse.Namespace, record: dict, clips: list[Cli
     auxiliary : Auxiliary
         Auxiliary-emotion clips and features, added to every fold's training speakers.
     """
-    folds = cross_validation_folds(clips, args.cv, seed=args.seed)
-    chosen = args.folds if args.folds is not None else range(args.cv)
+    folds = held_out_folds(clips, args.cv, seed=args.seed)
+    corpora = sorted({clip.corpus for clip in clips})
+    chosen = args.folds if args.folds is not None else range(len(folds))
     results, fold_parts = [], []
     for index in chosen:
         assignment = fold_assignment(clips, folds[index], seed=args.seed)
@@ -67,6 +69,8 @@ def run_cross_validation(args: argparse.Namespace, record: dict, clips: list[Cli
             train, validation, params, args, run_dir,
             pooled_training_set(clips, features, auxiliary, assignment, args.pool_validation))
         result, parts = fold_result(index, folds[index], model, test, validation, params, args.seed)
+        if args.cv == "corpus":
+            result["corpus"] = corpora[index]
         epochs, best = [len(h["epoch"]) for h in histories], [h["best_epoch"] for h in histories]
         result.update(epochs=epochs if len(epochs) > 1 else epochs[0], best_epoch=best if len(best) > 1 else best[0],
                       train_seconds=round(seconds, 1))
@@ -78,15 +82,26 @@ def run_cross_validation(args: argparse.Namespace, record: dict, clips: list[Cli
     summary = summarise_folds(results)
     summary["pooled_calibration"] = pooled_calibration(fold_parts)
     print_cv_table(results, summary)
-    report = {**record, "folds": results, "summary": summary, "n_folds": args.cv,
+    report = {**record, "folds": results, "summary": summary, "n_folds": len(folds), "cv": args.cv,
               "speakers": len({c.speaker for c in clips}), "clips": len(clips)}
-    name = f"cv_{record['arch']}.json"
+    # leave-one-corpus-out reports get their own name: the app's cv_<arch>.json tables are speaker folds
+    name = f"{'loco' if args.cv == 'corpus' else 'cv'}_{record['arch']}.json"
     artifacts.write_json(args.run_dir / name, report)
-    write_out_of_fold(args.run_dir / f"oof_{record['arch']}.json", report, fold_parts, results)
-    if args.folds is None:  # only a complete cross-validation goes next to the model, for the app
+    stem = f"loco_{record['arch']}" if args.cv == "corpus" else record["arch"]
+    write_out_of_fold(args.run_dir / f"oof_{stem}.json", report, fold_parts, results)
+    if args.folds is None and args.cv != "corpus":  # a complete speaker CV goes next to the model, for the app
         artifacts.write_json(args.artifacts / name, report)
     log.info("cross-validation results written to %s", args.run_dir / name)
     return report
+
+
+def unknown_folds(clips: list[Clip], cv: int | str, folds: list[int] | None) -> str | None:
+    """Why ``--folds`` names a fold ``--cv corpus`` does not have (one per corpus found), or None."""
+    corpora = sorted({clip.corpus for clip in clips})
+    if cv != "corpus" or not folds or all(0 <= index < len(corpora) for index in folds):
+        return None
+    named = ", ".join(f"{index} {name}" for index, name in enumerate(corpora))
+    return f"--folds {' '.join(map(str, folds))}: --cv corpus has one fold per corpus found here: {named}"
 
 
 def _other_checkpoints(run_dir: Path, args: argparse.Namespace, test, temperature: float) -> dict:
