@@ -109,6 +109,12 @@ def test_the_adapted_temperature_is_fitted_on_speakers_adapted_as_in_the_app():
     expected = np.mean([classification_report(r["labels"][m], r["logits"][m].argmax(axis=1))["uar"]
                         for r, m in zip(enrolled.values(), five)])
     assert gain["by_clips"]["5"] == pytest.approx(expected, abs=1e-4)
+    _, calm = protocols.leave_one_corpus_out_enrolled(features, data.labels, data.corpus, data.speaker,
+                                                      fit_head_for(recipe, 0), enrol="neutral")
+    expected_calm = np.mean([classification_report(r["labels"][r["k"] == 5], r["logits"][r["k"] == 5].argmax(axis=1))
+                             ["uar"] for r in calm.values()])
+    assert set(gain["by_calm_clips"]) == {"5", "10", "20"}
+    assert gain["by_calm_clips"]["5"] == pytest.approx(expected_calm, abs=1e-4)
 
 
 def test_choose_threshold_picks_the_lowest_cut_off_that_meets_the_target():

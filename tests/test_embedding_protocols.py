@@ -7,6 +7,7 @@ import pytest
 
 from ser_core.evaluation import embedding_protocols as protocols
 from ser_core.inference.embedding_head import head_input
+from ser_core.inference.params import EMOTIONS
 from ser_core.training.embedding_heads import logistic_head
 
 
@@ -81,12 +82,30 @@ def test_enrolled_speakers_adapt_as_in_the_app():
         # per speaker (60 clips) and per k, two draws; the enrolled clips are not scored
         assert len(enrolled[name]["labels"]) == 3 * 2 * ((60 - 5) + (60 - 10))
         assert sorted(set(enrolled[name]["k"].tolist())) == [5, 10]
+        # rows say which clip each score belongs to: its corpus is the held-out one, its label matches
+        for result in (strict[name], enrolled[name]):
+            assert (corpus[result["rows"]] == name).all()
+            np.testing.assert_array_equal(labels[result["rows"]], result["labels"])
+        assert sorted(strict[name]["rows"].tolist()) == np.flatnonzero(corpus == name).tolist()
     assert protocols.summarise(enrolled)["mean_uar"] > protocols.summarise(strict)["mean_uar"] + 0.1
     by_speaker, _ = protocols.leave_one_corpus_out_enrolled(features, labels, corpus, speaker, head, k_values=(5,),
                                                             draws=1, speaker_norm=True)
     reference = protocols.leave_one_corpus_out(features, labels, corpus, head, normalisation="per_corpus",
                                                speakers=speaker)
     np.testing.assert_allclose(by_speaker["c1"]["logits"], reference["c1"]["logits"], rtol=1e-4, atol=1e-4)
+
+
+def test_neutral_enrolment_takes_the_speakers_neutral_clips_first():
+    features, labels, corpus, speaker = _corpora()
+    neutral = EMOTIONS.index("neutral")
+    _, enrolled = protocols.leave_one_corpus_out_enrolled(features, labels, corpus, speaker, logistic_head(C=1.0),
+                                                          k_values=(3,), draws=1, enrol="neutral")
+    for name in ("c0", "c1", "c2"):
+        scored = enrolled[name]["rows"]
+        for voice in np.unique(speaker[corpus == name]):
+            rows = np.flatnonzero(speaker == voice)
+            left_out = np.setdiff1d(rows, scored)  # the enrolment clips are the ones not scored
+            assert len(left_out) == 3 and (labels[left_out] == neutral).all()
 
 
 def test_head_input_selects_layers_and_statistics():

@@ -68,9 +68,11 @@ def adapt_how_much(gain: Mapping[str, Any] | None = None) -> str:
     by_clips = (gain or {}).get("by_clips") or {}
     strict = (gain or {}).get("strict_uar")
     few, many = by_clips.get("5"), by_clips.get("20")
+    calm = ((gain or {}).get("by_calm_clips") or {}).get("5")
     if all(isinstance(value, (int, float)) for value in (strict, few, many)):
-        measured = (f"Measured on corpora the model never heard, 5 short clips per speaker raised the "
-                    f"average recall from {strict:.0%} to {few:.0%}, and 20 clips to {many:.0%}. ")
+        measured = (f"Measured on corpora the model never heard, 5 short clips per speaker in mixed moods raised "
+                    f"the average recall from {strict:.0%} to {few:.0%}, and 20 clips to {many:.0%}")
+        measured += (f"; 5 calm clips only to {calm:.0%}. " if isinstance(calm, (int, float)) else ". ")
     return (
         "**How much:** about **15–30 seconds of speech**, as 3 to 6 clips of 5–10 seconds (read a "
         "paragraph aloud, describe your day, in any mood). It is used from 5 clips, or from 15 s of "

@@ -254,6 +254,16 @@ def _enrolment(labels: np.ndarray, speaker: np.ndarray, k: int, enrol: str, rng:
     return mask
 
 
+def _enrolment_rows(rows: np.ndarray, labels: np.ndarray, size: int, enrol: str,
+                    rng: np.random.Generator) -> np.ndarray:
+    """``size`` of ``rows`` to enrol: random ones, or neutral ones first (random ones where too few)."""
+    if enrol == "random":
+        return rng.choice(rows, size=size, replace=False)
+    neutral = rows[labels[rows] == EMOTIONS.index("neutral")]
+    chosen = rng.choice(neutral, size=min(size, len(neutral)), replace=False)
+    return np.concatenate([chosen, rng.permutation(np.setdiff1d(rows, chosen))[: size - len(chosen)]])
+
+
 def speaker_adaptation(
     features: np.ndarray,
     labels: np.ndarray,
@@ -307,6 +317,7 @@ def leave_one_corpus_out_enrolled(
     weighting: str = "class",
     seed: int = 0,
     speaker_norm: bool = False,
+    enrol: Literal["random", "neutral"] = "random",
 ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     """Leave one corpus out, scored strict and as each held-out speaker adapts in the app.
 
@@ -317,13 +328,17 @@ def leave_one_corpus_out_enrolled(
     clips are standardised with :meth:`Adaptation.statistics` of those k (the clips' mean, their
     variance pooled with the default's) and scored. One fit per held-out corpus serves both. With
     ``speaker_norm`` each training speaker is standardised with their own clips' statistics instead
-    of their corpus's (the default statistics stay the training corpora's average).
+    of their corpus's (the default statistics stay the training corpora's average). ``enrol="neutral"``
+    enrols k neutral clips where the speaker has them (filled up with random ones): a user asked to
+    "just talk".
 
     Returns
     -------
     strict, enrolled : dict
-        Corpus -> ``classification_report`` with ``logits``/``labels``; the enrolled one pools every
-        k and draw (a clip is scored once per draw it is not enrolled in) and adds ``k`` per row.
+        Corpus -> ``classification_report`` with ``logits``/``labels`` and ``rows`` (each scored row's
+        index into ``features``, so other models' scores of the same clips can be lined up); the
+        enrolled one pools every k and draw (a clip is scored once per draw it is not enrolled in)
+        and adds ``k`` per row.
     """
     rng = np.random.default_rng(seed)
     strict: dict[str, dict[str, Any]] = {}
@@ -336,15 +351,15 @@ def leave_one_corpus_out_enrolled(
         predict = fit(standardise_groups(features[train], groups[train]), labels[train],
                       sample_weights(labels[train], corpus[train], weighting))
         strict_rows = ((features[test] - default_mean) / default_std).astype(np.float32)
-        strict[held_out] = _scored(labels[test], predict(strict_rows))
-        batches, batch_labels, batch_k = [], [], []
+        strict[held_out] = _scored(labels[test], predict(strict_rows), rows=np.flatnonzero(test))
+        batches, batch_labels, batch_k, batch_rows = [], [], [], []
         for name in np.unique(speaker[test]):
             rows = np.flatnonzero(test & (speaker == name))
             if len(rows) < 2:  # nothing left to score after enrolling
                 continue
             for k in k_values:
                 for _ in range(draws):
-                    chosen = rng.choice(rows, size=min(k, len(rows) - 1), replace=False)
+                    chosen = _enrolment_rows(rows, labels, min(k, len(rows) - 1), enrol, rng)
                     adaptation = Adaptation.empty()
                     for row in chosen:
                         adaptation = adaptation.add(AdaptationSample(features[row], 0.0, "protocol"))
@@ -353,8 +368,9 @@ def leave_one_corpus_out_enrolled(
                     batches.append(((features[scored] - mean) / std).astype(np.float32))
                     batch_labels.append(labels[scored])
                     batch_k.append(np.full(len(scored), k))
+                    batch_rows.append(scored)
         enrolled[held_out] = _scored(np.concatenate(batch_labels), predict(np.concatenate(batches)),
-                                     k=np.concatenate(batch_k))
+                                     k=np.concatenate(batch_k), rows=np.concatenate(batch_rows))
     return strict, enrolled
 
 
