@@ -58,7 +58,7 @@ ADAPT_WHY = (
     "Every microphone and room colours a voice, and every voice has its own pitch and pace. The "
     "model was trained on actors in studios; your setup is new to it. Adapting measures the average "
     "sound of *your* ordinary speech and judges your next clips relative to it, as the model was "
-    "trained to do with each corpus. It needs no labels: just talk normally."
+    "trained to do with each corpus. It needs no labels: just talk, and if you can, in more than one mood."
 )
 
 def adapt_how_much(gain: Mapping[str, Any] | None = None) -> str:
