@@ -8,7 +8,7 @@ random clips (twice, different draws); their other clips are scored with the def
 (strict), the k clips' mean and the default scale (mean_only), their own std (own_std), or their
 variance pooled with the default's weighted as n0 clips (n0_10, n0_30). Prints the mean UAR.
 """
-import time, numpy as np
+import numpy as np
 from pathlib import Path
 from sklearn.linear_model import LogisticRegression
 from ser_core.data import registry

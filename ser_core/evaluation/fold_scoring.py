@@ -205,8 +205,11 @@ def _temperature_over(fold_parts: list[dict[str, np.ndarray]]) -> float:
 
 def summarise_folds(results: list[dict]) -> dict:
     """Mean and standard deviation over the folds of every figure :func:`score_fold` gives."""
-    def stats(values: list[float]) -> dict:
-        return {"mean": float(np.mean(values)), "std": float(np.std(values))}
+    def stats(values: list[float | None]) -> dict:
+        present = [value for value in values if value is not None]  # None: the fold's corpus lacks the emotion
+        figures = ({"mean": float(np.mean(present)), "std": float(np.std(present))} if present
+                   else {"mean": None, "std": None})
+        return figures if len(present) == len(values) else {**figures, "folds": len(present)}
 
     summary = {key: stats([r[key] for r in results])
                for key in ("accuracy", "uar", "macro_f1", "ece_before", "ece_after", "ece_floor", "train_seconds")}
