@@ -434,6 +434,52 @@ class _Interrupt(Exception):
     pass
 
 
+def test_interrupted_cross_validation_keeps_its_finished_folds(tiny_run, tmp_path, monkeypatch):
+    import keras
+
+    run_dir = tmp_path / "cv"
+    argv = ["--ravdess-dir", str(tiny_run.data_dir), "--cv", "2", "--epochs", "2", "--batch-size", "16",
+            "--members", "cosine:none", "--artifacts", str(tmp_path / "unused"), "--run-dir", str(run_dir),
+            "--cache-dir", str(tiny_run.cache_dir), "--verbose", "0"]
+    original_logger = keras.callbacks.CSVLogger
+    started = []
+
+    class InterruptSecondFold(original_logger):
+        def on_train_begin(self, logs=None):
+            started.append(self)
+            if len(started) == 2:
+                raise _Interrupt
+            super().on_train_begin(logs)
+
+    monkeypatch.setattr(keras.callbacks, "CSVLogger", InterruptSecondFold)
+    with pytest.raises(_Interrupt):
+        run_train(argv)
+    finished = run_dir / "fold0" / "finished.json"
+    first_finished = finished.stat().st_mtime_ns
+
+    monkeypatch.setattr(keras.callbacks, "CSVLogger", original_logger)
+    assert run_train(argv) == 0
+    assert finished.stat().st_mtime_ns == first_finished  # fold 0 loaded, not trained again
+    assert (run_dir / "fold1" / "finished.json").is_file()
+    assert [fold["fold"] for fold in json.loads((run_dir / f"cv_{DEFAULT_ARCH}.json").read_text())["folds"]] == [0, 1]
+    assert run_train(argv) == 0  # a finished cross-validation started again is a new one: trained again
+    assert finished.stat().st_mtime_ns != first_finished
+    # finished.json names the recipe it finished: another recipe in the same folder never reuses it
+    assert '"cosine:none@last"' in finished.read_text()
+
+
+def test_a_finished_member_counts_only_for_its_own_recipe(tmp_path):
+    from ser_core.training import fit
+    from ser_core.training.recipes import MemberRecipe
+
+    (tmp_path / "finished.json").write_text('{"member": "cosine:none@last", "seconds": 1.0}')
+    assert fit._finished_as(tmp_path, MemberRecipe.parse("cosine:none"))
+    assert not fit._finished_as(tmp_path, MemberRecipe.parse("cosine:acoustic"))
+    assert not fit._finished_as(tmp_path / "elsewhere", MemberRecipe.parse("cosine:none"))
+    (tmp_path / "finished.json").write_text("not json")
+    assert not fit._finished_as(tmp_path, MemberRecipe.parse("cosine:none"))
+
+
 def test_interrupted_ensemble_resumes_where_it_stopped(tiny_run, tmp_path, monkeypatch):
     import keras
 

@@ -57,6 +57,11 @@ def run_cross_validation(args: argparse.Namespace, record: dict, clips: list[Cli
     folds = held_out_folds(clips, args.cv, seed=args.seed)
     corpora = sorted({clip.corpus for clip in clips})
     chosen = args.folds if args.folds is not None else range(len(folds))
+    # leave-one-corpus-out reports get their own name: the app's cv_<arch>.json tables are speaker folds
+    name = f"{'loco' if args.cv == 'corpus' else 'cv'}_{record['arch']}.json"
+    # No report yet: an earlier start of this cross-validation was interrupted, and its finished
+    # folds are loaded rather than trained again.
+    interrupted = not (args.run_dir / name).exists()
     results, fold_parts = [], []
     for index in chosen:
         assignment = fold_assignment(clips, folds[index], seed=args.seed)
@@ -67,7 +72,8 @@ def run_cross_validation(args: argparse.Namespace, record: dict, clips: list[Cli
         run_dir = args.run_dir / f"fold{index}"
         model, histories, seconds = fit.train_members(
             train, validation, params, args, run_dir,
-            pooled_training_set(clips, features, auxiliary, assignment, args.pool_validation))
+            pooled_training_set(clips, features, auxiliary, assignment, args.pool_validation),
+            reuse_finished=interrupted)
         result, parts = fold_result(index, folds[index], model, test, validation, params, args.seed)
         if args.cv == "corpus":
             result["corpus"] = corpora[index]
@@ -84,8 +90,6 @@ def run_cross_validation(args: argparse.Namespace, record: dict, clips: list[Cli
     print_cv_table(results, summary)
     report = {**record, "folds": results, "summary": summary, "n_folds": len(folds), "cv": args.cv,
               "speakers": len({c.speaker for c in clips}), "clips": len(clips)}
-    # leave-one-corpus-out reports get their own name: the app's cv_<arch>.json tables are speaker folds
-    name = f"{'loco' if args.cv == 'corpus' else 'cv'}_{record['arch']}.json"
     artifacts.write_json(args.run_dir / name, report)
     stem = f"loco_{record['arch']}" if args.cv == "corpus" else record["arch"]
     write_out_of_fold(args.run_dir / f"oof_{stem}.json", report, fold_parts, results)

@@ -134,10 +134,12 @@ def _prepare_member_dir(directory: Path) -> None:
 
 
 def train_members(train: WindowSet, validation: WindowSet, params: FeatureParams, args: argparse.Namespace,
-                  run_dir: Path, train_and_validation: WindowSet | None = None):
+                  run_dir: Path, train_and_validation: WindowSet | None = None, *, reuse_finished: bool = False):
     """Train every ``args.members`` recipe and average them into one model.
 
     An interrupted run resumes: members that had finished are loaded, the interrupted one continues.
+    When every member had finished, the run is new and trains them all again, unless
+    ``reuse_finished`` (a cross-validation's finished fold, when the cross-validation was interrupted).
 
     Parameters
     ----------
@@ -152,6 +154,8 @@ def train_members(train: WindowSet, validation: WindowSet, params: FeatureParams
         The members' folders go here (see :func:`member_dirs`).
     train_and_validation : WindowSet, optional
         Both speaker sets (``--pool-validation``): members that need no validation speakers train on it.
+    reuse_finished : bool
+        Load members that finished with this recipe even when all of them did.
 
     Returns
     -------
@@ -162,8 +166,8 @@ def train_members(train: WindowSet, validation: WindowSet, params: FeatureParams
     from ser_core.training.models import ensemble
 
     directories = member_dirs(run_dir, len(args.members))
-    finished = [(directory / "finished.json").exists() for directory in directories]
-    resuming = (any((directory / "backup").exists() for directory in directories)
+    finished = [_finished_as(directory, member) for directory, member in zip(directories, args.members)]
+    resuming = (reuse_finished or any((directory / "backup").exists() for directory in directories)
                 or (any(finished) and not all(finished)))
     models, histories, total_seconds = [], [], 0.0
     seeds = member_seeds(args.members, args.seed, args.member_seed)
@@ -185,6 +189,14 @@ def train_members(train: WindowSet, validation: WindowSet, params: FeatureParams
         histories.append({"member": str(member), **history})
         total_seconds += seconds
     return ensemble(models), histories, total_seconds
+
+
+def _finished_as(directory: Path, member: MemberRecipe) -> bool:
+    """Whether ``directory`` holds a finished training of this very member recipe."""
+    try:
+        return json.loads((directory / "finished.json").read_text())["member"] == str(member)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def load_members(run_dir: Path, members: list[MemberRecipe], checkpoint: str | None = None):
