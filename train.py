@@ -166,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     enough = dict(cv=args.cv, test_fraction=args.test_fraction, seed=args.seed)
     if args.front_end == "whisper":
         return train_whisper(args, [c for c in clips if c.emotion in EMOTIONS], data_info)
-    if problem := not_enough_data([c for c in clips if c.emotion in EMOTIONS], **enough):
+    if problem := (not_enough_data([c for c in clips if c.emotion in EMOTIONS], **enough)
+                   or unknown_folds(clips, args.cv, args.folds)):  # both before any feature is computed
         return fail(problem)
 
     # --- features: log-mel windows, cached; files that do not decode are dropped (and named)
@@ -179,8 +180,6 @@ def main(argv: list[str] | None = None) -> int:
     if auxiliary[0]:
         log.info("and %d clips of auxiliary emotions for training: %s", len(auxiliary[0]), class_counts(auxiliary[0]))
     if args.cv:
-        if problem := unknown_folds(clips, args.cv, args.folds):
-            return fail(problem)
         run_cross_validation(args, record, clips, features, params, auxiliary)
         return 0
 

@@ -242,26 +242,20 @@ def speaker_cross_validation(
 
 
 def _enrolment(labels: np.ndarray, speaker: np.ndarray, k: int, enrol: str, rng: np.random.Generator) -> np.ndarray:
-    """Bool mask of k enrolment clips per speaker: random ones, or neutral ones (random where too few)."""
+    """Bool mask of k enrolment clips per speaker (see :func:`_enrolment_rows`)."""
     mask = np.zeros(len(labels), bool)
-    neutral = EMOTIONS.index("neutral")
     for name in np.unique(speaker):
-        rows = np.flatnonzero(speaker == name)
-        pool = rows[labels[rows] == neutral] if enrol == "neutral" else rows
-        if len(pool) < k:  # a speaker without enough neutral speech enrols with what there is
-            pool = np.concatenate([pool, rng.permutation(np.setdiff1d(rows, pool))[: k - len(pool)]])
-        mask[rng.choice(pool, size=min(k, len(pool)), replace=False)] = True
+        mask[_enrolment_rows(np.flatnonzero(speaker == name), labels, k, enrol, rng)] = True
     return mask
 
 
 def _enrolment_rows(rows: np.ndarray, labels: np.ndarray, size: int, enrol: str,
                     rng: np.random.Generator) -> np.ndarray:
-    """``size`` of ``rows`` to enrol: random ones, or neutral ones first (random ones where too few)."""
-    if enrol == "random":
-        return rng.choice(rows, size=size, replace=False)
-    neutral = rows[labels[rows] == EMOTIONS.index("neutral")]
-    chosen = rng.choice(neutral, size=min(size, len(neutral)), replace=False)
-    return np.concatenate([chosen, rng.permutation(np.setdiff1d(rows, chosen))[: size - len(chosen)]])
+    """``size`` of one speaker's ``rows`` to enrol: random ones, or neutral ones (random where too few)."""
+    pool = rows[labels[rows] == EMOTIONS.index("neutral")] if enrol == "neutral" else rows
+    if len(pool) < size:  # a speaker without enough neutral speech enrols with what there is
+        pool = np.concatenate([pool, rng.permutation(np.setdiff1d(rows, pool))[: size - len(pool)]])
+    return rng.choice(pool, size=min(size, len(pool)), replace=False)
 
 
 def speaker_adaptation(

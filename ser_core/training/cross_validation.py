@@ -99,7 +99,7 @@ def run_cross_validation(args: argparse.Namespace, record: dict, clips: list[Cli
     return report
 
 
-def unknown_folds(clips: list[Clip], cv: int | str, folds: list[int] | None) -> str | None:
+def unknown_folds(clips: list[Clip], cv: int | str | None, folds: list[int] | None) -> str | None:
     """Why ``--folds`` names a fold ``--cv corpus`` does not have (one per corpus found), or None."""
     corpora = sorted({clip.corpus for clip in clips})
     if cv != "corpus" or not folds or all(0 <= index < len(corpora) for index in folds):
