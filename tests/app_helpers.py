@@ -1,4 +1,4 @@
-"""Helpers and fixtures for the app tests: generated audio, artifact folders, a live app server.
+"""Helpers for the app tests (their fixtures are in conftest.py): generated audio, artifact folders, a live app server.
 
 No audio is committed: clips are synthesised, or read from ``../shared/data`` when it exists, and
 written into pytest tmp dirs.
@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-import pytest
 import soundfile
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -228,29 +227,6 @@ def committed_model_present() -> bool:
     from ser_core.inference.artifacts import ARTIFACTS_DIR
 
     return (ARTIFACTS_DIR / "model.keras").is_file() and (ARTIFACTS_DIR / "config.json").is_file()
-
-
-@pytest.fixture(scope="session")
-def model_artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The committed artifacts when they hold a model, else a generated folder with an untrained one."""
-    if committed_model_present():
-        from ser_core.inference.artifacts import ARTIFACTS_DIR
-
-        return ARTIFACTS_DIR
-    return write_fake_artifacts(tmp_path_factory.mktemp("fake_artifacts"))
-
-
-@pytest.fixture(scope="session")
-def fake_artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Generated reports without a model (evaluation pages only)."""
-    return write_fake_artifacts(tmp_path_factory.mktemp("reports_only"), with_model=False)
-
-
-@pytest.fixture
-def empty_artifacts(tmp_path: Path) -> Path:
-    directory = tmp_path / "no_artifacts"
-    directory.mkdir()
-    return directory
 
 
 # ---------------------------------------------------------------- a real app server

@@ -23,6 +23,7 @@ for path in (str(REPO_ROOT), str(TESTS_DIR)):
         sys.path.insert(0, path)
 
 import audio_factory  # noqa: E402
+from app_helpers import committed_model_present, write_fake_artifacts  # noqa: E402
 
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 REAL_RAVDESS = REAL_DATA / "ravdess"
@@ -113,3 +114,27 @@ def real_corpus():
         return path
 
     return folder
+
+
+# The app tests' artifact folders (helpers in app_helpers).
+@pytest.fixture(scope="session")
+def model_artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The committed artifacts when they hold a model, else a generated folder with an untrained one."""
+    if committed_model_present():
+        from ser_core.inference.artifacts import ARTIFACTS_DIR
+
+        return ARTIFACTS_DIR
+    return write_fake_artifacts(tmp_path_factory.mktemp("fake_artifacts"))
+
+
+@pytest.fixture(scope="session")
+def fake_artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Generated reports without a model (evaluation pages only)."""
+    return write_fake_artifacts(tmp_path_factory.mktemp("reports_only"), with_model=False)
+
+
+@pytest.fixture
+def empty_artifacts(tmp_path: Path) -> Path:
+    directory = tmp_path / "no_artifacts"
+    directory.mkdir()
+    return directory

@@ -14,9 +14,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app_helpers import (  # noqa: F401  (fixtures)
-    APP_FILE, EMOTIONS, empty_artifacts, fake_artifacts, fake_cv_report, fake_reports,
-    model_artifacts, real_or_synthetic_wav, speech_like, wav_bytes,
+from app_helpers import (
+    APP_FILE, EMOTIONS, fake_cv_report, fake_reports, real_or_synthetic_wav, speech_like, wav_bytes,
 )
 from ser_core.app import intake, views, webrtc_setup
 from ser_core.evaluation import cv_report

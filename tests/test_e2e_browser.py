@@ -18,9 +18,7 @@ import pytest
 
 from ser_core.inference.artifacts import TRAIN_COMMAND
 
-from app_helpers import (  # noqa: F401  (fixtures)
-    REPO_ROOT, empty_artifacts, model_artifacts, real_or_synthetic_wav, streamlit_server,
-)
+from app_helpers import REPO_ROOT, real_or_synthetic_wav, streamlit_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = REPO_ROOT / "screenshots"
