@@ -268,6 +268,11 @@ def train_whisper(args: argparse.Namespace, clips: list, data_info: dict) -> int
     log.info("adapted to a held-out speaker (5-20 clips): temperature %.2f, ECE %.3f; at %.2f, %.0f%% answered",
              config["temperature_adapted"], adapted["ece_after"], config["threshold"],
              100 * next(row["answered"] for row in adapted["table"] if row["threshold"] == config["threshold"]))
+    if "self_training" in config:
+        batch = config["self_training"]["mean_uar"]
+        log.info("a held-out corpus adapted to as one batch and self-trained: mean UAR %.3f; each speaker adapted to "
+                 "separately: %.3f, %.3f self-trained; temperature %.2f", batch["adapted_self_trained"],
+                 batch["adapted_speaker"], batch["adapted_speaker_self_trained"], config["temperature_self_trained"])
 
     # --- artifacts: written into the run folder, then served in place of the last model
     config, metrics, history = whisper_run.served_files(data, config, name=name, threshold=THRESHOLD,

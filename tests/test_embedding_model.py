@@ -117,6 +117,31 @@ def test_the_adapted_temperature_is_fitted_on_speakers_adapted_as_in_the_app():
     assert gain["by_calm_clips"]["5"] == pytest.approx(expected_calm, abs=1e-4)
 
 
+def test_a_ridge_model_records_how_it_does_self_trained_on_a_held_out_batch():
+    from ser_core.evaluation import embedding_protocols as protocols
+    from ser_core.evaluation.metrics import fit_temperature
+    from ser_core.training.embedding_model import fit_head_for
+
+    data = _synthetic_set(seed=3)
+    recipe = EmbeddingRecipe(layers=(2, 3), head="ridge", alpha=30.0, train_norm="speaker")
+    _, config = train_embedding_model(data, recipe)
+    features = head_input(data.embeddings, recipe.layers, recipe.statistics)
+    runs = [protocols.leave_one_corpus_out(features, data.labels, data.corpus, fit_head_for(recipe, 0),
+                                           normalisation=normalisation, speakers=data.speaker, self_train=True)
+            for normalisation in ("adapted", "adapted_speaker")]
+    logits = np.concatenate([r["logits"] for run in runs for r in run.values()])
+    labels = np.concatenate([r["labels"] for run in runs for r in run.values()])
+    assert config["temperature_self_trained"] == pytest.approx(fit_temperature(logits, labels))
+    batch = config["self_training"]["mean_uar"]
+    assert batch["adapted_self_trained"] == pytest.approx(np.mean([r["uar"] for r in runs[0].values()]), abs=1e-4)
+    assert batch["adapted_speaker_self_trained"] == pytest.approx(np.mean([r["uar"] for r in runs[1].values()]),
+                                                                  abs=1e-4)
+    json.dumps(config)
+    # a logistic head's scores are not least-squares ones: nothing to re-fit, nothing recorded
+    _, lr_config = train_embedding_model(data, EmbeddingRecipe(layers=(2, 3)))
+    assert "self_training" not in lr_config and "temperature_self_trained" not in lr_config
+
+
 def test_choose_threshold_picks_the_lowest_cut_off_that_meets_the_target():
     from ser_core.evaluation.metrics import choose_threshold
 

@@ -235,6 +235,71 @@ def test_evaluate_adapt_reports_adapted_figures(whisper_artifacts, tmp_path, cap
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["protocol"] == "strict"
 
 
+@pytest.fixture()
+def ridge_artifacts(whisper_model, encoder, tmp_path, monkeypatch) -> Path:
+    """The tiny model's data with the shipped kind of head: least squares on +-1 targets."""
+    from sklearn.linear_model import RidgeClassifier
+
+    from ser_core.training.embedding_model import logistic_as_keras
+
+    _, config = whisper_model
+    pooled, labels = [], []
+    for emotion in ("angry", "neutral", "sad", "happy", "fear", "disgust"):
+        for seed in range(3):
+            pooled.append(embed_waveform(_clip(emotion, seed), EmbeddingParams(), encoder=encoder).pooled)
+            labels.append(EMOTIONS.index(emotion))
+    features = head_input(np.stack(pooled), LAYERS, "mean")
+    mean, std = features.mean(axis=0), features.std(axis=0) + 1e-6
+    fitted = RidgeClassifier(alpha=1.0).fit(standardise(features, mean, std), labels)
+    config = {**config, "recipe": {**config["recipe"], "head": "ridge"},
+              "standardisation": {"default": {"mean": mean.tolist(), "std": std.tolist()}, "per_corpus": {}}}
+    folder = tmp_path / "ridge_model"
+    artifacts.save_model(logistic_as_keras(fitted.coef_, fitted.intercept_, fitted.classes_), folder / artifacts.MODEL_FILE)
+    artifacts.write_json(folder / artifacts.CONFIG_FILE, config)
+    monkeypatch.setattr(artifacts, "load_whisper_encoder", lambda config: encoder)
+    return folder
+
+
+def test_evaluate_self_trains_on_a_big_enough_folder_per_speaker(ridge_artifacts, whisper_artifacts, tmp_path, capsys):
+    from ser_core.evaluation import evaluate_cli
+    from ser_core.inference.self_training import MIN_SELF_TRAINING_CLIPS
+
+    folder = tmp_path / "labelled"
+    for emotion in ("angry", "neutral", "sad"):
+        for seed in range(MIN_SELF_TRAINING_CLIPS // 3):
+            audio_factory.write_audio(folder / emotion / f"{seed}.wav", _clip(emotion, 90 + seed))
+    command = ["--data", str(folder), "--json", "--artifacts", str(ridge_artifacts)]
+    assert evaluate_cli.main([*command, "--adapt", "speaker", "--self-train"]) == 0
+    out = capsys.readouterr().out
+    trained = json.loads(out.strip().splitlines()[-1])
+    assert trained["self_trained"] is True and trained["adaptation"] == "speaker"
+    assert trained["n"] == MIN_SELF_TRAINING_CLIPS and "then self-trained on them" in out
+    assert evaluate_cli.main([*command, "--adapt", "speaker"]) == 0
+    plain = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert plain["self_trained"] is False
+    assert plain["confusion_matrix"] != trained["confusion_matrix"]  # the re-fitted head answers differently
+    # a logistic-regression head has no least-squares targets to re-fit: refused by name
+    assert evaluate_cli.main(["--data", str(folder), "--adapt", "--self-train",
+                              "--artifacts", str(whisper_artifacts)]) == 2
+    assert "ridge" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        evaluate_cli.main([*command, "--self-train"])
+    assert "use it with --adapt" in capsys.readouterr().err
+
+
+def test_a_small_batch_is_answered_clip_by_clip(predictor):
+    clips = [_clip(emotion, 120 + seed) for emotion in ("angry", "sad") for seed in range(3)]
+    samples = [predictor.adaptation_sample(clip, 16_000) for clip in clips]
+    adaptation = Adaptation.empty()
+    for sample in samples:
+        adaptation = adaptation.add(sample)
+    batch = predictor.batch_probabilities(samples, adaptation, self_train=True)  # too few, and an LR head
+    for sample, answer in zip(samples, batch):
+        expected = predictor.probabilities_of(sample, adaptation)
+        assert answer == pytest.approx(expected, abs=1e-6)
+    assert not predictor.supports_self_training
+
+
 # ------------------------------------------------------------------------------- train.py --cv corpus
 
 

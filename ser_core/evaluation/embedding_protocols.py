@@ -12,7 +12,9 @@ standardisation statistics come from is the difference between the protocols:
 - ``"per_corpus"``: each training corpus with its own statistics; the test rows with the average of
   the training corpora's statistics (strict: nothing of the test corpus is used);
 - ``"adapted"``: as ``per_corpus``, the test corpus with its own statistics from unlabelled clips
-  (all of them, or ``adapt_clips`` random ones: a new room's first recordings).
+  (all of them, or ``adapt_clips`` random ones: a new room's first recordings);
+- ``"adapted_speaker"``: as ``adapted``, but every test speaker with the statistics of all their own
+  unlabelled clips (needs ``speakers``).
 
 With ``speakers`` (``per_corpus``/``adapted`` only) each training speaker is standardised with the
 statistics of their own clips instead of their corpus's; the held-out corpus is standardised as
@@ -28,12 +30,13 @@ import numpy as np
 from ser_core.evaluation.metrics import classification_report
 from ser_core.inference.adaptation import Adaptation, AdaptationSample
 from ser_core.inference.params import EMOTIONS
+from ser_core.inference.self_training import self_train as self_trained
 
 __all__ = ["FitHead", "Normalisation", "leave_one_corpus_out", "leave_one_corpus_out_enrolled", "sample_weights",
            "speaker_adaptation", "speaker_cross_validation", "speaker_groups", "standardise_groups", "summarise"]
 
 FitHead = Callable[[np.ndarray, np.ndarray, np.ndarray], Callable[[np.ndarray], np.ndarray]]
-Normalisation = Literal["global", "per_corpus", "adapted"]
+Normalisation = Literal["global", "per_corpus", "adapted", "adapted_speaker"]
 _EPS = 1e-6
 
 
@@ -126,6 +129,11 @@ def _normalise_loco(features: np.ndarray, corpus: np.ndarray, test: np.ndarray, 
     elif normalisation == "adapted":
         fit_rows = features[test] if adapt_rows is None else features[adapt_rows]
         mean, std = _stats(fit_rows)
+    elif normalisation == "adapted_speaker":
+        if speakers is None:
+            raise ValueError("adapted_speaker standardises each test speaker: pass speakers")
+        out[test] = standardise_groups(features[test], groups[test])
+        return out
     else:
         raise ValueError(f"unknown normalisation {normalisation!r}")
     out[test] = (features[test] - mean) / std
@@ -145,6 +153,7 @@ def leave_one_corpus_out(
     test_only: Sequence[str] | None = None,
     test_features: np.ndarray | None = None,
     speakers: np.ndarray | None = None,
+    self_train: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Train on all corpora but one, test on that one, for every corpus.
 
@@ -174,13 +183,20 @@ def leave_one_corpus_out(
         simulated channel); training always reads ``features``.
     speakers : np.ndarray, optional
         ``(n,)`` speaker of each row: standardise every training speaker on their own clips (see
-        the module docstring); the held-out corpus is standardised as without it.
+        the module docstring); the held-out corpus is standardised as without it, except with
+        ``adapted_speaker``.
+    self_train : bool
+        Re-fit the head once on the held-out corpus's own answers before scoring it
+        (``inference.self_training.self_train``; transductive, so only with an adapted
+        normalisation). Needs a head whose ``predict`` carries ``linear`` weights (the linear heads).
 
     Returns
     -------
     dict
         Corpus -> ``classification_report`` plus ``logits`` and ``labels`` of its clips.
     """
+    if self_train and normalisation not in ("adapted", "adapted_speaker"):
+        raise ValueError("self-training uses the held-out clips: it is an adapted protocol, not a strict one")
     results: dict[str, dict[str, Any]] = {}
     rng = np.random.default_rng(seed)
     for held_out in (test_only or sorted(np.unique(corpus))):
@@ -195,7 +211,12 @@ def leave_one_corpus_out(
         normalised = _normalise_loco(source, corpus, test, normalisation, adapt_rows, speakers)
         train = ~test
         predict = fit(normalised[train], labels[train], sample_weights(labels[train], corpus[train], weighting))
-        results[held_out] = _scored(labels[test], predict(normalised[test]))
+        if self_train:
+            head = getattr(predict, "linear", None)
+            if head is None:
+                raise ValueError("self-training needs a linear head with all six emotions")
+            predict = self_trained(head, normalised[test]).predict_on_batch
+        results[held_out] = _scored(labels[test], np.asarray(predict(normalised[test]), np.float64))
     return results
 
 

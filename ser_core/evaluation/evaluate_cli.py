@@ -1,6 +1,7 @@
 """Evaluate the shipped model on any labelled folder: a corpus, or one sub-folder per emotion.
 
-    python -m ser_core.evaluate --data DIR [--corpus NAME] [--calm-as drop|neutral] [--adapt] [--json] [--artifacts DIR]
+    python -m ser_core.evaluate --data DIR [--corpus NAME] [--calm-as drop|neutral] [--adapt [speaker]]
+                               [--self-train] [--json] [--artifacts DIR]
 
 DIR is a folder train.py reads (RAVDESS, CREMA-D, TESS, nEMO or TurEV-DB, with their original file
 names; the layout is recognised from the names, or named with ``--corpus``), or one sub-folder per
@@ -11,7 +12,11 @@ of the report.
 
 ``--adapt`` (Whisper models): the model first measures every clip of the folder, without its label,
 and standardises with those statistics, as a user's adaptation would; the figures are reported as
-"adapted", never as a strict (unseen-room) figure.
+"adapted", never as a strict (unseen-room) figure. ``--adapt speaker`` standardises each speaker
+with their own clips instead (speakers as the corpus's file names give them; one speaker for a
+folder of emotion folders). ``--self-train`` (with ``--adapt``) then lets the head learn from its
+own surest answers on the folder before it answers (``inference.self_training``): for a folder of
+at least 30 clips that holds several emotions.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from ser_core.data.labels import CALM_CHOICES  # noqa: E402
 from ser_core.data.registry import CORPORA, FOLDERS, labelled_clips  # noqa: E402
 from ser_core.inference.audio import AudioError, about_file, load_audio  # noqa: E402
 from ser_core.inference.params import EMOTIONS  # noqa: E402
+from ser_core.inference.self_training import MIN_SELF_TRAINING_CLIPS  # noqa: E402
 
 
 def _cell(value: float | None, width: int) -> str:
@@ -67,11 +73,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", choices=[*CORPORA, FOLDERS.name], help="the layout of --data (default: detected)")
     parser.add_argument("--calm-as", choices=CALM_CHOICES, default="drop",
                         help="calm clips (TurEV-DB's, a calm/ folder): count as neutral, or leave out (default)")
-    parser.add_argument("--adapt", action="store_true",
-                        help="adapt to the folder first (its clips' statistics, no labels); the figures are 'adapted'")
+    parser.add_argument("--adapt", nargs="?", const="folder", choices=("folder", "speaker"),
+                        help="adapt to the folder first (its clips' statistics, no labels; 'speaker': each "
+                             "speaker's own); the figures are 'adapted'")
+    parser.add_argument("--self-train", action="store_true",
+                        help="with --adapt: the head learns from its surest answers on the folder first")
     parser.add_argument("--json", action="store_true", help="end with one JSON line of the report")
     parser.add_argument("--artifacts", type=Path, help="model folder (default: artifacts/)")
     args = parser.parse_args(argv)
+    if args.self_train and not args.adapt:
+        parser.error("--self-train learns from the folder's clips: use it with --adapt")
 
     try:
         clips, scan = labelled_clips(args.data, args.corpus, calm_as=args.calm_as)
@@ -79,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     files, ignored = [(Path(clip.path), clip.emotion) for clip in clips], scan.ignored_folders
+    speaker_of = {Path(clip.path): clip.speaker for clip in clips}
     print(f"reading {args.data} as {scan.corpus}: {scan.summary().partition(': ')[2]}")
     for name in ignored:
         hint = " (--calm-as neutral counts it as neutral)" if name.lower() == "calm" else ""
@@ -109,7 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.adapt and not predictor.supports_adaptation:
         print("error: --adapt needs a Whisper embedding model; this one cannot adapt", file=sys.stderr)
         return 2
-    labels, predicted, skipped = [], [], []
+    if args.self_train and not predictor.supports_self_training:
+        print("error: --self-train needs a Whisper model with a least-squares (ridge) head; this one cannot",
+              file=sys.stderr)
+        return 2
+    labels, predicted, skipped, speakers = [], [], [], []
     refused = {"no_speech": 0, "too_little_speech": 0}
     samples = []
     for path, emotion in tqdm(files, desc="measuring" if args.adapt else "evaluating", unit="file", disable=None):
@@ -127,17 +143,19 @@ def main(argv: list[str] | None = None) -> int:
             skipped.append(about_file(path, error))
             continue
         labels.append(EMOTIONS.index(emotion))
+        speakers.append(speaker_of.get(path) or "")
         if not args.adapt:
             predicted.append(EMOTIONS.index(top))
     if args.adapt and samples:
         from ser_core.inference.adaptation import Adaptation
 
-        adaptation = Adaptation.empty()
-        for sample in samples:
-            adaptation = adaptation.add(sample)
-        for sample in samples:
-            probabilities = predictor.probabilities_of(sample, adaptation)
-            predicted.append(EMOTIONS.index(max(probabilities, key=probabilities.get)))
+        groups = speakers if args.adapt == "speaker" else [""] * len(samples)
+        by_group = {}
+        for sample, group in zip(samples, groups):
+            by_group[group] = by_group.get(group, Adaptation.empty()).add(sample)
+        answers = predictor.batch_probabilities(samples, [by_group[group] for group in groups],
+                                                self_train=args.self_train)
+        predicted = [EMOTIONS.index(max(probabilities, key=probabilities.get)) for probabilities in answers]
     for line in skipped:
         print(f"skipped {line}", file=sys.stderr)
     if not labels:
@@ -150,9 +168,16 @@ def main(argv: list[str] | None = None) -> int:
     report["ignored_folders"] = ignored
     report["protocol"] = "adapted" if args.adapt else "strict"
     if args.adapt:
+        report["adaptation"] = args.adapt
         report["adaptation_clips"] = len(samples)
-        print(f"adapted: standardised with the unlabelled statistics of this folder's {len(samples)} clips (as a "
-              "user's adaptation would be); not a figure for a room the model has never heard")
+        statistics = ("each speaker's own unlabelled clips" if args.adapt == "speaker"
+                      else f"the unlabelled statistics of this folder's {len(samples)} clips")
+        self_trained = args.self_train and len(samples) >= MIN_SELF_TRAINING_CLIPS
+        report["self_trained"] = self_trained
+        if args.self_train and not self_trained:
+            print(f"not self-trained: {len(samples)} clips, it needs {MIN_SELF_TRAINING_CLIPS} or more")
+        print(f"adapted: standardised with {statistics}{', then self-trained on them' if self_trained else ''} "
+              "(as a user's adaptation would be); not a figure for a room the model has never heard")
     if any(refused.values()):
         print(f"{refused['no_speech']} file(s) held no speech and {refused['too_little_speech']} "
               f"too little speech for an answer; they are left out of the figures below.")

@@ -42,6 +42,7 @@ from ser_core.inference.audio import (
 )
 from ser_core.inference.embedding_head import head_input, standardise
 from ser_core.inference.features import SILENCE_PEAK, log_mel
+from ser_core.inference.linear_head import LinearHead
 from ser_core.inference.params import EmbeddingParams, FeatureParams
 from ser_core.inference.prediction import (
     DEFAULT_THRESHOLD,
@@ -52,6 +53,7 @@ from ser_core.inference.prediction import (
     check_threshold,
 )
 from ser_core.inference.scoring import softmax
+from ser_core.inference.self_training import MIN_SELF_TRAINING_CLIPS, self_train as self_train_head
 from ser_core.inference.speech import (
     MIN_SPEECH_SECONDS,
     NotEnoughSpeech,
@@ -121,6 +123,8 @@ class Predictor:
         self.temperature = float(config.get("temperature", 1.0))
         # Adapted to a user's voice, the head's answers are sharper; older configs have one temperature.
         self.temperature_adapted = float(config.get("temperature_adapted", self.temperature))
+        # A head re-fitted on a batch's own answers is sharper still (docs/experiments.md, self-training).
+        self.temperature_self_trained = float(config.get("temperature_self_trained", self.temperature_adapted))
         self.threshold = check_threshold(config.get("threshold", DEFAULT_THRESHOLD))
         self._lock = threading.Lock()
         if self.kind == WHISPER_KIND:
@@ -128,6 +132,7 @@ class Predictor:
             recipe = config["recipe"]
             self.layers: tuple[int, ...] = tuple(int(layer) for layer in recipe["layers"])
             self.statistics: str = recipe["statistics"]
+            self.head_kind: str = recipe.get("head", "lr")
             default = config["standardisation"]["default"]
             self._mean = np.asarray(default["mean"], np.float64)
             self._std = np.asarray(default["std"], np.float64)
@@ -138,6 +143,7 @@ class Predictor:
         else:
             self.params = FeatureParams.from_dict(config["feature_params"])
             self.adaptation_key = None
+            self.head_kind = "cnn"
 
     @classmethod
     def from_artifacts(cls, directory: str | Path | None = None) -> "Predictor":
@@ -229,6 +235,46 @@ class Predictor:
             raise ValueError("this clip was measured for another model")
         use, mean, std = self._standardisation(adaptation)
         return self._named(self._head_probabilities(standardise(sample.features[None], mean, std), use)[0])
+
+    @property
+    def supports_self_training(self) -> bool:
+        """True when the head can re-fit itself on a batch (:meth:`batch_probabilities`): a least-squares head read as weights."""
+        return self.supports_adaptation and self.head_kind == "ridge" and isinstance(self.model, LinearHead)
+
+    def batch_probabilities(self, samples: list[AdaptationSample],
+                            adaptation: Adaptation | list[Adaptation | None] | None = None, *,
+                            self_train: bool = False) -> list[dict[str, float]]:
+        """Every clip's probabilities, as :meth:`probabilities_of`; with ``self_train`` the head first learns the batch.
+
+        ``adaptation`` is one for the whole batch (a folder's statistics), or one per sample (each
+        speaker's own). ``self_train`` (:func:`ser_core.inference.self_training.self_train`) then
+        re-fits the head towards its surest answers on these clips: for a batch of at least
+        ``MIN_SELF_TRAINING_CLIPS`` clips of one setup that holds several emotions. A smaller batch, or
+        a model that cannot (:attr:`supports_self_training`), is scored without it.
+        """
+        if any(sample.model_key != self.adaptation_key for sample in samples):
+            raise ValueError("a clip was measured for another model")
+        if not samples:
+            return []
+        per_sample = adaptation if isinstance(adaptation, list) else [adaptation] * len(samples)
+        if len(per_sample) != len(samples):
+            raise ValueError(f"{len(per_sample)} adaptations for {len(samples)} clips")
+        rows, used = [], []
+        for sample, own in zip(samples, per_sample):
+            use, mean, std = self._standardisation(own)
+            rows.append(standardise(sample.features, mean, std))
+            used.append(use)
+        rows = np.stack(rows)
+        if self_train and self.supports_self_training and len(samples) >= MIN_SELF_TRAINING_CLIPS:
+            logits = self_train_head(self.model, rows).predict_on_batch(rows).astype(np.float64)
+            probabilities = softmax(logits, self.temperature_self_trained)
+        else:
+            used = np.array(used)
+            probabilities = np.empty((len(rows), len(self.emotions)))
+            for flag in (False, True):
+                if (used == flag).any():
+                    probabilities[used == flag] = self._head_probabilities(rows[used == flag], flag)
+        return [self._named(row) for row in probabilities]
 
     def predict_file(self, source: AudioSource, threshold: float | None = None, *,
                      max_seconds: float | None = MAX_AUDIO_SECONDS, keep_features: bool = True,

@@ -11,6 +11,7 @@ from typing import Callable
 
 import numpy as np
 
+from ser_core.inference.linear_head import LinearHead
 from ser_core.inference.params import EMOTIONS
 
 __all__ = ["build_layer_mix_head", "fit_keras_head", "keras_head", "logistic_head", "ridge_head"]
@@ -33,6 +34,8 @@ def _linear_head(make_model: Callable[[], object]) -> Callable[[np.ndarray, np.n
             logits[:, model.classes_] = model.decision_function(rows)
             return logits
 
+        if len(model.classes_) == len(EMOTIONS):  # the weights, for protocols that re-fit the head (self-training)
+            predict.linear = LinearHead(model.coef_.T.astype(np.float32), model.intercept_.astype(np.float32))
         return predict
 
     return fit

@@ -147,7 +147,9 @@ def train_embedding_model(
         temperature came from); when the temperature is fitted here, also ``threshold`` and
         ``uncertain`` (the cut-off rule and its table), and ``temperature_adapted`` with
         ``uncertain_adapted``: the same, fitted on held-out speakers adapted as in the app, and
-        ``adaptation_gain`` (mean UAR strict and after k clips of a speaker).
+        ``adaptation_gain`` (mean UAR strict and after k clips of a speaker); for a ridge head also
+        ``temperature_self_trained`` and ``self_training`` (held-out corpora adapted to as whole
+        batches, with and without self-training).
 
     Examples
     --------
@@ -158,7 +160,7 @@ def train_embedding_model(
         raise ValueError("no training clips")
     features = head_input(data.embeddings, recipe.layers, recipe.statistics)
     corpora = sorted(np.unique(data.corpus))
-    loco_summary = uncertain = uncertain_adapted = adaptation_gain = None
+    loco_summary = uncertain = uncertain_adapted = adaptation_gain = self_training = None
     if temperature is None:
         if len(corpora) < 2:
             raise ValueError(f"fitting the temperature needs two corpora or more, got {corpora}; pass temperature=")
@@ -175,6 +177,8 @@ def train_embedding_model(
             features, data.labels, data.corpus, data.speaker, fit_head_for(recipe, seed), weighting=recipe.weighting,
             seed=seed, speaker_norm=recipe.train_norm == "speaker", enrol="neutral")
         adaptation_gain = _adaptation_gain(strict, enrolled, enrolled_calm)
+        if recipe.head == "ridge":
+            self_training = _self_training(features, data, recipe, seed)
     normalised = protocols.standardise_groups(features, recipe.training_groups(data.corpus, data.speaker))
     weights = protocols.sample_weights(data.labels, data.corpus, recipe.weighting)
     if recipe.head in ("lr", "ridge"):
@@ -208,6 +212,9 @@ def train_embedding_model(
         config["temperature_adapted"] = temperature_adapted
         config["uncertain_adapted"] = uncertain_adapted
         config["adaptation_gain"] = adaptation_gain  # what the Adapt page tells a user to expect
+    if self_training is not None:  # a batch the head re-fits itself on answers more sharply (W180)
+        config["temperature_self_trained"] = self_training.pop("temperature")
+        config["self_training"] = self_training
     return model, config
 
 
@@ -229,6 +236,33 @@ def _adaptation_gain(strict: dict[str, dict[str, Any]], enrolled: dict[str, dict
             "measured_on": ("each corpus held out in turn; each of its speakers adapted with k clips of their own, "
                             "twice: random ones (by_clips) or neutral ones, filled up with random ones where a "
                             "speaker has fewer (by_calm_clips)")}
+
+
+def _self_training(features: np.ndarray, data: EmbeddingSet, recipe: EmbeddingRecipe,
+                   seed: int) -> dict[str, Any] | None:
+    """Each corpus held out and adapted to as a whole batch, with and without self-training: mean UAR, and
+    the temperature of the self-trained head's scores (``inference.self_training``). None when some
+    held-out fold trains without one of the six emotions (its head cannot re-fit all six)."""
+    if any(len(np.unique(data.labels[data.corpus != corpus])) < len(EMOTIONS) for corpus in np.unique(data.corpus)):
+        return None
+    speakers = data.speaker if recipe.train_norm == "speaker" else None
+    runs = {}
+    for name, normalisation, self_train in (("adapted_self_trained", "adapted", True),
+                                            ("adapted_speaker", "adapted_speaker", False),
+                                            ("adapted_speaker_self_trained", "adapted_speaker", True)):
+        runs[name] = protocols.leave_one_corpus_out(
+            features, data.labels, data.corpus, fit_head_for(recipe, seed), weighting=recipe.weighting,
+            normalisation=normalisation, speakers=data.speaker if normalisation == "adapted_speaker" else speakers,
+            self_train=self_train)
+    trained = [result for name in ("adapted_self_trained", "adapted_speaker_self_trained")
+               for result in runs[name].values()]
+    temperature = fit_temperature(np.concatenate([r["logits"] for r in trained]),
+                                  np.concatenate([r["labels"] for r in trained]))
+    return {"temperature": float(temperature),
+            "mean_uar": {name: round(float(np.mean([r["uar"] for r in results.values()])), 4)
+                         for name, results in runs.items()},
+            "measured_on": ("each corpus held out in turn and adapted to as one batch: its own statistics, or each "
+                            "speaker's own; self-trained once on its own answers (inference.self_training)")}
 
 
 def _calibration(results: dict[str, dict[str, Any]]) -> tuple[float, dict[str, Any]]:
