@@ -287,6 +287,39 @@ def test_evaluate_self_trains_on_a_big_enough_folder_per_speaker(ridge_artifacts
     assert "use it with --adapt" in capsys.readouterr().err
 
 
+def test_predict_adapts_to_a_batch_of_files_and_self_trains_on_it(ridge_artifacts, tmp_path, capsys):
+    from ser_core.inference import predict_cli
+    from ser_core.inference.self_training import MIN_SELF_TRAINING_CLIPS
+
+    files = []
+    for emotion in ("angry", "neutral", "sad"):
+        for seed in range(MIN_SELF_TRAINING_CLIPS // 3):
+            files.append(tmp_path / f"{emotion}_{seed}.wav")
+            audio_factory.write_audio(files[-1], _clip(emotion, 140 + seed))
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"not audio")
+    command = [*map(str, files), str(broken), "--json", "--artifacts", str(ridge_artifacts)]
+
+    assert predict_cli.main([*command, "--adapt", "--self-train"]) == 1  # the broken file; the others answered
+    captured = capsys.readouterr()
+    trained = [json.loads(line) for line in captured.out.strip().splitlines()]
+    assert [row["file"] for row in trained] == [str(path) for path in files]
+    assert all(row["adapted"] and row["self_trained"] and row["adaptation_clips"] == len(files) for row in trained)
+    assert "broken.wav" in captured.err and "then self-trained on them" in captured.err
+    assert predict_cli.main([*command, "--adapt"]) == 1
+    adapted = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert not any(row["self_trained"] for row in adapted)
+    assert any(a["probabilities"] != pytest.approx(b["probabilities"], abs=1e-4) for a, b in zip(adapted, trained))
+
+    assert predict_cli.main([*map(str, files[:3]), "--adapt", "--json", "--artifacts", str(ridge_artifacts)]) == 0
+    captured = capsys.readouterr()
+    assert "too few to adapt" in captured.err
+    assert not any(json.loads(line)["adapted"] for line in captured.out.strip().splitlines())
+    with pytest.raises(SystemExit):
+        predict_cli.main([str(files[0]), "--self-train"])
+    assert "use it with --adapt" in capsys.readouterr().err
+
+
 def test_a_small_batch_is_answered_clip_by_clip(predictor):
     clips = [_clip(emotion, 120 + seed) for emotion in ("angry", "sad") for seed in range(3)]
     samples = [predictor.adaptation_sample(clip, 16_000) for clip in clips]

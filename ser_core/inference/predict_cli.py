@@ -1,12 +1,19 @@
 """Classify audio files from the command line.
 
     python -m ser_core.predict clip.wav other.m4a [--json] [--threshold 0.55] [--artifacts DIR]
+    python -m ser_core.predict recordings/*.wav --adapt [--self-train]
 
 Prints one result per file. Recordings of any length are decoded and classified block by block
 (a progress bar shows on a terminal); ``--json`` prints one object per file with the whole-file
 answer and a timeline of the speech segments. Audio without enough speech gets a message, not an
 emotion. A bad file gets a message on stderr that names it and the exit status is 1, but the other
 files are still classified.
+
+``--adapt`` (Whisper models) treats the files as recordings of one setup, or one speaker: the model
+first measures them all, unlabelled, standardises with their statistics (from 5 files on), and then
+answers each whole file (no timeline). ``--self-train`` also lets the head learn from its surest
+answers on them first (30 files or more): for a batch that holds several emotions, not a batch of
+mostly calm speech (README, "A whole batch of a new setup").
 """
 
 from __future__ import annotations
@@ -23,6 +30,9 @@ from ser_core.inference.artifacts import ModelNotFoundError  # noqa: E402
 from ser_core.inference.audio import AudioError, about_file  # noqa: E402
 
 __all__ = ["format_line", "main", "threshold_argument"]
+
+ADAPT_NOTE = ("adapted to these {n} files as one setup{trained} (their own statistics, no labels): the answers "
+              "assume the files share a room, microphone and speaker(s), and hold more than one mood")
 
 
 def threshold_argument(text: str) -> float:
@@ -76,7 +86,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threshold", type=threshold_argument,
                         help="confidence from 0 to 1 below which the label is 'uncertain'")
     parser.add_argument("--artifacts", type=Path, help="model folder (default: artifacts/)")
+    parser.add_argument("--adapt", action="store_true",
+                        help="the files are one setup: adapt to them all first (whole-file answers only)")
+    parser.add_argument("--self-train", action="store_true",
+                        help="with --adapt: the model also learns from its surest answers on the files (30 or more)")
     args = parser.parse_args(argv)
+    if args.self_train and not args.adapt:
+        parser.error("--self-train learns from the files: use it with --adapt")
 
     from ser_core.inference.predictor import Predictor
 
@@ -85,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     except ModelNotFoundError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if args.adapt:
+        return _adapted_batch(predictor, args)
     show_progress = not args.json and sys.stdout.isatty()
     status = 0
     for path in args.files:
@@ -102,6 +120,60 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({"file": str(path), **result.to_dict()}))
         else:
             print(format_line(str(path), result))
+    return status
+
+
+def _adapted_batch(predictor, args: argparse.Namespace) -> int:
+    """``--adapt``: every file measured first, then each whole file answered adapted to them all."""
+    from ser_core.inference.adaptation import MIN_CLIPS, Adaptation
+    from ser_core.inference.audio import load_audio
+    from ser_core.inference.prediction import check_threshold
+    from ser_core.inference.self_training import MIN_SELF_TRAINING_CLIPS
+
+    if not predictor.supports_adaptation:
+        print("error: --adapt needs a Whisper embedding model; this one cannot adapt", file=sys.stderr)
+        return 2
+    if args.self_train and not predictor.supports_self_training:
+        print("error: --self-train needs a Whisper model with a least-squares (ridge) head; this one cannot",
+              file=sys.stderr)
+        return 2
+    status, measured, samples = 0, [], []
+    for path in args.files:
+        try:
+            wave = load_audio(path, predictor.params.sample_rate)
+            samples.append(predictor.adaptation_sample(wave, predictor.params.sample_rate))
+            measured.append(path)
+        except AudioError as error:
+            print(f"error: {about_file(path, error)}", file=sys.stderr)
+            status = 1
+    adaptation = Adaptation.empty()
+    for sample in samples:
+        adaptation = adaptation.add(sample)
+    if samples and not adaptation.ready:
+        print(f"note: {len(samples)} file(s) are too few to adapt to (it needs {MIN_CLIPS}); answered without "
+              "adapting", file=sys.stderr)
+    self_trained = args.self_train and adaptation.ready and len(samples) >= MIN_SELF_TRAINING_CLIPS
+    if args.self_train and adaptation.ready and not self_trained:
+        print(f"note: {len(samples)} files are too few to self-train on (it needs {MIN_SELF_TRAINING_CLIPS}); "
+              "adapted only", file=sys.stderr)
+    if adaptation.ready:
+        print(ADAPT_NOTE.format(n=len(samples), trained=", then self-trained on them" if self_trained else ""),
+              file=sys.stderr)
+    threshold = predictor.threshold if args.threshold is None else check_threshold(args.threshold)
+    answers = predictor.batch_probabilities(samples, adaptation, self_train=self_trained)
+    for path, sample, probabilities in zip(measured, samples, answers):
+        top = max(probabilities, key=probabilities.get)
+        uncertain = probabilities[top] < threshold
+        ranked = sorted(probabilities.items(), key=lambda item: -item[1])
+        if args.json:
+            print(json.dumps({"file": str(path), "label": "uncertain" if uncertain else top, "top_emotion": top,
+                              "confidence": probabilities[top], "uncertain": uncertain, "threshold": threshold,
+                              "speech_seconds": sample.speech_seconds, "adapted": adaptation.ready,
+                              "adaptation_clips": adaptation.n_clips if adaptation.ready else 0,
+                              "self_trained": self_trained, "probabilities": probabilities}))
+        else:
+            shown = ", ".join(f"{emotion} {p:.0%}" for emotion, p in ranked[:3])
+            print(f"{path}: {'uncertain' if uncertain else top} ({shown})")
     return status
 
 
