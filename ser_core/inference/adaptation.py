@@ -9,25 +9,26 @@ those clips' embeddings, and the predictor centres on their mean.
 The scale is shrunk towards the model's default: with a handful of clips the per-dimension
 standard deviation is noise (2,048 numbers from 5 clips), so the variance used is the clips'
 variance pooled with the default variance weighted as :data:`PRIOR_CLIPS` clips. Measured per
-speaker with k random clips, their corpus left out of training (``python -m benchmarks.adaptation_std``;
-mean UAR over the four corpora, strict 47.9):
+speaker with k random clips, their corpus left out of training, for the shipped ridge head
+(``python -m benchmarks.adaptation_std``, docs/experiments.md W189; mean UAR over the four corpora,
+strict 50.3):
 
 ====  ==========  =================  ===============  ==============
 k     own std     default std        pooled, n0 = 10  pooled, n0 = 30
 ====  ==========  =================  ===============  ==============
-3     45.4        53.2               **53.7**         53.4
-5     52.7        53.4               **53.7**         53.5
-10    57.2        55.7               56.7             56.3
-20    59.5        58.1               59.4             58.8
+3     47.2        56.3               56.5             56.3
+5     57.2        57.7               58.3             58.2
+10    60.4        59.7               60.3             60.0
+20    61.9        60.7               61.5             61.3
 ====  ==========  =================  ===============  ==============
 
-The clips' own std falls below the strict figure at k = 3; pooled with n0 = 10 is best or within
-0.5 points of it at every k.
+The clips' own std falls below the strict figure at k = 3; pooled with n0 = 10 is within 0.4 points
+of the best at every k (n0 = 3: 56.5, 58.7, 60.4, 61.9; it was chosen with the logistic regression
+shipped before, where it was best or within 0.5 points too).
 
 Ready after :data:`MIN_CLIPS` clips, or two clips or more holding :data:`MIN_SPEECH_SECONDS` of speech:
-5 random clips per speaker already gave 53.2 % mean UAR against 47.8 % strict (W57 against W32; 53.7
-above), while neutral-only clips helped some corpora and hurt RAVDESS (W56): the clips should be
-varied speech, not one mood.
+5 random clips per speaker already give 57-58 % mean UAR against 50.3 % strict (above), while 5-30
+neutral clips give 54.5-56.6 % (W140-W145): the clips should be varied speech, not one mood.
 """
 
 from __future__ import annotations
