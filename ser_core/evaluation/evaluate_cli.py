@@ -118,12 +118,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from ser_core.inference.speech import NotEnoughSpeech
 
-    if args.adapt and not predictor.supports_adaptation:
-        print("error: --adapt needs a Whisper embedding model; this one cannot adapt", file=sys.stderr)
-        return 2
-    if args.self_train and not predictor.supports_self_training:
-        print("error: --self-train needs a Whisper model with a least-squares (ridge) head; this one cannot",
-              file=sys.stderr)
+    from ser_core.inference.predict_cli import batch_refusal
+
+    refusal = batch_refusal(predictor, bool(args.adapt), args.self_train)
+    if refusal:
+        print(f"error: {refusal}", file=sys.stderr)
         return 2
     labels, predicted, skipped, speakers = [], [], [], []
     refused = {"no_speech": 0, "too_little_speech": 0}

@@ -29,7 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from ser_core.inference.artifacts import ModelNotFoundError  # noqa: E402
 from ser_core.inference.audio import AudioError, about_file  # noqa: E402
 
-__all__ = ["format_line", "main", "threshold_argument"]
+__all__ = ["batch_refusal", "format_line", "main", "threshold_argument"]
 
 ADAPT_NOTE = ("adapted to these {n} files as one setup{trained} (their own statistics, no labels): the answers "
               "assume the files share a room, microphone and speaker(s), and hold more than one mood")
@@ -123,6 +123,15 @@ def main(argv: list[str] | None = None) -> int:
     return status
 
 
+def batch_refusal(predictor, adapt: bool, self_train: bool) -> str | None:
+    """Why this model cannot do ``--adapt`` / ``--self-train`` (the CLIs' error message), or None."""
+    if adapt and not predictor.supports_adaptation:
+        return "--adapt needs a Whisper embedding model; this one cannot adapt"
+    if self_train and not predictor.supports_self_training:
+        return "--self-train needs a Whisper model with a least-squares (ridge) head; this one cannot"
+    return None
+
+
 def _adapted_batch(predictor, args: argparse.Namespace) -> int:
     """``--adapt``: every file measured first, then each whole file answered adapted to them all."""
     from ser_core.inference.adaptation import MIN_CLIPS, Adaptation
@@ -130,12 +139,9 @@ def _adapted_batch(predictor, args: argparse.Namespace) -> int:
     from ser_core.inference.prediction import check_threshold
     from ser_core.inference.self_training import MIN_SELF_TRAINING_CLIPS
 
-    if not predictor.supports_adaptation:
-        print("error: --adapt needs a Whisper embedding model; this one cannot adapt", file=sys.stderr)
-        return 2
-    if args.self_train and not predictor.supports_self_training:
-        print("error: --self-train needs a Whisper model with a least-squares (ridge) head; this one cannot",
-              file=sys.stderr)
+    refusal = batch_refusal(predictor, True, args.self_train)
+    if refusal:
+        print(f"error: {refusal}", file=sys.stderr)
         return 2
     status, measured, samples = 0, [], []
     for path in args.files:
