@@ -59,7 +59,8 @@ if adapt.supported(predictor):
     collect = st.toggle(
         "Learn my voice while I talk", key="live_collect",
         help=f"Each {window_s:g} s of your speech is added to the adaptation statistics (this session only, "
-             "nothing stored on disk). Speak normally; the results adapt once there is enough.")
+             "nothing stored on disk). Speak normally; the results adapt once there is enough. What it hears "
+             "becomes your \"normal\": if you stay in one mood the whole time, it will stop naming that mood.")
 
 # Per-session state. The buffer is the only thing the WebRTC thread touches.
 if "live_buffer" not in st.session_state:

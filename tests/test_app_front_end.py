@@ -107,9 +107,13 @@ def test_the_adapt_page_quotes_the_shipped_models_own_gain() -> None:
     from ser_core.app import words
 
     text = words.adapt_how_much({"strict_uar": 0.503, "by_clips": {"5": 0.574, "10": 0.598, "20": 0.613}})
-    assert "from 50% to 57%, and 20 clips to 61%. " in text and "calm" not in text.split("Varied")[0]
+    assert "from 50% to 57%, and 20 clips to 61%. " in text and "calm" not in text.split("Which speech")[0]
     text = words.adapt_how_much({"strict_uar": 0.503, "by_clips": {"5": 0.574, "10": 0.598, "20": 0.613},
                                  "by_calm_clips": {"5": 0.553, "10": 0.567, "20": 0.561}})
     assert "from 50% to 57%, and 20 clips to 61%; 5 calm clips only to 55%." in text
+    assert "seldom come out as neutral" in text and "recognised calm speech as neutral" not in text
+    text = words.adapt_how_much({"strict_uar": 0.503, "by_clips": {"5": 0.574, "10": 0.598, "20": 0.613},
+                                 "neutral_recall": {"strict": 0.32, "by_clips": 0.53, "by_calm_clips": 0.17}})
+    assert "recognised calm speech as neutral 17% of the time, against 32% without adapting." in text
     plain = words.adapt_how_much(None)  # an older model: no figures rather than another model's
     assert "%" not in plain.replace("15–30", "") and "15–30 seconds of speech" in plain

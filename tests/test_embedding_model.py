@@ -115,6 +115,11 @@ def test_the_adapted_temperature_is_fitted_on_speakers_adapted_as_in_the_app():
                              ["uar"] for r in calm.values()])
     assert set(gain["by_calm_clips"]) == {"5", "10", "20"}
     assert gain["by_calm_clips"]["5"] == pytest.approx(expected_calm, abs=1e-4)
+    neutral = [r["per_class"]["neutral"]["recall"] for r in enrolled.values() if r["per_class"]["neutral"]["support"]]
+    assert neutral and gain["neutral_recall"]["by_clips"] == pytest.approx(np.mean(neutral), abs=1e-4)
+    # 4 neutral clips per speaker here, all enrolled by the calm protocol: none left to score, so no figure
+    assert not any(r["per_class"]["neutral"]["support"] for r in calm.values())
+    assert gain["neutral_recall"]["by_calm_clips"] is None
 
 
 def test_a_ridge_model_records_how_it_does_self_trained_on_a_held_out_batch():

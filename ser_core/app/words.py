@@ -73,12 +73,19 @@ def adapt_how_much(gain: Mapping[str, Any] | None = None) -> str:
         measured = (f"Measured on corpora the model never heard, 5 short clips per speaker in mixed moods raised "
                     f"the average recall from {strict:.0%} to {few:.0%}, and 20 clips to {many:.0%}")
         measured += (f"; 5 calm clips only to {calm:.0%}. " if isinstance(calm, (int, float)) else ". ")
+    neutral = (gain or {}).get("neutral_recall") or {}
+    calm_cost = ""
+    if all(isinstance(neutral.get(key), (int, float)) for key in ("strict", "by_calm_clips")) and \
+            neutral["by_calm_clips"] < neutral["strict"]:
+        calm_cost = (f" Adapted with calm clips only, the model recognised calm speech as neutral "
+                     f"{neutral['by_calm_clips']:.0%} of the time, against {neutral['strict']:.0%} without adapting.")
     return (
         "**How much:** about **15–30 seconds of speech**, as 3 to 6 clips of 5–10 seconds (read a "
         "paragraph aloud, describe your day, in any mood). It is used from 5 clips, or from 15 s of "
         "speech over two clips or more. Why: the statistics are thousands of numbers, and a few "
-        f"seconds do not pin them down. {measured}Varied, ordinary speech works best: adapting only "
-        "to a calm voice (or only to shouting) makes everything else sound unusual."
+        f"seconds do not pin them down. {measured}\n\n**Which speech:** varied, ordinary speech works best: the mood you adapt "
+        "with becomes your \"normal\", so adapting only to a calm voice makes calm speech seldom come out as "
+        f"neutral (and only shouting, shouting seldom as angry).{calm_cost}"
     )
 
 ADAPT_PRIVACY = (

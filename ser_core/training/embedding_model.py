@@ -221,7 +221,9 @@ def train_embedding_model(
 def _adaptation_gain(strict: dict[str, dict[str, Any]], enrolled: dict[str, dict[str, Any]],
                      enrolled_calm: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Mean UAR over the held-out corpora, strict and after k clips of each speaker (k as enrolled):
-    clips of any emotion (``by_clips``) and neutral ones (``by_calm_clips``)."""
+    clips of any emotion (``by_clips``) and neutral ones (``by_calm_clips``); and the mean recall of
+    neutral speech under each (``neutral_recall``, all k pooled; over the corpora with neutral clips
+    left to score)."""
 
     def by_k(results: dict[str, dict[str, Any]]) -> dict[str, float]:
         figures = {}
@@ -231,8 +233,15 @@ def _adaptation_gain(strict: dict[str, dict[str, Any]], enrolled: dict[str, dict
             figures[str(k)] = round(float(np.mean(uars)), 4)
         return figures
 
+    def neutral_recall(results: dict[str, dict[str, Any]]) -> float | None:
+        recalls = [r["per_class"]["neutral"]["recall"] for r in results.values() if r["per_class"]["neutral"]["support"]]
+        return round(float(np.mean(recalls)), 4) if recalls else None
+
     return {"strict_uar": round(float(np.mean([r["uar"] for r in strict.values()])), 4),
             "by_clips": by_k(enrolled), "by_calm_clips": by_k(enrolled_calm),
+            # The mood one adapts with becomes "normal": calm clips make calm speech less often "neutral"
+            "neutral_recall": {"strict": neutral_recall(strict), "by_clips": neutral_recall(enrolled),
+                               "by_calm_clips": neutral_recall(enrolled_calm)},
             "measured_on": ("each corpus held out in turn; each of its speakers adapted with k clips of their own, "
                             "twice: random ones (by_clips) or neutral ones, filled up with random ones where a "
                             "speaker has fewer (by_calm_clips)")}
