@@ -56,6 +56,29 @@ class WhisperLikePredictor:
                           adapted=use, adaptation_clips=adaptation.n_clips if use else 0)
 
 
+def test_the_statistics_pool_the_clips_with_the_models_defaults() -> None:
+    from ser_core.inference.adaptation import PRIOR_CLIPS, PRIOR_CLIPS_MEAN
+
+    rng = np.random.default_rng(0)
+    clips = rng.normal(3.0, 2.0, (4, 5))
+    adaptation = Adaptation.empty()
+    for row in clips:
+        adaptation = adaptation.add(AdaptationSample(row, 1.0, "key"))
+    default_mean, default_std = np.zeros(5), np.ones(5)
+    mean, std = adaptation.statistics(default_std, default_mean)
+    n = len(clips)
+    np.testing.assert_allclose(mean, n * clips.mean(axis=0) / (n + PRIOR_CLIPS_MEAN))
+    np.testing.assert_allclose(std, np.sqrt((n * clips.var(axis=0) + PRIOR_CLIPS) / (n + PRIOR_CLIPS)))
+    own_mean, same_std = adaptation.statistics(default_std)  # without the default mean: the clips' own
+    np.testing.assert_allclose(own_mean, clips.mean(axis=0))
+    np.testing.assert_allclose(same_std, std)
+    # the pull towards the default fades as clips accumulate
+    for row in rng.normal(3.0, 2.0, (200, 5)):
+        adaptation = adaptation.add(AdaptationSample(row, 1.0, "key"))
+    many_mean, _ = adaptation.statistics(default_std, default_mean)
+    assert np.abs(many_mean - 3.0).max() < np.abs(mean - 3.0).max()
+
+
 def test_statistics_live_in_the_session_and_each_clip_counts_once() -> None:
     session: dict = {}
     predictor = WhisperLikePredictor()

@@ -340,8 +340,8 @@ def leave_one_corpus_out_enrolled(
     the held-out clips standardised with the average of the training corpora's statistics (as
     ``leave_one_corpus_out(normalisation="per_corpus")``). Enrolled: every held-out speaker gives k
     random clips of their own, unlabelled, ``draws`` times for each k in ``k_values``; their other
-    clips are standardised with :meth:`Adaptation.statistics` of those k (the clips' mean, their
-    variance pooled with the default's) and scored. One fit per held-out corpus serves both. With
+    clips are standardised with :meth:`Adaptation.statistics` of those k (their mean and
+    variance, each pooled with the default's) and scored. One fit per held-out corpus serves both. With
     ``speaker_norm`` each training speaker is standardised with their own clips' statistics instead
     of their corpus's (the default statistics stay the training corpora's average). ``enrol="neutral"``
     enrols k neutral clips where the speaker has them (filled up with random ones): a user asked to
@@ -378,7 +378,7 @@ def leave_one_corpus_out_enrolled(
                     adaptation = Adaptation.empty()
                     for row in chosen:
                         adaptation = adaptation.add(AdaptationSample(features[row], 0.0, "protocol"))
-                    mean, std = adaptation.statistics(default_std)
+                    mean, std = adaptation.statistics(default_std, default_mean)
                     scored = np.setdiff1d(rows, chosen)
                     batches.append(((features[scored] - mean) / std).astype(np.float32))
                     batch_labels.append(labels[scored])

@@ -397,7 +397,7 @@ class Predictor:
     def _standardisation(self, adaptation: Adaptation | None) -> tuple[bool, np.ndarray, np.ndarray]:
         """Whether ``adaptation`` applies (ready, made for this model), and the mean and std to standardise with."""
         use = adaptation is not None and adaptation.ready and adaptation.model_key == self.adaptation_key
-        mean, std = adaptation.statistics(self._std) if use else (self._mean, self._std)
+        mean, std = adaptation.statistics(self._std, self._mean) if use else (self._mean, self._std)
         return use, mean, std
 
     def _head_probabilities(self, features: np.ndarray, adapted: bool) -> np.ndarray:
