@@ -66,6 +66,9 @@ right.metric("In use", "yes" if adapt.in_use(predictor) is not None else "no")
 st.progress(adapt.progress(adaptation),
             text=f"Used from {clips_needed} clips, or {seconds_needed:g} s of speech over two clips or more")
 st.markdown(adapt.status_text(adaptation, adapt.is_on()))
+moods = adapt.moods_text()
+if moods:
+    st.caption(moods)
 switch, clear = st.columns([3, 1])
 with switch:
     adapt.switch("Use the adaptation for my results", key="adapt_page_switch",

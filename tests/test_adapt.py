@@ -101,6 +101,22 @@ def test_statistics_live_in_the_session_and_each_clip_counts_once() -> None:
     assert adapt.current(session).n_clips == 0 and adapt.CLIPS_KEY not in session
 
 
+def test_the_page_says_how_the_clips_sound_and_nudges_when_they_all_sound_alike() -> None:
+    predictor, session = WhisperLikePredictor(), {}
+    assert adapt.moods_text(session) is None
+    for seed in (1, 2):
+        adapt.add_clip(predictor, speech_like(6.0, seed=seed), 16_000, clip_id=f"clip{seed}", session=session)
+    assert adapt.moods_text(session) == "To the model, before adapting, your clips sound: angry ×2."
+    assert predictor.adaptations[-1] is None  # judged without any adaptation
+    adapt.add_clip(predictor, speech_like(6.0, seed=3), 16_000, clip_id="clip3", session=session)
+    assert "They all sound angry: add a clip or two in another mood" in adapt.moods_text(session)
+    predictor.probabilities_of = lambda sample, adaptation=None: dict(zip(predictor.emotions, [0, 0, 0, 0, 0, 1.0]))
+    adapt.add_clip(predictor, speech_like(6.0, seed=4), 16_000, clip_id="clip4", session=session)
+    assert adapt.moods_text(session) == "To the model, before adapting, your clips sound: angry ×3, sad ×1."
+    adapt.clear(session)
+    assert adapt.moods_text(session) is None
+
+
 def test_a_clip_without_speech_is_refused_once_and_leaves_the_statistics_alone() -> None:
     session: dict = {}
     predictor = WhisperLikePredictor()
@@ -192,6 +208,7 @@ def test_adapt_page_collects_clips_and_analyse_says_adapted(whisper_app: Whisper
     assert shown == {"Recordings": "2", "Speech": "18 s", "In use": "yes"}
     assert any("No speech heard" in i.value for i in app.info)  # the silent clip: the honest state
     assert any("Adapted to your voice: 18 s of speech from 2 recordings." in m.value for m in app.markdown)
+    assert any("your clips sound: angry ×2." in c.value for c in app.caption)
 
     app.switch_page("pages/analyse.py").run()
     app.file_uploader[0].set_value(("me.wav", wav_bytes(speech_like(3.0)), "audio/wav")).run()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, MutableMapping
 
@@ -24,9 +25,10 @@ import streamlit as st
 from ser_core.inference.audio import AudioError
 
 __all__ = [
-    "ADAPTATION_KEY", "CLIPS_KEY", "FED_AT_KEY", "ON_KEY", "REFUSED_KEY", "AddResult", "LiveAnswer",
+    "ADAPTATION_KEY", "CLIPS_KEY", "FED_AT_KEY", "MOODS_KEY", "ON_KEY", "REFUSED_KEY", "AddResult", "LiveAnswer",
     "adapted_note", "add_clip", "classify_live", "clear", "current", "in_use", "is_on",
-    "live_window_due", "needs", "progress", "signature", "status_text", "store", "supported", "switch",
+    "live_window_due", "moods_text", "needs", "progress", "signature", "status_text", "store", "supported",
+    "switch",
 ]
 
 LOGGER = logging.getLogger(__name__)
@@ -37,6 +39,7 @@ SOURCES_KEY = "adaptation_sources_seen"  # upload/recording ids offered so far: 
 REFUSED_KEY = "adaptation_clips_refused"  # digest -> the NotEnoughSpeech of a clip already measured
 FED_AT_KEY = "adaptation_live_fed_at"  # stream seconds at which the last live window was added
 ON_KEY = "adaptation_on"  # the user's switch; on by default once the statistics are ready
+MOODS_KEY = "adaptation_moods"  # how each added clip sounded to the model before adapting (its top emotion)
 
 
 def needs() -> tuple[int, float]:
@@ -99,7 +102,7 @@ def store(adaptation: Any, session: MutableMapping[str, Any] | None = None) -> N
 def clear(session: MutableMapping[str, Any] | None = None) -> None:
     """Forget every adaptation clip of this session."""
     state = _state(session)
-    for key in (ADAPTATION_KEY, CLIPS_KEY, SOURCES_KEY, REFUSED_KEY, FED_AT_KEY):
+    for key in (ADAPTATION_KEY, CLIPS_KEY, SOURCES_KEY, REFUSED_KEY, FED_AT_KEY, MOODS_KEY):
         state.pop(key, None)
 
 
@@ -211,7 +214,29 @@ def add_clip(predictor: Any, wave: Any, sample_rate: int, clip_id: bytes | str |
     adaptation = _add_sample(sample, state)
     if digest is not None:
         state[CLIPS_KEY] = [*state.get(CLIPS_KEY, ()), digest]
+    if hasattr(predictor, "probabilities_of"):  # the clip's answer without any adaptation
+        heard = predictor.probabilities_of(sample, None)
+        state[MOODS_KEY] = [*state.get(MOODS_KEY, ())[: adaptation.n_clips - 1], max(heard, key=heard.get)]
     return AddResult(True, adaptation, float(sample.speech_seconds))
+
+
+def moods_text(session: MutableMapping[str, Any] | None = None) -> str | None:
+    """How the clips given so far sound to the model before adapting, and a nudge when they all sound alike.
+
+    The mood one adapts with becomes "normal" (docs/experiments.md, W193-W194): clips of one mood only
+    leave that mood seldom named afterwards.
+    """
+    moods = list(_state(session).get(MOODS_KEY, ()))
+    if not moods:
+        return None
+    counts = Counter(moods).most_common()
+    heard = ", ".join(f"{mood} ×{count}" for mood, count in counts)
+    text = f"To the model, before adapting, your clips sound: {heard}."
+    if len(moods) >= 3 and len(counts) == 1:
+        mood = counts[0][0]
+        text += (f" They all sound {mood}: add a clip or two in another mood (read a line with feeling), or "
+                 f"{mood} will become your \"normal\" and seldom be named.")
+    return text
 
 
 def status_text(adaptation: Any, on: bool = True) -> str:
