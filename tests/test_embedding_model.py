@@ -178,3 +178,21 @@ def test_speaker_standardised_training_is_what_the_shipped_head_fits():
     # a new room is still standardised with the training corpora's average statistics
     assert set(config["standardisation"]["per_corpus"]) == {"a", "b", "c"}
     assert SHIPPED_RECIPE.head == "ridge" and SHIPPED_RECIPE.train_norm == "speaker"
+
+
+def test_reusing_fits_trains_once_per_training_set():
+    from ser_core.training.embedding_heads import reusing_fits
+
+    calls = []
+
+    def fit(features, labels, weights):
+        calls.append(len(features))
+        return lambda rows: np.zeros((len(rows), 6))
+
+    reusing = reusing_fits(fit)
+    rows, labels, weights = np.ones((4, 3), np.float32), np.array([0, 1, 2, 3]), np.ones(4)
+    first = reusing(rows, labels, weights)
+    assert reusing(rows.copy(), labels.copy(), weights.copy()) is first
+    assert reusing(rows, labels, weights * 2) is not first  # other weights: another head
+    assert reusing(rows[:3], labels[:3], weights[:3]) is not first
+    assert calls == [4, 4, 3]

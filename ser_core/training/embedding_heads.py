@@ -7,6 +7,7 @@ Each builder returns a ``FitHead`` (``ser_core.evaluation.embedding_protocols``)
 
 from __future__ import annotations
 
+import hashlib
 from typing import Callable
 
 import numpy as np
@@ -14,7 +15,7 @@ import numpy as np
 from ser_core.inference.linear_head import LinearHead
 from ser_core.inference.params import EMOTIONS
 
-__all__ = ["build_layer_mix_head", "fit_keras_head", "keras_head", "logistic_head", "ridge_head"]
+__all__ = ["build_layer_mix_head", "fit_keras_head", "keras_head", "logistic_head", "reusing_fits", "ridge_head"]
 
 PredictLogits = Callable[[np.ndarray], np.ndarray]
 
@@ -39,6 +40,29 @@ def _linear_head(make_model: Callable[[], object]) -> Callable[[np.ndarray, np.n
         return predict
 
     return fit
+
+
+def reusing_fits(fit: Callable[[np.ndarray, np.ndarray, np.ndarray], PredictLogits]
+                 ) -> Callable[[np.ndarray, np.ndarray, np.ndarray], PredictLogits]:
+    """``fit`` that trains once per distinct training set and hands back that head on a repeat.
+
+    Training's protocols (strict, enrolled with random and with calm clips, the batch ones) hold out
+    the same corpora with the same standardised training rows: each held-out fold's head is fitted
+    once instead of once per protocol. The key is a digest of the rows, labels and weights.
+    """
+    fitted: dict[str, PredictLogits] = {}
+
+    def fit_or_reuse(features: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray) -> PredictLogits:
+        digest = hashlib.sha1()
+        for values in (features, labels, sample_weight):
+            digest.update(str(np.asarray(values).dtype).encode())
+            digest.update(np.ascontiguousarray(values).tobytes())
+        key = digest.hexdigest()
+        if key not in fitted:
+            fitted[key] = fit(features, labels, sample_weight)
+        return fitted[key]
+
+    return fit_or_reuse
 
 
 def logistic_head(C: float = 0.1, max_iter: int = 500) -> Callable[[np.ndarray, np.ndarray, np.ndarray], PredictLogits]:

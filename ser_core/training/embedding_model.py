@@ -27,7 +27,7 @@ from ser_core.evaluation.metrics import (
 )
 from ser_core.inference.embedding_head import head_input
 from ser_core.inference.params import EMOTIONS, EmbeddingParams
-from ser_core.training.embedding_heads import fit_keras_head, logistic_head, ridge_head
+from ser_core.training.embedding_heads import fit_keras_head, logistic_head, reusing_fits, ridge_head
 
 __all__ = ["SHIPPED_RECIPE", "EmbeddingRecipe", "fit_head_for", "logistic_as_keras", "train_embedding_model"]
 
@@ -162,10 +162,11 @@ def train_embedding_model(
     corpora = sorted(np.unique(data.corpus))
     loco_summary = uncertain = uncertain_adapted = adaptation_gain = self_training = None
     if temperature is None:
+        fit = reusing_fits(fit_head_for(recipe, seed))  # the protocols below share their held-out folds' heads
         if len(corpora) < 2:
             raise ValueError(f"fitting the temperature needs two corpora or more, got {corpora}; pass temperature=")
         strict, enrolled = protocols.leave_one_corpus_out_enrolled(
-            features, data.labels, data.corpus, data.speaker, fit_head_for(recipe, seed), weighting=recipe.weighting,
+            features, data.labels, data.corpus, data.speaker, fit, weighting=recipe.weighting,
             seed=seed, speaker_norm=recipe.train_norm == "speaker")
         temperature, uncertain = _calibration(strict)
         temperature_adapted, uncertain_adapted = _calibration(enrolled)
@@ -174,11 +175,11 @@ def train_embedding_model(
         loco_summary = protocols.summarise(strict)
         # What most users give when asked to "just talk": calm speech (docs/experiments.md, W140)
         _, enrolled_calm = protocols.leave_one_corpus_out_enrolled(
-            features, data.labels, data.corpus, data.speaker, fit_head_for(recipe, seed), weighting=recipe.weighting,
+            features, data.labels, data.corpus, data.speaker, fit, weighting=recipe.weighting,
             seed=seed, speaker_norm=recipe.train_norm == "speaker", enrol="neutral")
         adaptation_gain = _adaptation_gain(strict, enrolled, enrolled_calm)
         if recipe.head == "ridge":
-            self_training = _self_training(features, data, recipe, seed)
+            self_training = _self_training(features, data, recipe, fit)
     normalised = protocols.standardise_groups(features, recipe.training_groups(data.corpus, data.speaker))
     weights = protocols.sample_weights(data.labels, data.corpus, recipe.weighting)
     if recipe.head in ("lr", "ridge"):
@@ -248,7 +249,7 @@ def _adaptation_gain(strict: dict[str, dict[str, Any]], enrolled: dict[str, dict
 
 
 def _self_training(features: np.ndarray, data: EmbeddingSet, recipe: EmbeddingRecipe,
-                   seed: int) -> dict[str, Any] | None:
+                   fit: protocols.FitHead) -> dict[str, Any] | None:
     """Each corpus held out and adapted to as a whole batch, with and without self-training: mean UAR, and
     the temperature of the self-trained head's scores (``inference.self_training``). None when some
     held-out fold trains without one of the six emotions (its head cannot re-fit all six)."""
@@ -260,7 +261,7 @@ def _self_training(features: np.ndarray, data: EmbeddingSet, recipe: EmbeddingRe
                                             ("adapted_speaker", "adapted_speaker", False),
                                             ("adapted_speaker_self_trained", "adapted_speaker", True)):
         runs[name] = protocols.leave_one_corpus_out(
-            features, data.labels, data.corpus, fit_head_for(recipe, seed), weighting=recipe.weighting,
+            features, data.labels, data.corpus, fit, weighting=recipe.weighting,
             normalisation=normalisation, speakers=data.speaker if normalisation == "adapted_speaker" else speakers,
             self_train=self_train)
     trained = [result for name in ("adapted_self_trained", "adapted_speaker_self_trained")
