@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         report["adaptation_clips"] = len(samples)
         statistics = ("each speaker's own unlabelled clips" if args.adapt == "speaker"
                       else f"the unlabelled statistics of this folder's {len(samples)} clips")
-        self_trained = args.self_train and len(samples) >= MIN_SELF_TRAINING_CLIPS
+        self_trained = args.self_train and predictor.self_trains(len(samples))
         report["self_trained"] = self_trained
         if args.self_train and not self_trained:
             print(f"not self-trained: {len(samples)} clips, it needs {MIN_SELF_TRAINING_CLIPS} or more")

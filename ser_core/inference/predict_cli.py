@@ -158,7 +158,7 @@ def _adapted_batch(predictor, args: argparse.Namespace) -> int:
     if samples and not adaptation.ready:
         print(f"note: {len(samples)} file(s) are too few to adapt to (it needs {MIN_CLIPS}); answered without "
               "adapting", file=sys.stderr)
-    self_trained = args.self_train and adaptation.ready and len(samples) >= MIN_SELF_TRAINING_CLIPS
+    self_trained = args.self_train and predictor.self_trains(len(samples))  # 30 clips or more: ready to adapt too
     if args.self_train and adaptation.ready and not self_trained:
         print(f"note: {len(samples)} files are too few to self-train on (it needs {MIN_SELF_TRAINING_CLIPS}); "
               "adapted only", file=sys.stderr)

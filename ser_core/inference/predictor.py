@@ -241,6 +241,10 @@ class Predictor:
         """True when the head can re-fit itself on a batch (:meth:`batch_probabilities`): a least-squares head read as weights."""
         return self.supports_adaptation and self.head_kind == "ridge" and isinstance(self.model, LinearHead)
 
+    def self_trains(self, n_clips: int) -> bool:
+        """Whether :meth:`batch_probabilities` with ``self_train`` re-fits the head for a batch of ``n_clips``."""
+        return self.supports_self_training and n_clips >= MIN_SELF_TRAINING_CLIPS
+
     def batch_probabilities(self, samples: list[AdaptationSample],
                             adaptation: Adaptation | list[Adaptation | None] | None = None, *,
                             self_train: bool = False) -> list[dict[str, float]]:
@@ -265,7 +269,7 @@ class Predictor:
             rows.append(standardise(sample.features, mean, std))
             used.append(use)
         rows = np.stack(rows)
-        if self_train and self.supports_self_training and len(samples) >= MIN_SELF_TRAINING_CLIPS:
+        if self_train and self.self_trains(len(samples)):
             logits = self_train_head(self.model, rows).predict_on_batch(rows).astype(np.float64)
             probabilities = softmax(logits, self.temperature_self_trained)
         else:
