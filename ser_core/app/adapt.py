@@ -216,7 +216,7 @@ def add_clip(predictor: Any, wave: Any, sample_rate: int, clip_id: bytes | str |
         state[CLIPS_KEY] = [*state.get(CLIPS_KEY, ()), digest]
     if hasattr(predictor, "probabilities_of"):  # the clip's answer without any adaptation
         heard = predictor.probabilities_of(sample, None)
-        state[MOODS_KEY] = [*state.get(MOODS_KEY, ())[: adaptation.n_clips - 1], max(heard, key=heard.get)]
+        state[MOODS_KEY] = [*state.get(MOODS_KEY, ()), max(heard, key=heard.get)]  # clear() empties it too
     return AddResult(True, adaptation, float(sample.speech_seconds))
 
 
