@@ -57,7 +57,7 @@ def main() -> None:
         subset[np.flatnonzero(data.corpus == name)[:: args.every]] = True
     data = data.subset(subset)
     if args.out.is_file():
-        padded = np.load(args.out)["means"]
+        padded = np.load(args.out, allow_pickle=False)["means"]
     else:
         start = time.perf_counter()
         with ProcessPoolExecutor(args.workers) as pool:
