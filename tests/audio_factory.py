@@ -121,7 +121,8 @@ def with_silence(wave: np.ndarray, lead: float, trail: float, sample_rate: int =
 # ---------------------------------------------------------------------------------------------- writing
 
 SOUNDFILE_FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".ogg": ("OGG", "VORBIS")}
-PYAV_FORMATS = {".m4a": ("mp4", "aac"), ".webm": ("webm", "libopus"), ".mp3": ("mp3", "libmp3lame")}
+PYAV_FORMATS = {".m4a": ("mp4", "aac"), ".webm": ("webm", "libopus"), ".mp3": ("mp3", "libmp3lame"),
+                ".opus": ("ogg", "libopus"), ".oga": ("ogg", "libopus")}  # Ogg Opus, as phones send voice notes
 
 
 def encode(wave: np.ndarray, sample_rate: int, suffix: str) -> bytes:
@@ -242,3 +243,40 @@ def make_turev(root: Path, speakers=("1157", "1234"), emotions=("angry", "calm",
             for word in words:
                 paths.append(write_audio(Path(root) / folder / f"{speaker}_{code}_{word}.wav", tone(200, seconds)))
     return paths
+
+
+ASED_FOLDERS = {"neutral": ("01Neutral", "n1"), "fear": ("02Fearful", "f2"), "happy": ("03Happy", "h3"),
+                "sad": ("04Sad", "s4"), "angry": ("05Angry", "a5")}
+BANGLASER_CODES = {"happy": "01", "sad": "02", "angry": "03", "surprised": "04", "neutral": "05", "disgust": "06",
+                   "fear": "07"}
+
+
+def make_ased(root: Path, speakers=("01", "02"), emotions=tuple(ASED_FOLDERS), sentences=("01", "03"),
+              gender: str = "01", suffix: str = ".opus", seconds: float = 0.1, speech: bool = False) -> list[Path]:
+    """``root/05Angry/a5-03-01-02-50.opus``: emotion letter+number, sentence, repetition, gender, speaker
+    (a tone, or with ``speech`` the synthetic speech of each emotion)."""
+    paths = []
+    for speaker in speakers:
+        for emotion in emotions:
+            folder, code = ASED_FOLDERS[emotion]
+            for sentence in sentences:
+                name = f"{code}-{sentence}-01-{gender}-{speaker}{suffix}"
+                wave = emotional_speech(emotion, seconds, seed=len(paths)) if speech else tone(200, seconds)
+                paths.append(write_audio(Path(root) / folder / name, wave))
+    return paths
+
+
+def make_casia(root: Path, speakers=("liuchanhg", "wangzhe"),
+               emotions=("angry", "fear", "happy", "neutral", "sad", "surprise"), texts=(201, 202),
+               suffix: str = ".opus", seconds: float = 0.1) -> list[Path]:
+    """``root/liuchanhg/angry/201.opus``."""
+    return [write_audio(Path(root) / speaker / emotion / f"{text}{suffix}", tone(200, seconds))
+            for speaker in speakers for emotion in emotions for text in texts]
+
+
+def make_banglaser(root: Path, actors=(35, 36), emotions=("disgust", "fear"), statements=(1, 2),
+                   suffix: str = ".opus", seconds: float = 0.1) -> list[Path]:
+    """``root/Actor - 35/03-01-06-01-01-01-35.opus`` (BanglaSER's codes: 06 disgust, 07 fear)."""
+    return [write_audio(Path(root) / f"Actor - {actor}" /
+                        f"03-01-{BANGLASER_CODES[emotion]}-01-{statement:02d}-01-{actor}{suffix}", tone(200, seconds))
+            for actor in actors for emotion in emotions for statement in statements]

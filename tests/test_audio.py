@@ -12,7 +12,7 @@ from audio_factory import dominant_frequency, encode, tone, write_audio
 from ser_core.inference.audio import SUPPORTED_EXTENSIONS, AudioError, interleaved_to_mono, load_audio, resample, to_mono
 
 SR = 16_000
-ALL_FORMATS = (".wav", ".flac", ".ogg", ".m4a", ".webm", ".mp3")
+ALL_FORMATS = (".wav", ".flac", ".ogg", ".opus", ".oga", ".m4a", ".webm", ".mp3")
 
 
 def test_every_supported_extension_is_tested():

@@ -154,3 +154,39 @@ def test_predict_runs_as_a_module(tiny_artifacts, clips):
     assert done.returncode == 1
     assert done.stdout.startswith(str(clips["good_wav"]) + ": ")
     assert "could not be decoded" in done.stderr and "Traceback" not in done.stderr
+
+
+# ------------------------------------------------------------------------------------------ Ogg Opus
+
+
+def test_predict_reads_ogg_opus(tiny_artifacts, tiny_predictor, tmp_path, capsys):
+    wave = speech_like(2.0, seed=3)
+    paths = [write_audio(tmp_path / f"voice_note{suffix}", wave, SR) for suffix in (".opus", ".oga")]
+    status = predict_cli.main([*map(str, paths), "--json", "--artifacts", str(tiny_artifacts)])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    results = [json.loads(line) for line in out.strip().splitlines()]
+    assert [r["file"] for r in results] == list(map(str, paths))
+    assert results[0]["probabilities"] == pytest.approx(tiny_predictor.predict_file(paths[0]).probabilities, abs=1e-6)
+
+
+def test_evaluate_reads_folders_of_opus(tiny_artifacts, tmp_path, capsys):
+    for index, emotion in enumerate(("angry", "sad")):
+        write_audio(tmp_path / "notes" / emotion / f"take{index}.opus", speech_like(1.5, seed=index), SR)
+        write_audio(tmp_path / "notes" / emotion / f"other{index}.oga", speech_like(1.5, seed=5 + index), SR)
+    status = evaluate_cli.main(["--data", str(tmp_path / "notes"), "--json", "--artifacts", str(tiny_artifacts)])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    assert json.loads(out.strip().splitlines()[-1])["n"] == 4
+
+
+def test_evaluate_reads_an_ased_folder_of_opus(tiny_artifacts, tmp_path, capsys):
+    from audio_factory import make_ased
+
+    make_ased(tmp_path / "ased", speakers=("01",), emotions=("angry", "sad"), sentences=("01",), seconds=1.5,
+              speech=True)
+    status = evaluate_cli.main(["--data", str(tmp_path / "ased"), "--json", "--artifacts", str(tiny_artifacts)])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    assert f"reading {tmp_path / 'ased'} as ased: kept 2 clips" in out
+    assert json.loads(out.strip().splitlines()[-1])["n"] == 2

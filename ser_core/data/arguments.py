@@ -5,7 +5,8 @@
     python train.py --ravdess-dir DIR --crema-dir DIR   # the older spelling, still accepted
 
 ``train.py`` calls :func:`add_corpus_arguments` on its parser and :func:`clips_from_arguments` on
-the parsed arguments; with no data option at all, :data:`registry.DEFAULT_CORPORA` are downloaded.
+the parsed arguments; with no data option at all, every corpus with a local copy in ``../shared/data``
+is read (``registry.default_sources``), and :data:`registry.DEFAULT_CORPORA` are downloaded when there is none.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from ser_core.data.corpora import Clip, DataUnavailableError, ScanReport
 from ser_core.data.labels import CALM_CHOICES
-from ser_core.data.registry import CORPORA, DEFAULT_CORPORA, gather_corpora
+from ser_core.data.registry import CORPORA, DEFAULT_CORPORA, LOCAL_DATA, default_sources, gather_corpora
 
 __all__ = ["add_corpus_arguments", "clips_from_arguments", "corpus_sources", "parse_data_spec"]
 
@@ -65,7 +66,8 @@ def add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--data", nargs="+", action="extend", type=parse_data_spec, metavar="NAME[=DIR]",
         help=f"corpora to train on, NAME one of {', '.join(CORPORA)}; NAME=DIR reads a local copy, a bare "
-             f"NAME downloads it with kagglehub (default: {' '.join(DEFAULT_CORPORA)}, downloaded)")
+             f"NAME downloads it with kagglehub (default: every corpus found in {LOCAL_DATA}, "
+             f"else {' '.join(DEFAULT_CORPORA)}, downloaded)")
     group.add_argument("--ravdess-dir", help="same as --data ravdess=DIR (Actor_NN/03-01-...)")
     group.add_argument("--crema-dir", help="same as --data crema=DIR (AudioWAV/1001_DFA_ANG_XX.wav)")
     group.add_argument("--calm-as", choices=CALM_CHOICES, default="drop",
@@ -98,14 +100,14 @@ def corpus_sources(args: argparse.Namespace) -> dict[str, Path | None]:
 def clips_from_arguments(args: argparse.Namespace) -> tuple[list[Clip], list[ScanReport]]:
     """The clips the parsed options name: :func:`registry.gather_corpora` of :func:`corpus_sources`.
 
-    Uses ``args.auxiliary_emotions`` when the parser has it. With no data option, downloads
-    :data:`registry.DEFAULT_CORPORA`.
+    Uses ``args.auxiliary_emotions`` when the parser has it. With no data option, every corpus with a
+    local copy (:func:`registry.default_sources`), else downloads :data:`registry.DEFAULT_CORPORA`.
 
     Raises
     ------
     DataUnavailableError
         With a message that says what to pass instead (``--data NAME=DIR``).
     """
-    sources = corpus_sources(args) or dict.fromkeys(DEFAULT_CORPORA)
+    sources = corpus_sources(args) or default_sources()
     return gather_corpora(sources, auxiliary=getattr(args, "auxiliary_emotions", False),
                           calm_as=getattr(args, "calm_as", "drop"))

@@ -13,6 +13,7 @@ from typing import Iterable
 
 import soundfile
 
+from ser_core.inference.audio import SUPPORTED_EXTENSIONS
 from ser_core.inference.params import AUXILIARY_EMOTIONS
 
 log = logging.getLogger(__name__)
@@ -25,8 +26,9 @@ RAVDESS_EMOTIONS = {"01": "neutral", "03": "happy", "04": "sad", "05": "angry", 
 RAVDESS_OTHER_EMOTIONS = {"02": "calm", "08": "surprised"}
 CREMA_EMOTIONS = {"ANG": "angry", "DIS": "disgust", "FEA": "fear", "HAP": "happy", "NEU": "neutral", "SAD": "sad"}
 
+# Every format the predictor decodes (Ogg Opus .opus/.oga included: ASED, CASIA and BanglaSER-Ext here).
 AUDIO_SUFFIXES = frozenset(
-    {f".{ext.lower()}" for ext in soundfile.available_formats()} | {".wav", ".flac", ".ogg", ".mp3"}
+    {f".{ext.lower()}" for ext in soundfile.available_formats()} | set(SUPPORTED_EXTENSIONS)
 )
 
 
@@ -179,9 +181,10 @@ def scan_crema(root: str | Path, auxiliary: bool = False) -> tuple[list[Clip], S
 
 def local_copy_hint(name: str) -> str:
     """How to pass a local copy of corpus ``name`` instead of downloading it."""
+    folder = {"banglaser": "banglaser_ext"}.get(name, name)  # registry.Corpus.local_folder
     return (f"Use a local copy instead: python train.py --data {name}=DIR, for example "
-            f"--data {name}=../shared/data/{name} (several at once: --data ravdess=DIR crema=DIR tess=DIR "
-            "nemo=DIR turev=DIR; --ravdess-dir and --crema-dir still work)")
+            f"--data {name}=../shared/data/{folder} (several at once: --data ravdess=DIR crema=DIR tess=DIR "
+            "nemo=DIR turev=DIR ased=DIR casia=DIR banglaser=DIR; --ravdess-dir and --crema-dir still work)")
 
 
 def download(handle: str, name: str | None = None) -> Path:

@@ -17,13 +17,16 @@ from typing import Callable
 from ser_core.data import corpora
 from ser_core.data.corpora import Clip, DataUnavailableError, ScanReport, audio_files
 from ser_core.data.labels import FOLDER_SUFFIXES, canonical_emotion, check_calm_as, scan_emotion_folders
+from ser_core.data.ased import parse_ased_name, scan_ased
+from ser_core.data.banglaser import in_banglaser_folder, parse_banglaser_name, scan_banglaser
+from ser_core.data.casia import parse_casia_path, scan_casia
 from ser_core.data.nemo import parse_nemo_name, scan_nemo
 from ser_core.data.tess import TESS_KAGGLE, parse_tess_name, scan_tess
 from ser_core.data.turev import parse_turev_name, scan_turev
 from ser_core.inference.params import EMOTIONS
 
-__all__ = ["CORPORA", "DEFAULT_CORPORA", "FOLDERS", "Corpus", "corpus_table", "detect_corpus", "fetch_corpus",
-           "gather_corpora", "labelled_clips"]
+__all__ = ["CORPORA", "DEFAULT_CORPORA", "FOLDERS", "LOCAL_DATA", "Corpus", "corpus_table", "default_sources",
+           "detect_corpus", "fetch_corpus", "gather_corpora", "labelled_clips"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,11 @@ class Corpus:
     scan: Scan
     recognises: Callable[[Path], bool]  # is this file name one of the corpus's own?
     kaggle: str | None = None
+    folder: str = ""  # its folder's name in ../shared/data, when not ``name``
+
+    @property
+    def local_folder(self) -> str:
+        return self.folder or self.name
 
 
 def _scan_ravdess(root: str | Path, *, auxiliary: bool = False, calm_as: str = "drop"):
@@ -58,7 +66,8 @@ def _crema_like(path: Path) -> bool:
 
 CORPORA: dict[str, Corpus] = {corpus.name: corpus for corpus in (
     Corpus("ravdess", "RAVDESS", "Actor_01/03-01-05-01-01-01-01.wav", _scan_ravdess,
-           lambda path: corpora.parse_ravdess_name(path.name) is not None, corpora.RAVDESS_KAGGLE),
+           lambda path: corpora.parse_ravdess_name(path.name) is not None and not in_banglaser_folder(path),
+           corpora.RAVDESS_KAGGLE),
     Corpus("crema", "CREMA-D", "AudioWAV/1001_DFA_ANG_XX.wav", _scan_crema, _crema_like, corpora.CREMA_KAGGLE),
     Corpus("tess", "TESS", "OAF_angry/OAF_back_angry.wav", scan_tess,
            lambda path: parse_tess_name(path) is not None, TESS_KAGGLE),
@@ -66,11 +75,18 @@ CORPORA: dict[str, Corpus] = {corpus.name: corpus for corpus in (
            lambda path: parse_nemo_name(path) is not None),
     Corpus("turev", "TurEV-DB", "Angry/1157_kz_acik.wav", scan_turev,
            lambda path: parse_turev_name(path) is not None),
+    Corpus("ased", "ASED", "01Neutral/n1-01-01-01-01.wav", scan_ased, lambda path: parse_ased_name(path) is not None),
+    Corpus("casia", "CASIA", "liuchanhg/angry/201.wav", scan_casia,
+           lambda path: parse_casia_path(path.absolute()) is not None),
+    Corpus("banglaser", "BanglaSER", "Actor - 35/03-01-06-01-01-01-35.wav", scan_banglaser,
+           lambda path: parse_banglaser_name(path) is not None and in_banglaser_folder(path), folder="banglaser_ext"),
 )}
-# Downloaded when train.py is given no data. TESS stays out: its two speakers can never be held out
-# (split._share needs three per corpus), so nothing would measure it, and it would change the recipe
-# whose results the README reports.
+# Downloaded when train.py is given no data and finds no local copy (default_sources). TESS stays
+# out: its two speakers can never be held out (split._share needs three per corpus).
 DEFAULT_CORPORA: tuple[str, ...] = ("ravdess", "crema")
+# Where train.py looks for local copies when given no --data: ../shared/data beside the checkout,
+# one folder per corpus under its own name (banglaser_ext for BanglaSER-Ext).
+LOCAL_DATA: Path = Path(__file__).resolve().parents[3] / "shared" / "data"
 FOLDERS = Corpus("folders", "folder per emotion", "angry/*.wav, fearful/*.wav, sadness/*.wav, ...",
                  scan_emotion_folders, lambda path: False)
 
@@ -88,6 +104,31 @@ def fetch_corpus(name: str) -> Path:
     if corpus.kaggle is None:
         raise DataUnavailableError(f"{corpus.title} has no Kaggle copy to download. {corpora.local_copy_hint(name)}.")
     return corpora.download(corpus.kaggle, name)
+
+
+def default_sources(local_data: Path | None = None) -> dict[str, Path | None]:
+    """What train.py reads when given no ``--data``: every corpus with a local copy, else a download.
+
+    Parameters
+    ----------
+    local_data : Path, optional
+        The folder of local copies (default :data:`LOCAL_DATA`, ``../shared/data`` beside the checkout).
+
+    Returns
+    -------
+    dict
+        Corpus name -> its folder under ``local_data``, for every corpus found there, in
+        :data:`CORPORA` order; when none is found, :data:`DEFAULT_CORPORA` -> None (download them).
+    """
+    local_data = LOCAL_DATA if local_data is None else Path(local_data)
+    found = {name: local_data / corpus.local_folder for name, corpus in CORPORA.items()
+             if (local_data / corpus.local_folder).is_dir()}
+    if found:
+        log.info("no --data given: reading every corpus found in %s (%s)", local_data, ", ".join(found))
+        return found
+    log.info("no --data given and no local copies in %s: downloading %s with kagglehub", local_data,
+             " and ".join(DEFAULT_CORPORA))
+    return dict.fromkeys(DEFAULT_CORPORA)
 
 
 def gather_corpora(sources: dict[str, str | Path | None], *, auxiliary: bool = False,
@@ -170,7 +211,7 @@ def labelled_clips(root: str | Path, corpus: str | None = None, *,
     Parameters
     ----------
     root : str or Path
-        A RAVDESS, CREMA-D, TESS, nEMO or TurEV-DB folder, or one sub-folder per emotion
+        A RAVDESS, CREMA-D, TESS, nEMO, TurEV-DB, ASED, CASIA or BanglaSER folder, or one sub-folder per emotion
         (``angry/``, ``fearful/``, ``sadness/``, ...).
     corpus : str, optional
         A key of :data:`CORPORA` or ``"folders"``; detected from the file names when omitted.

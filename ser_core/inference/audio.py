@@ -19,7 +19,8 @@ __all__ = [
     "interleaved_to_mono", "load_audio", "open_audio_stream", "resample", "to_mono",
 ]
 
-SUPPORTED_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".webm")
+# Ogg Opus (.opus, .oga) is what many phones send as voice notes; libsndfile reads it like Ogg Vorbis.
+SUPPORTED_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".oga", ".m4a", ".webm")
 
 
 class AudioError(ValueError):
