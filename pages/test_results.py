@@ -1,12 +1,14 @@
-"""Test results: first how the model does on a recording setup it never heard (leave one corpus
-out), in plain words; then its figures on held-out speakers and the cross-validation over speakers."""
+"""Test results: first how the model does on a recording setup and language it never heard (each
+corpus held out in turn), then on new people in their own rooms (ASED's speakers), in plain words; the
+rest behind expanders; then what it was trained on (or, for a log-mel CNN, its held-out speakers and
+the cross-validation over speakers)."""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from ser_core.app import front_end, plots, support, words
+from ser_core.app import front_end, plots, support
 from ser_core.evaluation import cv_report, loco_report
 from ser_core.evaluation.metrics import report_from_confusion
 from ser_core.inference.params import EMOTIONS
@@ -157,43 +159,123 @@ def data_split(split: dict, split_csv: pd.DataFrame | None) -> None:
             st.dataframe(pd.crosstab(split_csv["emotion"], split_csv["split"]), key="split_counts")
 
 
-def new_setup_section(directory) -> None:
-    """Leave one corpus out: right how often on a setup it never heard, strict and adapted."""
-    st.subheader("On a recording setup it never heard")
+PERCENT = "%.0f %%"
+HOW_TO_READ = ("**How to read these figures.** Your laptop, microphone and room are a new recording setup, like "
+               "each held-out corpus here. Expect the *as is* figure at first. If you give the model a few clips of "
+               "your ordinary speech (**Adapt to my voice**), expect something nearer the *after adapting* one. "
+               "Some emotions are much harder than others: the tables per emotion below show which are often missed.")
+WORDS_EXPLAINED = """
+- **Right, as is**: for each emotion the corpus has, the share of its clips the model named right; then the
+  average over those emotions, so a rare emotion counts as much as a common one (experts call this the
+  *unweighted average recall*, UAR, scored *strict*). Guessing gets 1 in 6 (17 %) when all six emotions occur.
+- **Right, after adapting**: the same, after the model first listened to the setup's own speech, without its
+  labels, and judged each clip relative to it (scored *adapted*). That is what **Adapt to my voice** does with
+  your clips. For the groups of new people, each person is adapted to their own speech.
+- **Held out**: the model was trained on all corpora but one and tested on every clip of that one, so its
+  speakers, microphones, room and (for most) language were new to it. A corpus with only two emotions
+  (BanglaSER-Ext) is used for training but never tested on its own: two emotions say too little.
+- **Accuracy**: the share of all clips named right. When a corpus has many clips of one emotion, accuracy
+  rewards guessing that emotion, which is why the tables above use the average per emotion.
+- **—** in a table per emotion: the corpus has no clip of that emotion, so there is nothing to measure.
+"""
+
+
+def new_setup_section(report) -> None:
+    """Each corpus held out: right how often on a setup (and language) it never heard, as is and adapted."""
+    st.subheader("On a recording setup and language it never heard")
+    st.markdown(loco_report.headline(report))
+    st.dataframe(
+        loco_report.corpus_table(report), hide_index=True, key="loco_corpora",
+        column_config={
+            loco_report.AS_IS: st.column_config.NumberColumn(
+                loco_report.AS_IS, format=PERCENT,
+                help="For each emotion, the share of its clips named right; averaged over the emotions"),
+            loco_report.ADAPTED: st.column_config.NumberColumn(
+                loco_report.ADAPTED, format=PERCENT,
+                help="The same after the model adapted to the corpus's own speech, without its labels"),
+            "Clips": st.column_config.NumberColumn("Clips", format="%d"),
+            "Speakers": st.column_config.NumberColumn("Speakers", format="%d"),
+        },
+    )
+    st.markdown(HOW_TO_READ)
+
+
+def new_people_section(report) -> None:
+    """The speaker cross-validation of ASED: new people, each in their own room."""
+    ased = report.cv("ased")
+    if ased is None:
+        return
+    st.subheader("New people, each in their own room")
+    st.markdown("ASED's speakers recorded themselves where and when they chose: many rooms and devices, the "
+                "case closest to yours. " + loco_report.new_people_text(ased))
+    st.dataframe(loco_report.speaker_cv_table(ased), hide_index=True, key="cv_ased",
+                 column_config={name: st.column_config.NumberColumn(name, format=PERCENT)
+                                for name in (loco_report.AS_IS, loco_report.ADAPTED, "Accuracy, as is")})
+
+
+def more_results(report) -> None:
+    """Everything else of the report, behind expanders."""
+    with st.expander("Each emotion, in each corpus held out"):
+        st.caption(f"For each emotion: the share of its clips named right ({loco_report.MISSING} = the corpus has "
+                   "no clip of that emotion).")
+        modes = ["strict", "adapted"] if report.has_adapted else ["strict"]
+        names = {"strict": "As is", "adapted": "After adapting"}
+        for tab, mode in zip(st.tabs([names[m] for m in modes]), modes):
+            with tab:
+                st.dataframe(loco_report.recall_table(report, mode), hide_index=True, key=f"loco_recall_{mode}")
+    for cv in report.speaker_cv:
+        if cv.name == "ased":
+            continue
+        with st.expander(f"New {cv.label} speakers, in the {cv.label} studio it knows"):
+            st.markdown(loco_report.new_people_text(cv) + " These people are new, but the studio, microphones and "
+                        "language are ones the model trained on, so expect less in your own room.")
+            st.dataframe(loco_report.speaker_cv_table(cv), hide_index=True, key=f"cv_{cv.name}",
+                         column_config={name: st.column_config.NumberColumn(name, format=PERCENT)
+                                        for name in (loco_report.AS_IS, loco_report.ADAPTED, "Accuracy, as is")})
+    with st.expander("All figures, with the experts' names"):
+        st.dataframe(loco_report.details_table(report), hide_index=True, key="loco_details",
+                     column_config={name: st.column_config.NumberColumn(name, format="%.1f %%")
+                                    for name in ("Strict UAR", "Adapted UAR", "Strict accuracy", "Adapted accuracy")})
+        created = f", measured {report.created[:10]}" if report.created else ""
+        trained_only = ", ".join(loco_report.CORPUS_LANGUAGES.get(name, (name, ""))[0] for name in report.trained_only)
+        st.caption(f"{report.model_name}{created} ({loco_report.LOCO_FILE})"
+                   + (f"; trained on but never held out: {trained_only}" if trained_only else "") + ".")
+    with st.expander("What these words mean"):
+        st.markdown(WORDS_EXPLAINED)
+
+
+def generalisation_sections(directory) -> None:
+    """The report's sections, or why there is none and the command that makes it."""
     try:
         report = loco_report.load_loco_report(directory)
     except loco_report.LocoReportError as error:
-        st.error(f"The leave-one-corpus-out report ({loco_report.LOCO_FILE}) is damaged: {error}. "
+        st.subheader("On a recording setup and language it never heard")
+        st.error(f"The report of these tests ({loco_report.LOCO_FILE}) is damaged: {error}. "
                  "Running this again rewrites it:")
         st.code(loco_report.LOCO_COMMAND, language="bash")
         return
     if report is None:
+        st.subheader("On a recording setup and language it never heard")
         st.info(f"The figures for recording setups the model never heard are not there yet (no "
                 f"{loco_report.LOCO_FILE} in {directory}). This measures them, holding out one "
                 "corpus at a time:")
         st.code(loco_report.LOCO_COMMAND, language="bash")
         return
-    st.markdown(loco_report.headline(report))
-    st.dataframe(
-        loco_report.corpus_table(report), hide_index=True, key="loco_corpora",
-        column_config={
-            **{name: st.column_config.NumberColumn(name, format="%.0f %%")
-               for name in ("Strict accuracy", "Strict UAR", "Adapted accuracy", "Adapted UAR")},
-            "Clips": st.column_config.NumberColumn("Clips", format="%d"),
-            "Speakers": st.column_config.NumberColumn("Speakers", format="%d"),
-        },
-    )
-    st.markdown(words.LOCO_FOR_YOU)
-    st.markdown("**How often each emotion is recognised** in each held-out corpus "
-                f"(recall; {loco_report.MISSING} = the corpus has no clip of that emotion)")
-    modes = ["strict", "adapted"] if report.has_adapted else ["strict"]
-    for tab, mode in zip(st.tabs([m.capitalize() for m in modes]), modes):
-        with tab:
-            st.dataframe(loco_report.recall_table(report, mode), hide_index=True, key=f"loco_recall_{mode}")
-    with st.expander("What these words mean (UAR, strict, adapted)"):
-        st.markdown(words.LOCO_JARGON)
-    created = f", measured {report.created[:10]}" if report.created else ""
-    st.caption(f"{report.model_name}{created} ({loco_report.LOCO_FILE}).")
+    new_setup_section(report)
+    new_people_section(report)
+    more_results(report)
+
+
+def trained_on(config: dict) -> None:
+    """The corpora the shipped model learned from: clips per emotion."""
+    counts = config.get("training") or {}
+    if not counts:
+        return
+    rows = [{"Corpus": loco_report.CORPUS_LANGUAGES.get(name, (name, ""))[0],
+             "Language": loco_report.CORPUS_LANGUAGES.get(name, ("", ""))[1],
+             **{emotion.capitalize(): per_emotion.get(emotion, 0) for emotion in EMOTIONS},
+             "Clips": sum(per_emotion.values())} for name, per_emotion in counts.items()]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="trained_on")
 
 
 support.ensure_entrypoint()
@@ -201,21 +283,24 @@ st.title("Test results")
 reports = support.load_reports()
 if not reports.has_model:
     support.show_model_missing()
-new_setup_section(reports.directory)
+generalisation_sections(reports.directory)
 metrics = reports.metrics or {}
 if reports.front_end == front_end.WHISPER:
     st.subheader("What it was trained on")
-    st.info("The shipped model was trained on every clip of every corpus: the figures above, each "
-            "measured on a corpus left out of training, are how it does on a new recording setup.")
+    st.markdown("Every clip of every corpus below: the figures above were each measured with a model trained "
+                "the same way on all the other corpora (or people), never on the ones it was tested on.")
+    trained_on(reports.config or {})
     calibration = metrics.get("calibration") or {}
     if isinstance(calibration.get("temperature"), (int, float)):
-        adapted = calibration.get("temperature_adapted")
-        st.caption(f"Its confidences are scaled by the temperature T = {calibration['temperature']:.2f}, "
-                   f"fitted on the {calibration.get('fitted_on', 'held-out corpora')}"
-                   + (f"; once adapted to a voice, by T = {adapted:.2f}, fitted on {calibration['adapted_fitted_on']} "
-                      "(adapted, it is right more often, so it may say so more firmly)."
-                      if isinstance(adapted, (int, float)) and calibration.get("adapted_fitted_on") else "."))
-    data_split(metrics.get("split") or {}, reports.split)
+        st.caption("Its confidence figures were tuned on corpora it had not heard, so that an answer given with "
+                   "70 % confidence is right about 7 times in 10 there; after adapting to a voice they are tuned "
+                   "again, because the model is then right more often.")
+        with st.expander("How the confidence was tuned (details)"):
+            adapted = calibration.get("temperature_adapted")
+            st.markdown(f"Temperature scaling: the model's scores are divided by T = {calibration['temperature']:.2f} "
+                        f"before the softmax, T fitted on the {calibration.get('fitted_on', 'held-out corpora')}"
+                        + (f"; once adapted, by T = {adapted:.2f}, fitted on {calibration['adapted_fitted_on']}."
+                           if isinstance(adapted, (int, float)) and calibration.get("adapted_fitted_on") else "."))
     if cv_report.load_cv_reports(reports.directory):
         with st.expander("Earlier models (log-mel CNNs): cross-validation on RAVDESS speakers"):
             cross_validation_section(reports.directory, None)

@@ -192,7 +192,15 @@ def fake_loco_report() -> dict:
     return {"kind": "leave_one_corpus_out", "model_name": "whisper-base + logistic head (test)",
             "recipe": {"layers": [2, 3, 4], "head": "lr"}, "created": "2026-12-01T18:00:00Z",
             "corpora": corpora,
-            "mean": {"strict_uar": 0.48, "adapted_uar": 0.58, "strict_accuracy": 0.5, "adapted_accuracy": 0.6}}
+            "mean": {"strict_uar": 0.48, "adapted_uar": 0.58, "strict_accuracy": 0.5, "adapted_accuracy": 0.6},
+            "trained_only": ["banglaser"],
+            "speaker_cv": {
+                "ased": {"folds": 5, "speakers": 52,
+                         "all": {"clips": 1862, "strict": scores(0.83), "adapted": scores(0.85)},
+                         "common_sentences": {"sentences": ["01", "02"], "clips": 502, "strict": scores(0.61),
+                                              "adapted": scores(0.66)}},
+                "ravdess": {"folds": 5, "speakers": 20,
+                            "all": {"clips": 880, "strict": scores(0.81), "adapted": scores(0.85)}}}}
 
 
 def write_fake_artifacts(directory: Path, with_model: bool = True, with_cv: bool = True) -> Path:

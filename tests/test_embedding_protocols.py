@@ -138,3 +138,63 @@ def test_speaker_standardisation_of_training_rows_and_ridge_head():
         np.testing.assert_allclose(with_speakers[rows].mean(axis=0), 0.0, atol=1e-4)
     with pytest.raises(ValueError, match="per_corpus or adapted"):
         protocols.leave_one_corpus_out(features, labels, corpus, ridge_head(), normalisation="global", speakers=speaker)
+
+
+# ------------------------------------------------------------------------- issue 21's protocol
+
+
+def test_held_out_corpora_and_speaker_folds():
+    labels = np.array([0, 1, 2, 0, 1, 3, 4])
+    corpus = np.array(["a", "a", "a", "b", "b", "c", "c"])
+    assert protocols.held_out_corpora(labels, corpus) == ["a"]
+    assert protocols.held_out_corpora(labels, corpus, minimum=2) == ["a", "b", "c"]
+    folds = protocols.speaker_folds(["s1", "s2", "s3", "s4", "s5", "s6", "s7", "s1"], k=3, seed=1)
+    assert sorted(sum(folds, [])) == ["s1", "s2", "s3", "s4", "s5", "s6", "s7"]
+    assert sorted(map(len, folds)) == [2, 2, 3] and folds == protocols.speaker_folds(["s7", "s1", "s2", "s3", "s4",
+                                                                                       "s5", "s6"], k=3, seed=1)
+    with pytest.raises(ValueError, match="3 folds need 3 speakers"):
+        protocols.speaker_folds(["a", "b"], k=3)
+
+
+@pytest.mark.parametrize("train_norm", ["global", "corpus", "speaker"])
+def test_held_out_logits_strict_uses_nothing_of_the_test_rows(train_norm):
+    features, labels, corpus, speaker = _corpora()
+    test = corpus == "c1"
+    head = logistic_head(C=1.0)
+    scores = protocols.held_out_logits(features, labels, corpus, speaker, test, head, train_norm=train_norm)
+    assert scores["strict"].shape == scores["adapted"].shape == (int(test.sum()), 6)
+    moved = features.copy()
+    moved[test] += 3.0  # the held-out room sounds different: strict changes, adapted does not
+    again = protocols.held_out_logits(moved, labels, corpus, speaker, test, head, train_norm=train_norm)
+    assert not np.allclose(scores["strict"], again["strict"])
+    assert np.allclose(scores["adapted"], again["adapted"], atol=1e-4)
+    uar = lambda logits: np.mean([np.mean(logits[labels[test] == k].argmax(1) == k) for k in range(6)])  # noqa: E731
+    assert uar(scores["adapted"]) > 0.9 and uar(scores["adapted"]) >= uar(scores["strict"])
+
+
+def test_the_protocol_report_holds_out_corpora_and_cross_validates_speakers():
+    from ser_core.data.embedding_cache import EmbeddingSet
+    from ser_core.training.embedding_model import EmbeddingRecipe
+    from ser_core.training.whisper_run import loco_report
+
+    features, labels, corpus, speaker = _corpora(offsets=(0.0, 5.0, -4.0, 2.0), speakers=5, per_class=4)
+    corpus = np.array(["ravdess", "tess", "ased", "banglaser"])[np.char.lstrip(corpus, "c").astype(int)]
+    keep = (corpus != "banglaser") | np.isin(labels, [1, 2])  # a two-emotion corpus is trained on, never held out
+    features, labels, corpus, speaker = features[keep], labels[keep], corpus[keep], speaker[keep]
+    sentence = np.where(np.arange(len(labels)) % 4 < 2, "01", "05")  # half the ASED takes say a common sentence
+    path = np.array([f"{s}-{n}-01-01-0{sp[-1]}.opus" for s, n, sp in zip(np.array(["n1", "a5"])[labels % 2], sentence,
+                                                                          speaker)])
+    embeddings = np.repeat(features[:, None, :], 6, axis=1).astype(np.float32)  # 6 layers of the same features
+    data = EmbeddingSet(embeddings, labels, corpus, speaker, np.array([""] * len(labels)), np.array([""] * len(labels)),
+                        path)
+    report = loco_report(data, EmbeddingRecipe(layers=(1,), head="lr", C=1.0, train_norm="global"), "m")
+    assert list(report["corpora"]) == ["ased", "ravdess", "tess"] and report["trained_only"] == ["banglaser"]
+    assert report["mean"]["adapted_uar"] == pytest.approx(
+        np.mean([c["adapted"]["uar"] for c in report["corpora"].values()]), abs=1e-4)
+    assert set(report["speaker_cv"]) == {"ased", "ravdess"}
+    ased = report["speaker_cv"]["ased"]
+    assert ased["folds"] == 5 and ased["speakers"] == 5 and ased["all"]["clips"] == int((corpus == "ased").sum())
+    assert 0 < ased["common_sentences"]["clips"] < ased["all"]["clips"]
+    assert ased["common_sentences"]["sentences"] == ["01", "02"]
+    assert "common_sentences" not in report["speaker_cv"]["ravdess"]
+    assert report["speaker_cv"]["ravdess"]["all"]["strict"]["uar"] > 0.8  # known rooms, new voices

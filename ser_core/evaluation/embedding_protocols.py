@@ -32,12 +32,17 @@ from ser_core.inference.adaptation import Adaptation, AdaptationSample
 from ser_core.inference.params import EMOTIONS
 from ser_core.inference.self_training import self_train as self_trained
 
-__all__ = ["FitHead", "Normalisation", "leave_one_corpus_out", "leave_one_corpus_out_enrolled", "sample_weights",
-           "speaker_adaptation", "speaker_cross_validation", "speaker_groups", "standardise_groups", "summarise"]
+__all__ = ["FitHead", "Normalisation", "TrainNorm", "held_out_logits", "held_out_corpora", "leave_one_corpus_out", "leave_one_corpus_out_enrolled", "sample_weights",
+           "speaker_adaptation", "speaker_cross_validation", "speaker_folds", "speaker_groups", "standardise_groups",
+           "summarise"]
 
 FitHead = Callable[[np.ndarray, np.ndarray, np.ndarray], Callable[[np.ndarray], np.ndarray]]
 Normalisation = Literal["global", "per_corpus", "adapted", "adapted_speaker"]
+TrainNorm = Literal["global", "corpus", "speaker"]
 _EPS = 1e-6
+# A corpus is held out whole when it has at least this many of the six emotions: a corpus of two
+# (BanglaSER-Ext: disgust and fear) measures little more than which of two rooms it sounds like.
+MIN_HELD_OUT_EMOTIONS = 3
 
 
 def _stats(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -333,6 +338,7 @@ def leave_one_corpus_out_enrolled(
     seed: int = 0,
     speaker_norm: bool = False,
     enrol: Literal["random", "neutral"] = "random",
+    pooled_norm: bool = False,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     """Leave one corpus out, scored strict and as each held-out speaker adapts in the app.
 
@@ -345,7 +351,8 @@ def leave_one_corpus_out_enrolled(
     ``speaker_norm`` each training speaker is standardised with their own clips' statistics instead
     of their corpus's (the default statistics stay the training corpora's average). ``enrol="neutral"``
     enrols k neutral clips where the speaker has them (filled up with random ones): a user asked to
-    "just talk".
+    "just talk". With ``pooled_norm`` all training rows are standardised together, and their
+    statistics are the default (a globally standardised head).
 
     Returns
     -------
@@ -361,8 +368,10 @@ def leave_one_corpus_out_enrolled(
     for held_out in sorted(np.unique(corpus)):
         test = corpus == held_out
         train = ~test
-        default_mean, default_std = _default_stats(features, corpus, train)
+        default_mean, default_std = _stats(features[train]) if pooled_norm else _default_stats(features, corpus, train)
         groups = speaker_groups(corpus, speaker) if speaker_norm else corpus
+        if pooled_norm:
+            groups = np.zeros(len(corpus), np.int8)
         predict = fit(standardise_groups(features[train], groups[train]), labels[train],
                       sample_weights(labels[train], corpus[train], weighting))
         strict_rows = ((features[test] - default_mean) / default_std).astype(np.float32)
@@ -405,3 +414,59 @@ def summarise(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "uar": uar,
         "recall_below_50": weak,
     }
+
+
+# ---------------------------------------------------------------------------------- issue 21's protocol
+def held_out_corpora(labels: np.ndarray, corpus: np.ndarray, minimum: int = MIN_HELD_OUT_EMOTIONS) -> list[str]:
+    """The corpora with at least ``minimum`` of the six emotions, in name order: the ones held out."""
+    return [str(name) for name in sorted(np.unique(corpus)) if len(np.unique(labels[corpus == name])) >= minimum]
+
+
+def speaker_folds(speakers: Sequence[str], k: int = 5, seed: int = 0) -> list[list[str]]:
+    """``speakers`` (duplicates ignored) shuffled with ``seed`` and dealt into ``k`` folds of near-equal size."""
+    names = np.array(sorted(set(map(str, speakers))))
+    if len(names) < k:
+        raise ValueError(f"{k} folds need {k} speakers or more, got {len(names)}")
+    order = np.random.default_rng(seed).permutation(len(names))
+    return [sorted(names[part].tolist()) for part in np.array_split(order, k)]
+
+
+def held_out_logits(
+    features: np.ndarray,
+    labels: np.ndarray,
+    corpus: np.ndarray,
+    speaker: np.ndarray,
+    test: np.ndarray,
+    fit: FitHead,
+    *,
+    train_norm: TrainNorm = "speaker",
+    weighting: str = "class",
+    adapt_groups: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """One head trained on every row outside ``test``; the test rows' logits, strict and adapted.
+
+    Training rows are standardised as the recipe ships (``train_norm``: all together, each corpus,
+    or each speaker with their own statistics). Strict: the test rows with the statistics a new
+    user gets (the training rows' for ``global``, else the average of the training corpora's);
+    nothing of the test rows is used. Adapted: each group of ``adapt_groups`` among the test rows
+    (its corpus, or each speaker) with its own unlabelled statistics.
+
+    Returns
+    -------
+    dict
+        ``strict`` and ``adapted``: float64 ``(test.sum(), 6)`` logits in row order.
+    """
+    train = ~test
+    if train_norm == "global":
+        groups = np.zeros(len(features), np.int8)
+        mean, std = _stats(features[train])
+    elif train_norm in ("corpus", "speaker"):
+        groups = corpus if train_norm == "corpus" else speaker_groups(corpus, speaker)
+        mean, std = _default_stats(features, corpus, train)
+    else:
+        raise ValueError(f"train_norm must be global, corpus or speaker, got {train_norm!r}")
+    predict = fit(standardise_groups(features[train], groups[train]), labels[train],
+                  sample_weights(labels[train], corpus[train], weighting))
+    adapt_groups = corpus if adapt_groups is None else adapt_groups
+    return {"strict": np.asarray(predict(((features[test] - mean) / std).astype(np.float32)), np.float64),
+            "adapted": np.asarray(predict(standardise_groups(features[test], adapt_groups[test])), np.float64)}

@@ -1,5 +1,5 @@
-"""The leave-one-corpus-out report for the app: read ``artifacts/loco_whisper.json`` and turn it
-into plain sentences and tables. Pure functions, no Streamlit.
+"""The generalisation report for the app: read ``artifacts/loco_whisper.json`` and turn it into
+plain sentences and tables. Pure functions, no Streamlit.
 
 Each corpus was recorded in its own room, with its own microphones and its own actors, in its own
 language. Holding one corpus out of training and testing on it is the closest measurement there is
@@ -14,9 +14,16 @@ The file (written by ``train.py ... --cv corpus``)::
      "corpora": {NAME: {"clips": int, "speakers": int,
                         "strict": {"accuracy": f, "uar": f, "recall": {emotion: f or null}},
                         "adapted": {same}}},
-     "mean": {"strict_uar": f, "adapted_uar": f, "strict_accuracy": f, "adapted_accuracy": f}}
+     "mean": {"strict_uar": f, "adapted_uar": f, "strict_accuracy": f, "adapted_accuracy": f},
+     "trained_only": [NAME, ...],            # corpora trained on, never held out (too few emotions)
+     "speaker_cv": {NAME: {"folds": int, "speakers": int,
+                           "all": {"clips": int, "strict": {...}, "adapted": {...}},
+                           "common_sentences": {"sentences": [...], "clips": int, ...}}}}  # ASED only
 
-Fractions are 0-1; a null recall means the corpus has no clip of that emotion.
+Fractions are 0-1; a null recall means the corpus has no clip of that emotion. ``trained_only`` and
+``speaker_cv`` (speaker-grouped cross-validation inside a corpus, every other corpus in training;
+"adapted" there means each test speaker adapted to their own clips) are optional: older files lack
+them.
 """
 
 from __future__ import annotations
@@ -35,9 +42,9 @@ from ser_core.inference import artifacts
 from ser_core.inference.params import EMOTIONS
 
 __all__ = [
-    "CORPUS_LANGUAGES", "LOCO_COMMAND", "LOCO_FILE", "LOCO_KIND", "MISSING", "CorpusResult",
-    "LocoReport", "LocoReportError", "Scores", "corpus_table", "headline", "in_ten",
-    "load_loco_report", "parse_loco_report", "recall_table",
+    "ADAPTED", "AS_IS", "CORPUS_LANGUAGES", "LOCO_COMMAND", "LOCO_FILE", "LOCO_KIND", "MISSING", "CorpusResult",
+    "LocoReport", "LocoReportError", "Scores", "SpeakerCV", "SubsetScores", "corpus_table", "details_table", "headline",
+    "in_ten", "load_loco_report", "new_people_text", "parse_loco_report", "recall_table", "speaker_cv_table",
 ]
 
 LOGGER = logging.getLogger(__name__)
@@ -54,6 +61,9 @@ CORPUS_LANGUAGES: dict[str, tuple[str, str]] = {
     "nemo": ("nEMO", "Polish"),
     "turev": ("TurEV-DB", "Turkish"),
     "crema": ("CREMA-D", "English (American)"),
+    "ased": ("ASED", "Amharic"),
+    "casia": ("CASIA", "Mandarin"),
+    "banglaser": ("BanglaSER-Ext", "Bangla"),
 }
 
 
@@ -90,8 +100,37 @@ class CorpusResult:
 
 
 @dataclass(frozen=True)
+class SubsetScores:
+    """Some clips of a cross-validated corpus (all of them, or its common sentences), scored both ways."""
+
+    clips: int
+    strict: Scores
+    adapted: Scores | None
+    sentences: tuple[str, ...] = ()  # the common sentences' numbers, for a subset of sentences
+
+
+@dataclass(frozen=True)
+class SpeakerCV:
+    """Speaker-grouped cross-validation inside one corpus: new people, every other corpus in training."""
+
+    name: str
+    folds: int
+    speakers: int
+    all: SubsetScores
+    common_sentences: SubsetScores | None = None  # ASED: the two sentences said in every emotion
+
+    @property
+    def label(self) -> str:
+        return CORPUS_LANGUAGES.get(self.name.lower(), (self.name, ""))[0]
+
+    @property
+    def language(self) -> str:
+        return CORPUS_LANGUAGES.get(self.name.lower(), ("", "unknown"))[1]
+
+
+@dataclass(frozen=True)
 class LocoReport:
-    """The whole leave-one-corpus-out report."""
+    """The whole report: corpora held out, and the speaker cross-validations when the file has them."""
 
     model_name: str
     created: str | None
@@ -99,6 +138,11 @@ class LocoReport:
     mean: dict[str, float] = field(default_factory=dict)
     recipe: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    trained_only: list[str] = field(default_factory=list)
+    speaker_cv: list[SpeakerCV] = field(default_factory=list)
+
+    def cv(self, name: str) -> SpeakerCV | None:
+        return next((cv for cv in self.speaker_cv if cv.name == name), None)
 
     def mean_of(self, key: str) -> float | None:
         """``strict_accuracy``, ``adapted_uar``...: the file's mean, else the mean over corpora."""
@@ -193,13 +237,41 @@ def parse_loco_report(data: Any, path: Path | None = None) -> LocoReport:
     for key, value in _mapping(data.get("mean") or {}, "mean").items():
         mean[str(key)] = _fraction(value, f"mean.{key}")
     recipe = data.get("recipe")
+    trained_only = data.get("trained_only") or []
+    if not isinstance(trained_only, list):
+        raise LocoReportError(f"trained_only must be a list, got {type(trained_only).__name__}")
     return LocoReport(
         model_name=str(data.get("model_name") or "unnamed model"),
         created=str(data["created"]) if data.get("created") else None,
         corpora=corpora, mean=mean,
         recipe=dict(recipe) if isinstance(recipe, Mapping) else {},
         path=path,
+        trained_only=[str(name) for name in trained_only],
+        speaker_cv=[_speaker_cv(name, entry) for name, entry in _mapping(data.get("speaker_cv") or {},
+                                                                         "speaker_cv").items()],
     )
+
+
+def _subset(value: Any, where: str) -> SubsetScores:
+    value = _mapping(value, where)
+    adapted = value.get("adapted")
+    sentences = value.get("sentences") or []
+    if not isinstance(sentences, list):
+        raise LocoReportError(f"{where}.sentences must be a list, got {type(sentences).__name__}")
+    return SubsetScores(clips=_count(value.get("clips"), f"{where}.clips"),
+                        strict=_scores(value.get("strict"), f"{where}.strict"),
+                        adapted=None if adapted is None else _scores(adapted, f"{where}.adapted"),
+                        sentences=tuple(map(str, sentences)))
+
+
+def _speaker_cv(name: str, entry: Any) -> SpeakerCV:
+    where = f"speaker_cv.{name}"
+    entry = _mapping(entry, where)
+    common = entry.get("common_sentences")
+    return SpeakerCV(name=str(name), folds=_count(entry.get("folds"), f"{where}.folds"),
+                     speakers=_count(entry.get("speakers"), f"{where}.speakers"),
+                     all=_subset(entry.get("all"), f"{where}.all"),
+                     common_sentences=None if common is None else _subset(common, f"{where}.common_sentences"))
 
 
 def load_loco_report(directory: Path | str | None = None) -> LocoReport | None:
@@ -237,15 +309,46 @@ def in_ten(fraction: float | None) -> str:
 
 
 def headline(report: LocoReport) -> str:
-    """The one sentence a non-expert reads first."""
-    strict = report.mean_of("strict_accuracy")
-    text = (f"On a recording setup it never heard, it is right about **{in_ten(strict)} times in 10** "
-            f"({_percent_text(strict)}, strict)")
+    """The one sentence a non-expert reads first: the mean over held-out corpora of the share of each
+    emotion's clips named right (UAR), as is and after adapting."""
+    strict = report.mean_of("strict_uar")
+    text = (f"On a recording setup it never heard (new speakers, microphones and rooms, and for most corpora "
+            f"a new language), it names the right emotion for about **{in_ten(strict)} in 10** clips of each "
+            f"emotion ({_percent_text(strict)}; guessing would get about 2 in 10)")
     if report.has_adapted:
-        adapted = report.mean_of("adapted_accuracy")
-        text += (f"; after adapting to the setup with unlabelled speech, about "
+        adapted = report.mean_of("adapted_uar")
+        text += (f"; after adapting to the setup with some of its speech (no labels needed), about "
                  f"**{in_ten(adapted)} in 10** ({_percent_text(adapted)})")
-    return text + f" (averaged over {len(report.corpora)} corpora, each tested after training on the others)."
+    return text + f". This is the average over the {len(report.corpora)} corpora below, each tested after " \
+                  "training on all the others."
+
+
+def new_people_text(cv: SpeakerCV) -> str:
+    """The speaker cross-validation of ASED (or another corpus) in plain words, with the text shortcut."""
+    adapted = cv.all.adapted
+    text = (f"{cv.label}'s {cv.speakers} {cv.language} speakers were split into {cv.folds} groups; each group "
+            f"was tested by a model trained without those people (but with the other groups and every other "
+            f"corpus). It named the right emotion for about **{in_ten(cv.all.strict.uar)} in 10** clips of each "
+            f"emotion ({_percent_text(cv.all.strict.uar)})")
+    if adapted is not None:
+        text += (f", and about **{in_ten(adapted.uar)} in 10** ({_percent_text(adapted.uar)}) after adapting "
+                 "to each person's own speech")
+    text += "."
+    common = cv.common_sentences
+    if common is not None:
+        text += (f"\n\n**Careful with that figure.** Most {cv.label} sentences were always spoken with the same "
+                 "emotion, so a model that recognises the words could score well for the wrong reason. On the "
+                 f"{_count_words(len(common.sentences))} sentences everyone said in every emotion ({common.clips:,} clips), where "
+                 f"the words give nothing away, it named the right emotion for about "
+                 f"**{in_ten(common.strict.uar)} in 10** ({_percent_text(common.strict.uar)})")
+        if common.adapted is not None:
+            text += f", and **{in_ten(common.adapted.uar)} in 10** ({_percent_text(common.adapted.uar)}) adapted"
+        text += ": that is the fairer figure for a new person talking about anything."
+    return text
+
+
+def _count_words(number: int) -> str:
+    return {1: "one", 2: "two", 3: "three"}.get(number, str(number)) if number else "few"
 
 
 def _percent_text(value: float | None) -> str:
@@ -256,18 +359,54 @@ def _percent(value: float | None) -> float | None:
     return None if value is None else round(100 * value, 1)
 
 
+AS_IS = "Right, as is"
+ADAPTED = "Right, after adapting"
+
+
 def corpus_table(report: LocoReport) -> pd.DataFrame:
-    """One row per held-out corpus: who, how many, and right how often (percent)."""
+    """One row per held-out corpus: who, how many, and the share of each emotion's clips named right
+    (percent; the mean over its emotions), as is and after adapting."""
     rows = []
     for corpus in report.corpora:
         adapted = corpus.adapted
-        rows.append({
-            "Corpus": corpus.label, "Language": corpus.language, "Clips": corpus.clips,
-            "Speakers": corpus.speakers,
-            "Strict accuracy": _percent(corpus.strict.accuracy), "Strict UAR": _percent(corpus.strict.uar),
-            "Adapted accuracy": _percent(adapted.accuracy if adapted else None),
-            "Adapted UAR": _percent(adapted.uar if adapted else None),
-        })
+        rows.append({"Corpus": corpus.label, "Language": corpus.language, "Speakers": corpus.speakers,
+                     "Clips": corpus.clips, AS_IS: _percent(corpus.strict.uar),
+                     ADAPTED: _percent(adapted.uar if adapted else None)})
+    return pd.DataFrame(rows)
+
+
+def details_table(report: LocoReport) -> pd.DataFrame:
+    """The same with the experts' names and accuracy too: held-out corpora and speaker cross-validations."""
+    rows = []
+    for corpus in report.corpora:
+        rows.append({"Test": f"{corpus.label} held out", "Strict UAR": _percent(corpus.strict.uar),
+                     "Adapted UAR": _percent(corpus.adapted.uar if corpus.adapted else None),
+                     "Strict accuracy": _percent(corpus.strict.accuracy),
+                     "Adapted accuracy": _percent(corpus.adapted.accuracy if corpus.adapted else None)})
+    rows.append({"Test": "Mean over held-out corpora", "Strict UAR": _percent(report.mean_of("strict_uar")),
+                 "Adapted UAR": _percent(report.mean_of("adapted_uar")),
+                 "Strict accuracy": _percent(report.mean_of("strict_accuracy")),
+                 "Adapted accuracy": _percent(report.mean_of("adapted_accuracy"))})
+    for cv in report.speaker_cv:
+        for label, subset in (("all sentences", cv.all), ("common sentences", cv.common_sentences)):
+            if subset is None:
+                continue
+            rows.append({"Test": f"{cv.label} {cv.folds}-fold speaker CV, {label}",
+                         "Strict UAR": _percent(subset.strict.uar),
+                         "Adapted UAR": _percent(subset.adapted.uar if subset.adapted else None),
+                         "Strict accuracy": _percent(subset.strict.accuracy),
+                         "Adapted accuracy": _percent(subset.adapted.accuracy if subset.adapted else None)})
+    return pd.DataFrame(rows)
+
+
+def speaker_cv_table(cv: SpeakerCV) -> pd.DataFrame:
+    """Right how often (percent) on a corpus's new people: all sentences, and the common ones alone."""
+    rows = []
+    for label, subset in (("All sentences", cv.all), ("Sentences said in every emotion", cv.common_sentences)):
+        if subset is not None:
+            rows.append({"Clips": label, "Number": subset.clips, AS_IS: _percent(subset.strict.uar),
+                         ADAPTED: _percent(subset.adapted.uar if subset.adapted else None),
+                         "Accuracy, as is": _percent(subset.strict.accuracy)})
     return pd.DataFrame(rows)
 
 

@@ -16,10 +16,14 @@ from pathlib import Path
 
 from ser_core.inference import artifacts
 
-__all__ = ["PREVIOUS_DIR", "SERVED_FILES", "publish", "restore_previous"]
+__all__ = ["MODEL_FILES", "PREVIOUS_DIR", "REPORT_FILES", "SERVED_FILES", "publish", "restore_previous"]
 
-SERVED_FILES = (artifacts.MODEL_FILE, artifacts.CONFIG_FILE, artifacts.METRICS_FILE, artifacts.HISTORY_FILE,
-                artifacts.SPLIT_FILE)
+MODEL_FILES = (artifacts.MODEL_FILE, artifacts.CONFIG_FILE, artifacts.METRICS_FILE, artifacts.HISTORY_FILE,
+               artifacts.SPLIT_FILE)
+# A model's own reports, served with it when its run wrote them; a model without one removes the last
+# model's (it would describe another model), which moves to previous/ with that model.
+REPORT_FILES = ("loco_whisper.json",)
+SERVED_FILES = MODEL_FILES + REPORT_FILES
 PREVIOUS_DIR = "previous"
 
 
@@ -30,17 +34,19 @@ def publish(run_artifacts: Path, served: Path) -> None:
     Parameters
     ----------
     run_artifacts : Path
-        A finished run's ``<run-dir>/artifacts`` with every file of ``SERVED_FILES``.
+        A finished run's ``<run-dir>/artifacts`` with every file of ``MODEL_FILES`` (and those of
+        ``REPORT_FILES`` it wrote).
     served : Path
         The folder the app reads (``artifacts/``); created when missing.
     """
-    missing = [name for name in SERVED_FILES if not (run_artifacts / name).is_file()]
+    missing = [name for name in MODEL_FILES if not (run_artifacts / name).is_file()]
     if missing:
         raise FileNotFoundError(f"{run_artifacts} lacks {', '.join(missing)}: the run did not finish")
     served.mkdir(parents=True, exist_ok=True)
     incoming = _fresh(served / f".incoming-{os.getpid()}")
     for name in SERVED_FILES:
-        shutil.copy2(run_artifacts / name, incoming / name)
+        if (run_artifacts / name).is_file():
+            shutil.copy2(run_artifacts / name, incoming / name)
     _swap(served, incoming)
 
 
