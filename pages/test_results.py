@@ -206,8 +206,8 @@ def new_people_section(report) -> None:
     if ased is None:
         return
     st.subheader("New people, each in their own room")
-    st.markdown("ASED's speakers recorded themselves where and when they chose: many rooms and devices, the "
-                "case closest to yours. " + loco_report.new_people_text(ased))
+    st.markdown("The people in this test recorded themselves where and when they chose: many rooms and devices, "
+                "the case closest to yours. " + loco_report.new_people_text(ased))
     st.dataframe(loco_report.speaker_cv_table(ased), hide_index=True, key="cv_ased",
                  column_config={name: st.column_config.NumberColumn(name, format=PERCENT)
                                 for name in (loco_report.AS_IS, loco_report.ADAPTED, "Accuracy, as is")})
@@ -276,6 +276,16 @@ def trained_on(config: dict) -> None:
              **{emotion.capitalize(): per_emotion.get(emotion, 0) for emotion in EMOTIONS},
              "Clips": sum(per_emotion.values())} for name, per_emotion in counts.items()]
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="trained_on")
+    notes = []
+    if "turev" in counts and (config.get("recipe") or {}).get("calm_as") == "neutral":
+        notes.append("TurEV-DB's *calm* clips are counted as neutral")
+    skipped = [loco_report.CORPUS_LANGUAGES.get(name, (name, ""))[0]
+               for name in (config.get("recipe") or {}).get("skip_corpora") or []]
+    if skipped:
+        notes.append(f"{', '.join(skipped)} was left out: with it in training, the tests above came out about a point "
+                     "worse (it holds only two emotions, recorded on its own devices)")
+    if notes:
+        st.caption("; ".join(notes) + ".")
 
 
 support.ensure_entrypoint()

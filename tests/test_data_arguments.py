@@ -154,7 +154,10 @@ def test_corpora_without_a_kaggle_copy_say_what_to_pass(offline, name):
     assert offline == []
 
 
-def test_no_data_option_downloads_the_default_corpora(offline):
+def test_no_data_option_downloads_the_default_corpora(offline, monkeypatch, tmp_path):
+    from ser_core.data import registry
+
+    monkeypatch.setattr(registry, "LOCAL_DATA", tmp_path)  # no local copies
     assert DEFAULT_CORPORA == ("ravdess", "crema")
     with pytest.raises(DataUnavailableError, match="--data ravdess=DIR"):
         clips_from_arguments(_parser().parse_args([]))

@@ -413,8 +413,10 @@ def test_train_py_whisper_path_end_to_end_with_a_fake_encoder(encoder, tmp_path,
     audio_factory.make_tess(data / "tess", seconds=0.5)
     audio_factory.make_nemo(data / "nemo", seconds=0.5)
     audio_factory.make_turev(data / "turev", seconds=0.5)
+    audio_factory.make_banglaser(data / "banglaser", seconds=0.5)  # read, then left out by the recipe
     served = tmp_path / "artifacts"
-    common = ["--front-end", "whisper", "--data", *(f"{name}={data / name}" for name in ("tess", "nemo", "turev")),
+    common = ["--front-end", "whisper", "--data",
+              *(f"{name}={data / name}" for name in ("tess", "nemo", "turev", "banglaser")),
               "--workers", "1", "--cache-dir", str(tmp_path / "cache"), "--artifacts", str(served),
               "--run-dir", str(tmp_path / "run")]
     assert run_train([*common, "--cv", "corpus"]) == 0
@@ -425,6 +427,9 @@ def test_train_py_whisper_path_end_to_end_with_a_fake_encoder(encoder, tmp_path,
 
     assert run_train(common) == 0
     config = json.loads((served / "config.json").read_text())
+    assert set(config["training"]) == {"tess", "nemo", "turev"} and "banglaser" not in config["data"]
+    served_report = json.loads((served / "loco_whisper.json").read_text())  # the model's own, served with it
+    assert served_report["model_name"] == config["model_name"] and "speaker_cv" in served_report
     assert config["kind"] == WHISPER_KIND and config["recipe"]["layers"] == [1, 2, 3, 4]
     assert config["recipe"]["calm_as"] == "neutral" and config["model_name"].startswith("Whisper base")
     assert json.loads((served / "metrics.json").read_text())["split"]["test"]["clips"] == 0

@@ -312,9 +312,9 @@ def headline(report: LocoReport) -> str:
     """The one sentence a non-expert reads first: the mean over held-out corpora of the share of each
     emotion's clips named right (UAR), as is and after adapting."""
     strict = report.mean_of("strict_uar")
-    text = (f"On a recording setup it never heard (new speakers, microphones and rooms, and for most corpora "
-            f"a new language), it names the right emotion for about **{in_ten(strict)} in 10** clips of each "
-            f"emotion ({_percent_text(strict)}; guessing would get about 2 in 10)")
+    text = (f"Tested on recordings unlike any it learned from (new speakers, microphones and rooms, and for most "
+            f"corpora a new language), it names the right emotion for about **{in_ten(strict)} in 10** clips of "
+            f"each emotion ({_percent_text(strict)}; guessing would get about 2 in 10)")
     if report.has_adapted:
         adapted = report.mean_of("adapted_uar")
         text += (f"; after adapting to the setup with some of its speech (no labels needed), about "
@@ -404,7 +404,7 @@ def speaker_cv_table(cv: SpeakerCV) -> pd.DataFrame:
     rows = []
     for label, subset in (("All sentences", cv.all), ("Sentences said in every emotion", cv.common_sentences)):
         if subset is not None:
-            rows.append({"Clips": label, "Number": subset.clips, AS_IS: _percent(subset.strict.uar),
+            rows.append({"Which clips": label, "Clips": subset.clips, AS_IS: _percent(subset.strict.uar),
                          ADAPTED: _percent(subset.adapted.uar if subset.adapted else None),
                          "Accuracy, as is": _percent(subset.strict.accuracy)})
     return pd.DataFrame(rows)

@@ -22,7 +22,8 @@ HISTORY_FILE = "history.json"
 SPLIT_FILE = "split.csv"
 
 TRAIN_COMMAND = ("python train.py --data ravdess=../shared/data/ravdess tess=../shared/data/tess "
-                 "nemo=../shared/data/nemo turev=../shared/data/turev")
+                 "nemo=../shared/data/nemo turev=../shared/data/turev ased=../shared/data/ased "
+                 "casia=../shared/data/casia banglaser=../shared/data/banglaser_ext")
 WHISPER_KIND = "whisper_embedding_head"  # config.json "kind" of the Whisper embedding model
 
 
