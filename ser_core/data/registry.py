@@ -9,6 +9,7 @@ never mixes two corpora's speakers.
 from __future__ import annotations
 
 import logging
+import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,7 +122,7 @@ def default_sources(local_data: Path | None = None) -> dict[str, Path | None]:
         :data:`CORPORA` order; when none is found, :data:`DEFAULT_CORPORA` -> None (download them).
     """
     local_data = LOCAL_DATA if local_data is None else Path(local_data)
-    found = {name: local_data / corpus.local_folder for name, corpus in CORPORA.items()
+    found = {name: _relative(local_data / corpus.local_folder) for name, corpus in CORPORA.items()
              if (local_data / corpus.local_folder).is_dir()}
     if found:
         log.info("no --data given: reading every corpus found in %s (%s)", local_data, ", ".join(found))
@@ -129,6 +130,15 @@ def default_sources(local_data: Path | None = None) -> dict[str, Path | None]:
     log.info("no --data given and no local copies in %s: downloading %s with kagglehub", local_data,
              " and ".join(DEFAULT_CORPORA))
     return dict.fromkeys(DEFAULT_CORPORA)
+
+
+def _relative(folder: Path) -> Path:
+    """``folder`` as seen from the working directory (``../shared/data/tess``), so that the paths a run
+    records (split.csv) do not carry this machine's absolute layout; as it is on another drive."""
+    try:
+        return Path(os.path.relpath(folder))
+    except ValueError:
+        return folder
 
 
 def gather_corpora(sources: dict[str, str | Path | None], *, auxiliary: bool = False,
