@@ -27,10 +27,12 @@ from ser_core.training import whisper_run
 from ser_core.training.embedding_model import SHIPPED_RECIPE, EmbeddingRecipe
 
 HEADS = {
-    "ridge_speaker": dataclasses.replace(SHIPPED_RECIPE, head="ridge", alpha=3000.0, train_norm="speaker", skip_corpora=()),
+    "ridge_speaker": dataclasses.replace(SHIPPED_RECIPE, head="ridge", alpha=3000.0, train_norm="speaker",
+                                         skip_corpora=()),
     "lr_global": EmbeddingRecipe(head="lr", C=0.1, train_norm="global"),
     "lr_corpus": EmbeddingRecipe(head="lr", C=0.1, train_norm="corpus"),
-    "ridge_global": dataclasses.replace(SHIPPED_RECIPE, head="ridge", alpha=3000.0, train_norm="global", skip_corpora=()),
+    "ridge_global": dataclasses.replace(SHIPPED_RECIPE, head="ridge", alpha=3000.0, train_norm="global",
+                                        skip_corpora=()),
 }
 
 
@@ -52,7 +54,8 @@ def line(name: str, report: dict) -> str:
              f"{100 * report['mean']['adapted_uar']:.1f} | {corpora}"]
     if "ased" in cv:
         ased = cv["ased"]
-        parts.append(f"ASED CV UAR all {100 * ased['all']['strict']['uar']:.1f}/{100 * ased['all']['adapted']['uar']:.1f}"
+        parts.append(f"ASED CV UAR all {100 * ased['all']['strict']['uar']:.1f}/"
+                     f"{100 * ased['all']['adapted']['uar']:.1f}"
                      f" common {100 * ased['common_sentences']['strict']['uar']:.1f}/"
                      f"{100 * ased['common_sentences']['adapted']['uar']:.1f}")
     if "ravdess" in cv:

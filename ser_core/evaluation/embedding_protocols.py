@@ -32,7 +32,8 @@ from ser_core.inference.adaptation import Adaptation, AdaptationSample
 from ser_core.inference.params import EMOTIONS
 from ser_core.inference.self_training import self_train as self_trained
 
-__all__ = ["FitHead", "Normalisation", "TrainNorm", "held_out_logits", "held_out_corpora", "leave_one_corpus_out", "leave_one_corpus_out_enrolled", "sample_weights",
+__all__ = ["FitHead", "Normalisation", "TrainNorm", "held_out_logits", "held_out_corpora",
+           "leave_one_corpus_out", "leave_one_corpus_out_enrolled", "sample_weights",
            "speaker_adaptation", "speaker_cross_validation", "speaker_folds", "speaker_groups", "standardise_groups",
            "summarise"]
 

@@ -42,7 +42,7 @@ from ser_core.inference import artifacts
 from ser_core.inference.params import EMOTIONS
 
 __all__ = [
-    "ADAPTED", "AS_IS", "CORPUS_LANGUAGES", "LOCO_COMMAND", "LOCO_FILE", "LOCO_KIND", "MISSING", "CorpusResult",
+    "ADAPTED", "ALL_CLIPS", "AS_IS", "CORPUS_LANGUAGES", "LOCO_COMMAND", "LOCO_FILE", "LOCO_KIND", "MISSING", "CorpusResult",
     "LocoReport", "LocoReportError", "Scores", "SpeakerCV", "SubsetScores", "corpus_table", "details_table", "headline",
     "in_ten", "load_loco_report", "new_people_text", "parse_loco_report", "recall_table", "speaker_cv_table",
 ]
@@ -319,8 +319,8 @@ def headline(report: LocoReport) -> str:
         adapted = report.mean_of("adapted_uar")
         text += (f"; after adapting to the setup with some of its speech (no labels needed), about "
                  f"**{in_ten(adapted)} in 10** ({_percent_text(adapted)})")
-    return text + f". This is the average over the {len(report.corpora)} corpora below, each tested after " \
-                  "training on all the others."
+    corpora = _count_words(len(report.corpora))
+    return text + f". This is the average over the {corpora} corpora below, each tested after training on all the others."
 
 
 def new_people_text(cv: SpeakerCV) -> str:
@@ -338,7 +338,8 @@ def new_people_text(cv: SpeakerCV) -> str:
     if common is not None:
         text += (f"\n\n**Careful with that figure.** Most {cv.label} sentences were always spoken with the same "
                  "emotion, so a model that recognises the words could score well for the wrong reason. On the "
-                 f"{_count_words(len(common.sentences))} sentences everyone said in every emotion ({common.clips:,} clips), where "
+                 f"{_count_words(len(common.sentences))} sentences everyone said in every emotion "
+                 f"({common.clips:,} clips), where "
                  f"the words give nothing away, it named the right emotion for about "
                  f"**{in_ten(common.strict.uar)} in 10** ({_percent_text(common.strict.uar)})")
         if common.adapted is not None:
@@ -348,7 +349,8 @@ def new_people_text(cv: SpeakerCV) -> str:
 
 
 def _count_words(number: int) -> str:
-    return {1: "one", 2: "two", 3: "three"}.get(number, str(number)) if number else "few"
+    words = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
+    return words.get(number, str(number)) if number else "few"
 
 
 def _percent_text(value: float | None) -> str:
@@ -361,6 +363,7 @@ def _percent(value: float | None) -> float | None:
 
 AS_IS = "Right, as is"
 ADAPTED = "Right, after adapting"
+ALL_CLIPS = "Of all clips, as is"  # accuracy: every clip counts once, whatever its emotion
 
 
 def corpus_table(report: LocoReport) -> pd.DataFrame:
@@ -406,7 +409,7 @@ def speaker_cv_table(cv: SpeakerCV) -> pd.DataFrame:
         if subset is not None:
             rows.append({"Which clips": label, "Clips": subset.clips, AS_IS: _percent(subset.strict.uar),
                          ADAPTED: _percent(subset.adapted.uar if subset.adapted else None),
-                         "Accuracy, as is": _percent(subset.strict.accuracy)})
+                         ALL_CLIPS: _percent(subset.strict.accuracy)})
     return pd.DataFrame(rows)
 
 

@@ -130,9 +130,10 @@ def loco_report(data: EmbeddingSet, recipe: EmbeddingRecipe, name: str, seed: in
         test = data.corpus == corpus
         logits = protocols.held_out_logits(features, data.labels, data.corpus, data.speaker, test, fit,
                                            train_norm=recipe.train_norm, weighting=recipe.weighting)
+        figures = {protocol: _figures(classification_report(data.labels[test], scores.argmax(axis=1)))
+                   for protocol, scores in logits.items()}
         per_corpus[str(corpus)] = {"clips": int(test.sum()), "speakers": int(len(np.unique(data.speaker[test]))),
-                                   **{protocol: _figures(classification_report(data.labels[test], scores.argmax(axis=1)))
-                                      for protocol, scores in logits.items()}}
+                                   **figures}
     mean = {f"{protocol}_{figure}": round(float(np.mean([c[protocol][figure] for c in per_corpus.values()])), 4)
             for figure in ("uar", "accuracy") for protocol in ("strict", "adapted")}
     speaker_cv = {corpus: _speaker_cv(data, features, corpus, fit, recipe, seed) for corpus in SPEAKER_CV_CORPORA
