@@ -541,8 +541,8 @@ def test_uploader_takes_any_file_and_states_formats_and_limits(
     "name, data, message",
     [
         ("big.wav", b"RIFF" + b"\x00" * (26 * 1024 * 1024), "25 mb"),
-        ("notes.aiff", b"plain text, not audio" * 20, "wav, flac, mp3, ogg, m4a or webm"),
-        ("README", b"plain text, not audio" * 20, "wav, flac, mp3, ogg, m4a or webm"),
+        ("notes.aiff", b"plain text, not audio" * 20, "wav, flac, mp3, ogg, opus, oga, m4a or webm"),
+        ("README", b"plain text, not audio" * 20, "wav, flac, mp3, ogg, opus, oga, m4a or webm"),
         ("empty.wav", b"", "empty"),
     ],
     ids=["over-size", "wrong-extension", "no-extension", "empty"],

@@ -322,7 +322,7 @@ def test_rejected_upload_reason_is_on_the_page(page, server: str, tmp_path: Path
     page.goto(f"{server}/")
     wait_for_app(page)
     page.get_by_role("tab", name=re.compile("Upload")).click()
-    page.get_by_text(re.compile(r"Accepted: wav, flac, mp3, ogg, m4a or webm.*up to 60 s and 25 MB")).wait_for()
+    page.get_by_text(re.compile(r"Accepted: wav, flac, mp3, ogg, opus, oga, m4a or webm.*up to 60 s and 25 MB")).wait_for()
     page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(path))
     page.locator("[data-testid='stAlertContainer']").filter(has_text=reason).wait_for(timeout=60_000)
     wait_for_app(page)

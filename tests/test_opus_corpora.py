@@ -180,3 +180,19 @@ def test_real_ased_common_sentences_are_said_in_every_emotion(real_corpus):
         assert emotions == {"angry", "fear", "happy", "neutral", "sad"}
     common = sum(is_common_sentence(c.path) for c in clips)
     assert common == 1862 - 5 * 5 * 54  # sentences 03-07: 54 clips each per emotion
+
+
+# ------------------------------------------------------------------------------------------ the app's intake
+
+
+@pytest.mark.parametrize("suffix", [".opus", ".oga"])
+def test_the_uploader_reads_a_voice_note(tmp_path, suffix):
+    from types import SimpleNamespace
+
+    from ser_core.app import intake
+
+    path = write_audio(tmp_path / f"note{suffix}", tone(300, 2.0, 48_000), 48_000)
+    assert suffix.lstrip(".") in intake.FORMATS_TEXT
+    assert intake.probe_duration(path.read_bytes()) == pytest.approx(2.0, abs=0.1)
+    wave = intake.decode_bytes(path.name, path.read_bytes(), 16_000, SimpleNamespace(max_seconds=60, max_bytes=10**7))
+    assert wave.dtype == np.float32 and wave.size == pytest.approx(32_000, abs=0.12 * 16_000)
