@@ -8,18 +8,25 @@ speech region for the timeline, no second pass) and the Whisper log-mel of the s
 heard. The frames are kept summed over bins of :data:`BIN_FRAMES` (0.1 s), which is all the
 timeline needs and a fifth of the memory. It lives apart from ``embedding`` because that module's
 source is part of the embedding cache key.
+
+The encoder stops after the highest layer the head reads (:func:`serving_encoder`): the blocks
+above it cannot change the layers below, so the answer is the same for less work; the pooled
+embedding then has rows ``0..max(layers)`` only.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
 from ser_core.inference import embedding, speech
 from ser_core.inference.params import EmbeddingParams
+from ser_core.inference.whisper_encoder import WhisperEncoder
 
-__all__ = ["BIN_FRAMES", "FRAME_SAMPLES", "EmbeddedSpeech", "embed_speech", "pooled_statistics", "segment_frames"]
+__all__ = ["BIN_FRAMES", "FRAME_SAMPLES", "EmbeddedSpeech", "embed_speech", "front_end_encoder", "pooled_statistics",
+           "segment_frames", "serving_encoder"]
 
 # One encoder output frame: two 10 ms mel hops (the encoder's second convolution has stride 2).
 FRAME_SAMPLES = 320
@@ -33,7 +40,9 @@ class EmbeddedSpeech:
     Attributes
     ----------
     pooled : np.ndarray
-        ``(n_layers + 1, 2 * width)``, identical to ``embed_waveform(wave, params).pooled``.
+        ``(n_blocks + 1, 2 * width)``: the first ``n_blocks + 1`` rows of
+        ``embed_waveform(wave, params).pooled``, ``n_blocks`` the blocks the encoder ran
+        (``max(layers)`` with the default encoder).
     bin_sums : np.ndarray
         float32 ``(n_bins, len(layers), width)``: the chosen layers' encoder frames summed per bin of
         :data:`BIN_FRAMES` frames, in order (a segment's last bin may hold fewer).
@@ -62,6 +71,40 @@ class EmbeddedSpeech:
     regions: speech.SpeechRegions
     stream_regions: list[tuple[int, int, int, int]]
     stream_samples: int
+
+
+@lru_cache(maxsize=4)
+def front_end_encoder(params: EmbeddingParams) -> WhisperEncoder:
+    """The encoder ``params`` names, all its blocks, in ``params.encoder_precision``: what training embeds with.
+
+    Use it as ``embed_waveform(wave, params, encoder=front_end_encoder(params))``; loaded once per process.
+    """
+    full = embedding.load_encoder(params.model, params.weights_sha256)
+    return full if params.encoder_precision == "float32" else full.variant(precision=params.encoder_precision)
+
+
+@lru_cache(maxsize=4)
+def serving_encoder(params: EmbeddingParams, layers: tuple[int, ...]) -> WhisperEncoder:
+    """The encoder a head reading ``layers`` needs: ``params.encoder_precision``, stopping after ``max(layers)``.
+
+    Parameters
+    ----------
+    params : EmbeddingParams
+        The model's front end (its ``config.json``).
+    layers : tuple of int
+        The head's ``recipe.layers`` (0 = the convolutional stem, 1..n = blocks).
+
+    Returns
+    -------
+    WhisperEncoder
+        Its hidden states equal :func:`front_end_encoder`'s first ``max(layers) + 1`` (bit for bit in
+        float32); loaded once per process.
+    """
+    full = embedding.load_encoder(params.model, params.weights_sha256)
+    n_blocks = max(1, max(layers))
+    if n_blocks > full.n_layers:
+        raise ValueError(f"layers {layers} outside 0..{full.n_layers} of Whisper {params.model}")
+    return full.variant(n_blocks=n_blocks, precision=params.encoder_precision)
 
 
 def _stream_regions(regions: speech.SpeechRegions, total: int, gap: int) -> list[tuple[int, int, int, int]]:
@@ -122,7 +165,8 @@ def embed_speech(wave: np.ndarray, params: EmbeddingParams, layers: tuple[int, .
     squares : bool
         Also keep the binned squares (for heads that read frame standard deviations).
     encoder : WhisperEncoder, optional
-        Anything with ``log_mel(audio, sr)`` and ``forward(mel)``; default the cached encoder.
+        Anything with ``log_mel(audio, sr)`` and ``forward(mel, n_blocks)``; default
+        :func:`serving_encoder` of ``params`` and ``layers``. It runs ``max(layers)`` blocks (at least 1).
 
     Returns
     -------
@@ -134,14 +178,15 @@ def embed_speech(wave: np.ndarray, params: EmbeddingParams, layers: tuple[int, .
     --------
     >>> result = embed_speech(wave, EmbeddingParams(), (1, 2, 3, 4))  # doctest: +SKIP
     >>> result.pooled.shape, result.bin_sums.shape[1:]  # doctest: +SKIP
-    ((7, 1024), (4, 512))
+    ((5, 1024), (4, 512))
     """
     wave = np.asarray(wave, dtype=np.float32)
     if wave.ndim != 1:
         raise ValueError(f"expected a mono waveform (1-D), got shape {wave.shape}")
     if len(wave) < params.sample_rate // 10:
         raise ValueError(f"need at least 0.1 s of audio, got {len(wave) / params.sample_rate:.3f} s")
-    encoder = encoder or embedding.load_encoder(params.model, params.weights_sha256)
+    encoder = encoder or serving_encoder(params, tuple(layers))
+    n_blocks = max(1, max(layers))
     # embedding.speech_part, step by step, keeping the regions for the timeline.
     if params.vad:
         regions = speech.detect_speech(embedding._vad_input(wave, params), params.sample_rate)
@@ -166,7 +211,7 @@ def embed_speech(wave: np.ndarray, params: EmbeddingParams, layers: tuple[int, .
     sums, squared, counts, starts, mels = [], [], [], [], []
     for segment in embedding._segments(kept, params):
         mel = encoder.log_mel(segment, sr=params.sample_rate)
-        hidden = encoder.forward(mel).hidden_states
+        hidden = encoder.forward(mel, n_blocks).hidden_states
         layer_sums, layer_squares, bin_sums, bin_squares, bin_counts, bin_starts = segment_frames(
             hidden, layers, offset, squares)
         total = layer_sums if total is None else total + layer_sums
