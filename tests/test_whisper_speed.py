@@ -147,12 +147,31 @@ def test_the_precision_is_part_of_the_front_end_record():
 
 
 def test_a_models_config_chooses_its_encoder(tiny_as_pinned, onnx_cache):
-    config = {"front_end": EmbeddingParams(encoder_precision="int8").to_dict(), "recipe": {"layers": [1, 2]}}
-    served = artifacts.load_whisper_encoder(config)
-    assert (served.precision, served.n_blocks) == ("int8", 2)
-    config["front_end"]["encoder_precision"] = "float32"
+    config = {"front_end": EmbeddingParams().to_dict(), "recipe": {"layers": [1, 2]}}
+    served = artifacts.load_whisper_encoder(config)  # nothing said: the serving default
+    assert (served.precision, served.n_blocks) == (whisper_front.DEFAULT_SERVING_PRECISION, 2)
+    config["serving"] = {"encoder_precision": "float32"}  # int8 off
     served = artifacts.load_whisper_encoder(config)
     assert (served.precision, served.n_blocks) == ("float32", 2)
+    config["serving"] = {"encoder_precision": "int8"}
+    assert artifacts.load_whisper_encoder(config).precision == "int8"
+    config["serving"] = {"encoder_precision": "float16"}
+    with pytest.raises(artifacts.ModelNotFoundError, match="float16"):
+        artifacts.load_whisper_encoder(config)
+    trained_in_int8 = {"front_end": EmbeddingParams(encoder_precision="int8").to_dict(), "recipe": {"layers": [2]}}
+    assert whisper_front.serving_precision(trained_in_int8) == "int8"
+
+
+def test_without_a_usable_int8_graph_the_model_is_served_in_float32(tiny_as_pinned, monkeypatch, caplog):
+    def unavailable(*args, **kwargs):
+        raise ImportError("No module named 'onnx'")
+
+    monkeypatch.setattr(whisper_int8, "int8_blocks", unavailable)
+    config = {"front_end": EmbeddingParams().to_dict(), "recipe": {"layers": [1, 2]},
+              "serving": {"encoder_precision": "int8"}}
+    served = artifacts.load_whisper_encoder(config)
+    assert (served.precision, served.n_blocks) == ("float32", 2)
+    assert "serving float32" in caplog.text
 
 
 def test_int8_embeddings_are_cached_apart_and_computed_in_int8(tiny_as_pinned, onnx_cache, tmp_path):
@@ -195,6 +214,7 @@ def test_the_shipped_model_answers_the_same_with_the_early_stop(real_predictor):
 
     full = embedding.load_encoder(real_predictor.front_end.model, real_predictor.front_end.weights_sha256)
     assert real_predictor._encoder.n_blocks == max(real_predictor.layers) < full.n_layers
+    assert real_predictor._encoder.precision == whisper_front.serving_precision(real_predictor.config)
 
     class AllBlocks:  # the encoder as served before: every block, whatever the head reads
         log_mel = staticmethod(full.log_mel)
@@ -202,8 +222,9 @@ def test_the_shipped_model_answers_the_same_with_the_early_stop(real_predictor):
         def forward(self, mel, n_blocks=None):
             return full.forward(mel)
 
+    stopped = full.variant(n_blocks=max(real_predictor.layers))
     before = Predictor(real_predictor.model, real_predictor.config, encoder=AllBlocks()).predict_file(str(REAL_CLIP))
-    after = real_predictor.predict_file(str(REAL_CLIP))
+    after = Predictor(real_predictor.model, real_predictor.config, encoder=stopped).predict_file(str(REAL_CLIP))
     assert after.probabilities == before.probabilities
     assert [w.probabilities for w in after.windows] == [w.probabilities for w in before.windows]
 
@@ -220,6 +241,6 @@ def test_the_real_int8_encoder_is_close_to_float32_on_a_clip(real_predictor, onn
     for layer in range(1, 5):
         assert _relative(hidden[layer].mean(axis=0), reference[layer].mean(axis=0)) < 0.04
     int8 = Predictor(real_predictor.model, real_predictor.config, encoder=quantised).predict_file(str(REAL_CLIP))
-    float32 = real_predictor.predict_file(str(REAL_CLIP))
+    float32 = Predictor(real_predictor.model, real_predictor.config, encoder=full).predict_file(str(REAL_CLIP))
     gap = max(abs(int8.probabilities[e] - float32.probabilities[e]) for e in float32.probabilities)
     assert gap < 0.05

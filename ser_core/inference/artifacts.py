@@ -155,7 +155,8 @@ def load_model_and_config(directory: Path):
 
 def load_whisper_encoder(config: dict[str, Any]):
     """The Whisper encoder a Whisper model's config names, loaded once per process (SHA-256 checked):
-    its ``front_end.encoder_precision``, stopping after the highest of its ``recipe.layers``.
+    stopping after the highest of its ``recipe.layers``, its blocks in int8 or float32 as
+    ``whisper_front.serving_precision`` reads the config.
 
     Raises
     ------
@@ -163,12 +164,12 @@ def load_whisper_encoder(config: dict[str, Any]):
         The encoder weights are not on this machine, or are not the pinned ones.
     """
     from ser_core.inference.params import EmbeddingParams
-    from ser_core.inference.whisper_front import serving_encoder
+    from ser_core.inference.whisper_front import model_encoder
     from ser_core.inference.whisper_weights import WhisperWeightsError
 
     front_end = EmbeddingParams.from_dict(config["front_end"])
     try:
-        return serving_encoder(front_end, tuple(int(layer) for layer in config["recipe"]["layers"]))
+        return model_encoder(config)
     except (WhisperWeightsError, ValueError, OSError) as error:
         raise ModelNotFoundError(
             f"The model needs the Whisper {front_end.model} encoder weights, which are not usable here: {error}"

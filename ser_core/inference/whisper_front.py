@@ -16,6 +16,7 @@ embedding then has rows ``0..max(layers)`` only.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -25,12 +26,19 @@ from ser_core.inference import embedding, speech
 from ser_core.inference.params import EmbeddingParams
 from ser_core.inference.whisper_encoder import WhisperEncoder
 
-__all__ = ["BIN_FRAMES", "FRAME_SAMPLES", "EmbeddedSpeech", "embed_speech", "front_end_encoder", "pooled_statistics",
-           "segment_frames", "serving_encoder"]
+__all__ = ["BIN_FRAMES", "DEFAULT_SERVING_PRECISION", "FRAME_SAMPLES", "EmbeddedSpeech", "embed_speech",
+           "front_end_encoder", "model_encoder", "pooled_statistics", "segment_frames", "serving_encoder", "serving_precision"]
+
+log = logging.getLogger(__name__)
 
 # One encoder output frame: two 10 ms mel hops (the encoder's second convolution has stride 2).
 FRAME_SAMPLES = 320
 BIN_FRAMES = 5  # 0.1 s: the timeline's resolution
+# A model whose config does not say how to serve its encoder runs the blocks in int8 (its training
+# embeddings may be float32): the shipped recipe's leave-one-corpus-out UAR moved by -0.02 points
+# strict and -0.37 adapted with the held-out corpus embedded in int8 (docs/experiments.md, S1-S3),
+# and a 3 s clip's encoder pass took a quarter of the float32 time (benchmarks/latency.py).
+DEFAULT_SERVING_PRECISION = "int8"
 
 
 @dataclass(frozen=True)
@@ -83,9 +91,25 @@ def front_end_encoder(params: EmbeddingParams) -> WhisperEncoder:
     return full if params.encoder_precision == "float32" else full.variant(precision=params.encoder_precision)
 
 
+def serving_precision(config: dict) -> str:
+    """How a Whisper model's config says to run its encoder's blocks: "float32" or "int8".
+
+    ``config["serving"]["encoder_precision"]`` when set (``"float32"`` turns int8 off); else "int8"
+    for a model trained on int8 embeddings (``front_end.encoder_precision``); else
+    :data:`DEFAULT_SERVING_PRECISION`.
+    """
+    chosen = (config.get("serving") or {}).get("encoder_precision")
+    if chosen is None:
+        trained = (config.get("front_end") or {}).get("encoder_precision", "float32")
+        chosen = "int8" if trained == "int8" else DEFAULT_SERVING_PRECISION
+    if chosen not in ("float32", "int8"):
+        raise ValueError(f"serving.encoder_precision must be 'float32' or 'int8', got {chosen!r}")
+    return chosen
+
+
 @lru_cache(maxsize=4)
-def serving_encoder(params: EmbeddingParams, layers: tuple[int, ...]) -> WhisperEncoder:
-    """The encoder a head reading ``layers`` needs: ``params.encoder_precision``, stopping after ``max(layers)``.
+def serving_encoder(params: EmbeddingParams, layers: tuple[int, ...], precision: str | None = None) -> WhisperEncoder:
+    """The encoder a head reading ``layers`` needs: stopping after ``max(layers)``, in ``precision``.
 
     Parameters
     ----------
@@ -93,18 +117,44 @@ def serving_encoder(params: EmbeddingParams, layers: tuple[int, ...]) -> Whisper
         The model's front end (its ``config.json``).
     layers : tuple of int
         The head's ``recipe.layers`` (0 = the convolutional stem, 1..n = blocks).
+    precision : {"float32", "int8"}, optional
+        Default ``params.encoder_precision`` (a model's config chooses with :func:`serving_precision`).
 
     Returns
     -------
     WhisperEncoder
-        Its hidden states equal :func:`front_end_encoder`'s first ``max(layers) + 1`` (bit for bit in
-        float32); loaded once per process.
+        In float32 its hidden states equal :func:`front_end_encoder`'s first ``max(layers) + 1`` bit
+        for bit; loaded once per process.
     """
     full = embedding.load_encoder(params.model, params.weights_sha256)
     n_blocks = max(1, max(layers))
     if n_blocks > full.n_layers:
         raise ValueError(f"layers {layers} outside 0..{full.n_layers} of Whisper {params.model}")
-    return full.variant(n_blocks=n_blocks, precision=params.encoder_precision)
+    return full.variant(n_blocks=n_blocks, precision=precision or params.encoder_precision)
+
+
+def model_encoder(config: dict) -> WhisperEncoder:
+    """The encoder a Whisper model's ``config.json`` is served with: stopping after the highest of its
+    ``recipe.layers``, in :func:`serving_precision`. If the int8 graph cannot be built or loaded
+    here, the float32 blocks serve instead (the same model, slower), with a warning in the log.
+
+    Raises
+    ------
+    WhisperWeightsError, ValueError, OSError
+        No usable weights, or a config value out of range.
+    """
+    params = EmbeddingParams.from_dict(config["front_end"])
+    layers = tuple(int(layer) for layer in config["recipe"]["layers"])
+    precision = serving_precision(config)
+    float32 = serving_encoder(params, layers, "float32")
+    if precision == "float32":
+        return float32
+    try:
+        return serving_encoder(params, layers, precision)
+    except Exception as error:  # noqa: BLE001 - onnx, onnxruntime or the disk: float32 is a full answer
+        log.warning("the int8 Whisper encoder is not usable here (%s: %s); serving float32",
+                    type(error).__name__, error)
+        return float32
 
 
 def _stream_regions(regions: speech.SpeechRegions, total: int, gap: int) -> list[tuple[int, int, int, int]]:
