@@ -5,7 +5,8 @@ encoder: ``whisper_front.embed_speech``) and "model" the head on one standardise
 
     python -m benchmarks.latency [--artifacts DIR] [--repeats 50]
 
-Prints the model load time, the median and 90th percentile of each stage and of the whole
+Prints the model load time (and, for a Whisper model, a cold load in a fresh process serving
+float32 and int8), the median and 90th percentile of each stage and of the whole
 ``predict_file`` call. For a Whisper model it then times three ways of running the encoder side by
 side, each a whole ``predict_file`` of the same 3 s clip and the encoder pass alone:
 
@@ -22,7 +23,10 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -106,6 +110,41 @@ def _load_times(predictor: Predictor) -> None:
         print(f"  + int8 graph of {n_blocks} blocks, first build (no disk cache): {time.perf_counter() - start:.2f} s")
 
 
+_COLD_LOAD = """
+import sys, time
+start = time.perf_counter()
+from ser_core.inference.predictor import Predictor
+imported = time.perf_counter()
+Predictor.from_artifacts(sys.argv[1])
+print(imported - start, time.perf_counter() - imported)
+"""
+
+
+def cold_loads(artifacts_dir: Path, repeats: int = 3) -> None:
+    """``Predictor.from_artifacts`` in a fresh process, the config serving float32 and int8 in turn
+    (the int8 graph read from the disk cache, as on every start after the first)."""
+    times: dict[str, list[tuple[float, float]]] = {"float32": [], "int8": []}
+    with tempfile.TemporaryDirectory() as scratch:
+        folders = {}
+        for precision in times:
+            folder = Path(scratch) / precision
+            shutil.copytree(artifacts_dir, folder, ignore=shutil.ignore_patterns("previous"))
+            config = json.loads((folder / "config.json").read_text())
+            config["serving"] = {"encoder_precision": precision}
+            (folder / "config.json").write_text(json.dumps(config))
+            folders[precision] = folder
+        for _ in range(repeats):
+            for precision, folder in folders.items():
+                done = subprocess.run([sys.executable, "-c", _COLD_LOAD, str(folder)], capture_output=True,
+                                      text=True, check=True, cwd=Path(__file__).resolve().parents[1])
+                imported, loaded = (float(value) for value in done.stdout.split()[-2:])
+                times[precision].append((imported, loaded))
+    print(f"\nmodel load in a fresh process, {repeats} interleaved runs each (median)")
+    for precision, runs in times.items():
+        imports, loads = np.median(np.array(runs), axis=0)
+        print(f"  serving {precision}: import {imports:.2f} s, Predictor.from_artifacts {loads:.2f} s")
+
+
 def compare_encoders(predictor: Predictor, clip: bytes, wave: np.ndarray, repeats: int) -> None:
     """The three encoder variants, interleaved, end to end and encoder alone."""
     from ser_core.inference import whisper_front
@@ -162,18 +201,21 @@ def main() -> None:
 
     start = time.perf_counter()
     predictor = Predictor.from_artifacts(args.artifacts)
-    print(f"model load (once per process): {time.perf_counter() - start:.2f} s, "
-          f"{predictor.model.count_params():,} parameters")
+    seconds = time.perf_counter() - start
+    model = predictor.model
+    n_parameters = model.count_params() if hasattr(model, "count_params") else model.kernel.size + model.bias.size
+    print(f"model load (once per process): {seconds:.2f} s, {n_parameters:,} head parameters")
     params = predictor.params
     clip = soundfile_bytes(speech_clip(3.0, params.sample_rate), params.sample_rate)
     wave = load_audio(clip, params.sample_rate)
     if predictor.kind == WHISPER_KIND:
         from ser_core.inference.whisper_front import embed_speech
 
-        print(f"  encoder as configured: {predictor.front_end.encoder_precision}, "
-              f"stopping after block {max(predictor.layers)}")
+        print(f"  encoder as configured: {predictor._encoder.precision} blocks, "
+              f"stopping after block {predictor._encoder.n_blocks}")
         _load_times(predictor)
-        front_end = lambda: embed_speech(wave, predictor.front_end, predictor.layers)  # noqa: E731
+        front_end = lambda: embed_speech(wave, predictor.front_end, predictor.layers,  # noqa: E731
+                                         encoder=predictor._encoder)
         features = np.zeros((1, len(predictor.config["standardisation"]["default"]["mean"])), np.float32)
     else:
         front_end = lambda: clip_features(wave, params)  # noqa: E731
@@ -192,6 +234,9 @@ def main() -> None:
         print(f"{name:<20} {np.median(times):10.2f} {np.percentile(times, 90):8.2f}")
     if predictor.kind == WHISPER_KIND:
         compare_encoders(predictor, clip, wave, args.repeats)
+        from ser_core.inference import artifacts
+
+        cold_loads(Path(args.artifacts or artifacts.artifacts_dir()))
 
 
 if __name__ == "__main__":
