@@ -18,7 +18,8 @@ from ser_core.inference.embedding import embed_waveform
 from ser_core.inference.params import EmbeddingParams
 from ser_core.inference.whisper_encoder import WhisperEncoder
 
-REAL_CLIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess" / "Actor_01" / "03-01-05-02-01-01-01.flac"
+REAL_CLIP = (Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess" / "Actor_01"
+             / "03-01-05-02-01-01-01.flac")
 
 
 def _tiny_variables(n_layers: int = 3, width: int = 64, heads: int = 4, seed: int = 0) -> dict[str, np.ndarray]:
@@ -41,7 +42,8 @@ def _tiny_variables(n_layers: int = 3, width: int = 64, heads: int = 4, seed: in
             f"{p}/self_attention/linear_1/weight": normal(width, width, scale=0.15),
             f"{p}/self_attention/linear_1/bias": normal(width),
             f"{p}/ffn/layer_norm/gamma": 1 + normal(width), f"{p}/ffn/layer_norm/beta": normal(width),
-            f"{p}/ffn/linear_0/weight": normal(4 * width, width, scale=0.15), f"{p}/ffn/linear_0/bias": normal(4 * width),
+            f"{p}/ffn/linear_0/weight": normal(4 * width, width, scale=0.15),
+            f"{p}/ffn/linear_0/bias": normal(4 * width),
             f"{p}/ffn/linear_1/weight": normal(width, 4 * width, scale=0.1), f"{p}/ffn/linear_1/bias": normal(width),
         })
     return variables
@@ -141,7 +143,8 @@ def test_the_precision_is_part_of_the_front_end_record():
                                       if k != "encoder_precision"}).encoder_precision == "float32"
     int8 = EmbeddingParams(encoder_precision="int8")
     assert EmbeddingParams.from_dict(int8.to_dict()) == int8
-    assert embedding_cache.front_end_key(int8) != embedding_cache.front_end_key(EmbeddingParams(encoder_precision="float32"))
+    float32 = EmbeddingParams(encoder_precision="float32")
+    assert embedding_cache.front_end_key(int8) != embedding_cache.front_end_key(float32)
     with pytest.raises(ValueError, match="encoder_precision"):
         EmbeddingParams(encoder_precision="float16")
 

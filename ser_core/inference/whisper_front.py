@@ -27,7 +27,8 @@ from ser_core.inference.params import EmbeddingParams
 from ser_core.inference.whisper_encoder import WhisperEncoder
 
 __all__ = ["BIN_FRAMES", "DEFAULT_SERVING_PRECISION", "FRAME_SAMPLES", "EmbeddedSpeech", "embed_speech",
-           "front_end_encoder", "model_encoder", "pooled_statistics", "segment_frames", "serving_encoder", "serving_precision"]
+           "front_end_encoder", "model_encoder", "pooled_statistics", "segment_frames", "serving_encoder",
+           "serving_precision"]
 
 log = logging.getLogger(__name__)
 

@@ -2,13 +2,15 @@
 
 Built from the float32 weights the numpy encoder holds (never shipped, never committed): each block
 is written as an ONNX graph with the ``onnx`` helpers, then onnxruntime's dynamic quantisation
-turns every matrix product with a weight into int8 weights (one scale per output channel) times
-activations quantised per call. Layer norms, softmax, GELU and the residual sums stay float32.
+turns every matrix product with a weight (but :data:`FLOAT32_PRODUCTS`) into int8 weights (one scale
+per output channel) times activations quantised per call. The attention products, layer norms,
+softmax, GELU and the residual sums stay float32.
 The quantised graph is kept on disk, keyed by a hash of the weights, the builder's version and the
 onnxruntime version, so a process loads it in a fraction of a second after the first build.
 
-Why int8: a 3 s clip's four blocks take ~100 ms in numpy float32 on one thread here, and the
-matrix products are nearly all of it (measured in ``benchmarks/latency.py``).
+Why int8: the matrix products are nearly all of the encoder's work, and a 3 s clip's four blocks
+took about a quarter of their numpy float32 time on one thread (``benchmarks/latency.py``), for a
+leave-one-corpus-out UAR that moved by less than half a point (docs/experiments.md, S1-S3).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ import numpy as np
 if TYPE_CHECKING:
     from ser_core.inference.whisper_encoder import WhisperEncoder
 
-__all__ = ["ENV_ONNX_CACHE", "FLOAT32_PRODUCTS", "GRAPH_VERSION", "Int8Blocks", "block_graph", "default_cache_dir", "int8_blocks"]
+__all__ = ["ENV_ONNX_CACHE", "FLOAT32_PRODUCTS", "GRAPH_VERSION", "Int8Blocks", "block_graph", "default_cache_dir",
+           "int8_blocks"]
 
 ENV_ONNX_CACHE = "SER_ONNX_CACHE"
 # Part of the cache file name: bump it whenever the graph or the quantisation settings change.
@@ -183,7 +186,7 @@ def int8_blocks(encoder: "WhisperEncoder", n_blocks: int, *, cache_dir: str | os
         Blocks in the graph.
     cache_dir : path, optional
         Default :func:`default_cache_dir`. If it cannot be written, the graph is built in a
-        temporary folder each time (a few seconds) and a warning-free load still succeeds.
+        temporary folder in each process that needs it (several seconds), and loads from there.
 
     Returns
     -------
