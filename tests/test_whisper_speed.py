@@ -6,6 +6,8 @@ those marked with the real weights skip cleanly without them.
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -135,6 +137,15 @@ def test_int8_blocks_are_close_to_float32_and_cached_on_disk(tiny, mel, onnx_cac
     np.testing.assert_array_equal(again, hidden)
 
 
+def test_an_unwritable_cache_still_gives_the_int8_graph(tiny, mel, tmp_path, monkeypatch):
+    monkeypatch.setattr(whisper_int8, "_LOADED", {})
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")  # mkdir under it fails
+    hidden = tiny.variant(n_blocks=1, precision="int8", cache_dir=not_a_folder / "onnx").forward(mel).hidden_states
+    assert hidden.shape[0] == 2
+    assert _relative(hidden[1].mean(axis=0), tiny.forward(mel).hidden_states[1].mean(axis=0)) < 0.03
+
+
 # ------------------------------------------------------------------------------- the setting
 
 
@@ -158,11 +169,20 @@ def test_a_models_config_chooses_its_encoder(tiny_as_pinned, onnx_cache):
     assert (served.precision, served.n_blocks) == ("float32", 2)
     config["serving"] = {"encoder_precision": "int8"}
     assert artifacts.load_whisper_encoder(config).precision == "int8"
-    config["serving"] = {"encoder_precision": "float16"}
-    with pytest.raises(artifacts.ModelNotFoundError, match="float16"):
-        artifacts.load_whisper_encoder(config)
     trained_in_int8 = {"front_end": EmbeddingParams(encoder_precision="int8").to_dict(), "recipe": {"layers": [2]}}
     assert whisper_front.serving_precision(trained_in_int8) == "int8"
+
+
+def test_a_bad_serving_precision_calls_the_config_damaged(tmp_path):
+    shipped = artifacts.ARTIFACTS_DIR
+    if not (shipped / "config.json").is_file():
+        pytest.skip("no shipped model in artifacts/")
+    shutil.copy(shipped / artifacts.MODEL_FILE, tmp_path / artifacts.MODEL_FILE)
+    config = json.loads((shipped / "config.json").read_text())
+    config["serving"] = {"encoder_precision": "float16"}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(artifacts.ModelDamagedError, match="float16"):
+        artifacts.load_model_and_config(tmp_path)
 
 
 def test_without_a_usable_int8_graph_the_model_is_served_in_float32(tiny_as_pinned, monkeypatch, caplog):

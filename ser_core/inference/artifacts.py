@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ser_core.inference.linear_head import read_linear_head
+from ser_core.inference.whisper_encoder import PRECISIONS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS_DIR = REPO_ROOT / "artifacts"
@@ -150,6 +151,9 @@ def load_model_and_config(directory: Path):
         needed = {"feature_params", "emotions"}
     if not isinstance(config, dict) or not needed <= config.keys():
         raise _damaged(config_path, f"lacks the model's settings ({', '.join(sorted(needed))})")
+    serving = (config.get("serving") or {}).get("encoder_precision")
+    if serving is not None and serving not in PRECISIONS:
+        raise _damaged(config_path, f"has serving.encoder_precision {serving!r}, not one of {', '.join(PRECISIONS)}")
     return model, config
 
 
