@@ -112,14 +112,14 @@ def test_the_served_front_end_stops_after_the_heads_highest_layer(tiny_as_pinned
 # ------------------------------------------------------------------------------- int8
 
 
-def test_the_onnx_graph_is_the_numpy_blocks(tiny, mel):
+def test_the_onnx_graph_is_the_numpy_encoder(tiny, mel):
     """The float32 graph before quantisation computes what the numpy encoder computes."""
     import onnxruntime
 
     session = onnxruntime.InferenceSession(whisper_int8.block_graph(tiny, 3).SerializeToString(),
                                            providers=["CPUExecutionProvider"])
-    hidden = session.run(None, {"x": tiny.stem(mel)})[0]
-    np.testing.assert_allclose(hidden, tiny.forward(mel).hidden_states[1:], rtol=1e-4, atol=1e-4)
+    hidden = session.run(None, {"mel": mel})[0]
+    np.testing.assert_allclose(hidden, tiny.forward(mel).hidden_states, rtol=1e-4, atol=1e-4)
 
 
 def test_int8_blocks_are_close_to_float32_and_cached_on_disk(tiny, mel, onnx_cache):
@@ -128,7 +128,7 @@ def test_int8_blocks_are_close_to_float32_and_cached_on_disk(tiny, mel, onnx_cac
     assert quantised.precision == "int8" and tiny.precision == "float32"
     hidden = quantised.forward(mel).hidden_states
     assert hidden.shape == (3, *reference.shape[1:])
-    np.testing.assert_array_equal(hidden[0], reference[0])  # the stem stays float32
+    np.testing.assert_allclose(hidden[0], reference[0], rtol=1e-5, atol=1e-5)  # the stem stays float32
     for layer in (1, 2):
         assert 0 < _relative(hidden[layer].mean(axis=0), reference[layer].mean(axis=0)) < 0.03
     assert len(list(onnx_cache.glob("whisper-*-2-*.int8.onnx"))) == 1

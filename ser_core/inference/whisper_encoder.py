@@ -537,12 +537,13 @@ class WhisperEncoder:
         n_blocks = self.n_blocks if n_blocks is None else int(n_blocks)
         if not 1 <= n_blocks <= self.n_blocks:
             raise ValueError(f"n_blocks must be in 1..{self.n_blocks}, got {n_blocks}")
-        x = self.stem(mel)
-        hidden = np.empty((n_blocks + 1, x.shape[0], self.width), np.float32)
-        hidden[0] = x
+        mel = self._checked_mel(mel)
         if self._int8_blocks is not None:
-            hidden[1:] = self._int8_blocks(x)[:n_blocks]
+            hidden = self._int8_blocks(mel)[: n_blocks + 1]
         else:
+            x = self.stem(mel)
+            hidden = np.empty((n_blocks + 1, x.shape[0], self.width), np.float32)
+            hidden[0] = x
             for i, block in enumerate(self._blocks[:n_blocks]):
                 x = self._block(x, block)
                 hidden[i + 1] = x
@@ -551,14 +552,18 @@ class WhisperEncoder:
         final = _layer_norm(hidden[-1], self._ln_post_g, self._ln_post_b)
         return EncoderOutput(hidden_states=hidden, final=final.astype(np.float32, copy=False))
 
-    def stem(self, mel: np.ndarray) -> np.ndarray:
-        """The two convolutions plus positional embeddings: float32 ``(frames_out, width)``, layer 0."""
+    def _checked_mel(self, mel: np.ndarray) -> np.ndarray:
         mel = np.asarray(mel, dtype=np.float32)
         if mel.ndim != 2 or mel.shape[0] != self.n_mels:
             raise ValueError(f"expected mel of shape ({self.n_mels}, frames), got {mel.shape}")
+        if mel.shape[1] > 2 * self._positions.shape[0]:
+            raise ValueError(f"{mel.shape[1]} mel frames exceed Whisper's 30 s window ({N_FRAMES})")
+        return mel
+
+    def stem(self, mel: np.ndarray) -> np.ndarray:
+        """The two convolutions plus positional embeddings: float32 ``(frames_out, width)``, layer 0."""
+        mel = self._checked_mel(mel)
         n_in = mel.shape[1]
-        if n_in > 2 * self._positions.shape[0]:
-            raise ValueError(f"{n_in} mel frames exceed Whisper's 30 s window ({N_FRAMES})")
         x = np.zeros((n_in + 2, self.n_mels), np.float32)
         x[1:-1] = mel.T
         cols = np.concatenate([x[0:n_in], x[1 : n_in + 1], x[2 : n_in + 2]], axis=1)
@@ -571,6 +576,17 @@ class WhisperEncoder:
         x = _gelu(cols @ self._conv2_w + self._conv2_b)
         x += self._positions[:n_out]
         return x
+
+    def stem_weights(self) -> Dict[str, np.ndarray]:
+        """The stem's float32 arrays: convolution kernels ``(out, in, 3)`` as stored, biases, and the
+        positional table ``(max_frames, width)``."""
+        return {
+            "conv1_w": np.ascontiguousarray(self._conv1_w.reshape(3, self.n_mels, self.width).transpose(2, 1, 0)),
+            "conv1_b": self._conv1_b,
+            "conv2_w": np.ascontiguousarray(self._conv2_w.reshape(3, self.width, self.width).transpose(2, 1, 0)),
+            "conv2_b": self._conv2_b,
+            "positions": self._positions,
+        }
 
     def _block(self, x: np.ndarray, b: _Block) -> np.ndarray:
         t, d = x.shape
