@@ -36,9 +36,10 @@ log = logging.getLogger(__name__)
 FRAME_SAMPLES = 320
 BIN_FRAMES = 5  # 0.1 s: the timeline's resolution
 # A model whose config does not say how to serve its encoder runs the blocks in int8 (its training
-# embeddings may be float32): the shipped recipe's leave-one-corpus-out UAR moved by -0.02 points
-# strict and -0.37 adapted with the held-out corpus embedded in int8 (docs/experiments.md, S1-S3),
-# and a 3 s clip's encoder pass took a quarter of the float32 time (benchmarks/latency.py).
+# embeddings may be float32): the shipped recipe's leave-one-corpus-out UAR moved by -0.03 points
+# strict and -0.47 adapted with the held-out corpus embedded in int8, the RAVDESS cross-validation's
+# by -0.10 (docs/experiments.md, S9), and a 3 s clip's encoder pass took a quarter of the float32
+# time (benchmarks/latency.py).
 DEFAULT_SERVING_PRECISION = "int8"
 
 

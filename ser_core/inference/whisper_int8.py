@@ -10,7 +10,7 @@ onnxruntime version, so a process loads it in a fraction of a second after the f
 
 Why int8: the matrix products are nearly all of the encoder's work, and a 3 s clip's four blocks
 took about a quarter of their numpy float32 time on one thread (``benchmarks/latency.py``), for a
-leave-one-corpus-out UAR that moved by less than half a point (docs/experiments.md, S1-S3).
+leave-one-corpus-out UAR that moved by less than half a point (docs/experiments.md, S9).
 """
 
 from __future__ import annotations
