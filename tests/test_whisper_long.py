@@ -28,8 +28,8 @@ class _CountingEncoder:
         self.lengths.append(len(audio))
         return self.inner.log_mel(audio, sr=sr)
 
-    def forward(self, mel):
-        return self.inner.forward(mel)
+    def forward(self, mel, n_blocks=None):
+        return self.inner.forward(mel, n_blocks)
 
 
 def _long_wave() -> np.ndarray:

@@ -38,9 +38,10 @@ class FakeEncoder:
     def log_mel(self, audio: np.ndarray, sr: int = 16_000) -> np.ndarray:
         return log_mel_spectrogram(audio, sr=sr, n_mels=80)
 
-    def forward(self, mel: np.ndarray) -> EncoderOutput:
+    def forward(self, mel: np.ndarray, n_blocks: int | None = None) -> EncoderOutput:
         frames = np.asarray(mel, np.float32)[:, ::2].T  # (frames - 1) // 2 + 1 output frames
-        hidden = np.stack([np.tanh(frames @ w) for w in self.weights]).astype(np.float32)
+        n_blocks = len(self.weights) - 1 if n_blocks is None else n_blocks
+        hidden = np.stack([np.tanh(frames @ w) for w in self.weights[: n_blocks + 1]]).astype(np.float32)
         return EncoderOutput(hidden_states=hidden, final=hidden[-1])
 
     def encode(self, audio: np.ndarray, sr: int = 16_000) -> EncoderOutput:
@@ -106,7 +107,10 @@ def test_the_predictors_front_end_computes_the_training_embedding(encoder):
     params = EmbeddingParams()
     wave = np.concatenate([_clip("angry", 1), np.zeros(16_000, np.float32), _clip("sad", 2)])
     embedded = embed_speech(wave, params, LAYERS, encoder=encoder)
-    np.testing.assert_allclose(embedded.pooled, embed_waveform(wave, params, encoder=encoder).pooled, rtol=1e-6)
+    # the encoder stopped after the highest layer the head reads: the training embedding's rows up to it
+    assert embedded.pooled.shape[0] == max(LAYERS) + 1
+    np.testing.assert_allclose(embedded.pooled, embed_waveform(wave, params, encoder=encoder).pooled[: max(LAYERS) + 1],
+                               rtol=1e-6)
     assert embedded.bin_sums.shape[1:] == (len(LAYERS), 8) and embedded.bin_squares.shape == embedded.bin_sums.shape
     assert len(embedded.bin_starts) == len(embedded.bin_sums) == len(embedded.bin_counts)
     # the bins hold every frame: their total is the pooled mean of the chosen layers

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from ser_core.data.corpora import Clip
 from ser_core.data.dataset import source_fingerprint
-from ser_core.inference import artifacts, embedding, speech, whisper_encoder
+from ser_core.inference import artifacts, embedding, speech, whisper_encoder, whisper_front, whisper_int8
 from ser_core.inference.audio import load_audio
 from ser_core.inference.params import EMOTIONS, EmbeddingParams
 
@@ -35,7 +35,7 @@ __all__ = ["DEFAULT_EMBEDDING_CACHE", "FRONT_END_CODE", "EmbeddingSet", "WaveTra
 log = logging.getLogger(__name__)
 
 DEFAULT_EMBEDDING_CACHE = Path("data_cache/embeddings")
-FRONT_END_CODE = source_fingerprint(embedding.__file__, whisper_encoder.__file__, speech.__file__)
+FRONT_END_CODE = source_fingerprint(embedding.__file__, whisper_encoder.__file__, speech.__file__, whisper_int8.__file__)
 
 
 class WaveTransform(Protocol):
@@ -80,7 +80,7 @@ def _embed_one(job: tuple[str, EmbeddingParams, str, WaveTransform | None]) -> t
             # Seeded by the file name, so a re-run draws the same corruption for the same clip.
             rng = np.random.default_rng(zlib.crc32(os.path.basename(path).encode()))
             wave = transform(wave, rng)
-        pooled = embedding.embed_waveform(wave, params).pooled
+        pooled = embedding.embed_waveform(wave, params, encoder=whisper_front.front_end_encoder(params)).pooled
         artifacts.save_array(cached, pooled)
         return pooled, None
     except Exception as error:  # every failure is returned to the caller, never silently dropped

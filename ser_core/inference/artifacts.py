@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ser_core.inference.linear_head import read_linear_head
+from ser_core.inference.whisper_encoder import PRECISIONS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS_DIR = REPO_ROOT / "artifacts"
@@ -151,24 +152,29 @@ def load_model_and_config(directory: Path):
         needed = {"feature_params", "emotions"}
     if not isinstance(config, dict) or not needed <= config.keys():
         raise _damaged(config_path, f"lacks the model's settings ({', '.join(sorted(needed))})")
+    serving = (config.get("serving") or {}).get("encoder_precision")
+    if serving is not None and serving not in PRECISIONS:
+        raise _damaged(config_path, f"has serving.encoder_precision {serving!r}, not one of {', '.join(PRECISIONS)}")
     return model, config
 
 
 def load_whisper_encoder(config: dict[str, Any]):
-    """The Whisper encoder a Whisper model's config names, loaded once per process (SHA-256 checked).
+    """The Whisper encoder a Whisper model's config names, loaded once per process (SHA-256 checked):
+    stopping after the highest of its ``recipe.layers``, its blocks in int8 or float32 as
+    ``whisper_front.serving_precision`` reads the config.
 
     Raises
     ------
     ModelNotFoundError
         The encoder weights are not on this machine, or are not the pinned ones.
     """
-    from ser_core.inference.embedding import load_encoder
     from ser_core.inference.params import EmbeddingParams
+    from ser_core.inference.whisper_front import model_encoder
     from ser_core.inference.whisper_weights import WhisperWeightsError
 
     front_end = EmbeddingParams.from_dict(config["front_end"])
     try:
-        return load_encoder(front_end.model, front_end.weights_sha256)
+        return model_encoder(config)
     except (WhisperWeightsError, ValueError, OSError) as error:
         raise ModelNotFoundError(
             f"The model needs the Whisper {front_end.model} encoder weights, which are not usable here: {error}"

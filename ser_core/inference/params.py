@@ -89,6 +89,10 @@ class EmbeddingParams:
     # Shorter speech is zero-padded (symmetrically) to this length: the encoder's first frames carry a
     # start-of-window transient, and 0.3 s words would be dominated by it.
     min_segment_seconds: float = 0.0
+    # How the encoder's transformer blocks run: "float32" (numpy) or "int8" (onnxruntime, int8
+    # weights; ser_core.inference.whisper_int8). Embeddings differ slightly between the two, so
+    # each has its own cache key and a model is served with the one it was trained on.
+    encoder_precision: str = "float32"
 
     def __post_init__(self) -> None:
         if self.sample_rate != 16_000:
@@ -97,6 +101,8 @@ class EmbeddingParams:
             raise ValueError(f"max_segment_seconds must be in [1, 30], got {self.max_segment_seconds}")
         if not -60.0 <= self.speech_level_dbfs <= 0.0:
             raise ValueError(f"speech_level_dbfs must be in [-60, 0], got {self.speech_level_dbfs}")
+        if self.encoder_precision not in ("float32", "int8"):
+            raise ValueError(f"encoder_precision must be 'float32' or 'int8', got {self.encoder_precision!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -2,10 +2,16 @@
 
 The file is parsed as data only (no pickle, no code execution); only the
 ``encoder/*`` variables are read and converted to float32.
+
+Two switches serve a head that reads only some layers (:meth:`WhisperEncoder.variant`): the pass
+stops after the highest block asked for (the blocks above it cannot change the ones below), and
+the transformer blocks can run as an int8 onnxruntime graph
+(:mod:`ser_core.inference.whisper_int8`) instead of numpy float32.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import struct
 from dataclasses import dataclass
@@ -15,6 +21,7 @@ from typing import BinaryIO, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 __all__ = [
+    "PRECISIONS",
     "SAMPLE_RATE",
     "CT2FormatError",
     "EncoderOutput",
@@ -45,6 +52,9 @@ _CT2_DTYPES = {
 }
 _BFLOAT16 = 5
 _SUPPORTED_VERSIONS = (4, 5, 6)
+# How the transformer blocks run: numpy float32, or an onnxruntime graph with int8 weights and
+# dynamically quantised activations in its matrix products (whisper_int8).
+PRECISIONS = ("float32", "int8")
 
 
 class CT2FormatError(ValueError):
@@ -194,16 +204,18 @@ class EncoderOutput:
     Attributes
     ----------
     hidden_states : numpy.ndarray
-        float32, shape ``(n_layers + 1, frames, width)``. Index 0 is the conv stem
-        output plus positional embeddings, index ``i`` the output of block ``i``.
+        float32, shape ``(n_blocks + 1, frames, width)`` where ``n_blocks`` is the number of
+        blocks that ran (all ``n_layers`` unless the pass stopped early). Index 0 is the conv
+        stem output plus positional embeddings, index ``i`` the output of block ``i``.
         No final LayerNorm is applied to any of them.
-    final : numpy.ndarray
+    final : numpy.ndarray or None
         float32, shape ``(frames, width)``: ``ln_post(hidden_states[-1])``, i.e. what
-        CTranslate2's ``Whisper.encode`` and OpenAI Whisper's encoder return.
+        CTranslate2's ``Whisper.encode`` and OpenAI Whisper's encoder return; None when the
+        pass stopped before the last block.
     """
 
     hidden_states: np.ndarray
-    final: np.ndarray
+    final: Optional[np.ndarray]
 
 
 def _layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> np.ndarray:
@@ -328,12 +340,21 @@ def pool_hidden_states(hidden_states: np.ndarray) -> np.ndarray:
 
 
 class WhisperEncoder:
-    """Frozen Whisper encoder running on numpy float32.
+    """Frozen Whisper encoder running on numpy float32 (or int8 blocks, see :meth:`variant`).
 
     Parameters
     ----------
     variables : dict of str to numpy.ndarray
         The ``encoder/*`` variables of a CTranslate2 Whisper ``model.bin``.
+
+    Attributes
+    ----------
+    n_layers : int
+        Transformer blocks in the model (6 for base).
+    n_blocks : int
+        Blocks one :meth:`forward` runs by default (``n_layers`` unless a :meth:`variant` stops earlier).
+    precision : str
+        "float32" or "int8" (one of :data:`PRECISIONS`).
     """
 
     def __init__(self, variables: Dict[str, np.ndarray]) -> None:
@@ -385,6 +406,60 @@ class WhisperEncoder:
                     b_fc2=get(f"{p}/ffn/linear_1/bias"),
                 )
             )
+        self.n_blocks = self.n_layers
+        self.precision = "float32"
+        self._int8_blocks = None  # whisper_int8.Int8Blocks once an int8 variant is made
+
+    def variant(
+        self, *, n_blocks: Optional[int] = None, precision: str = "float32",
+        cache_dir: Optional[PathLike] = None,
+    ) -> "WhisperEncoder":
+        """The same weights, run another way: stopping after ``n_blocks`` blocks, in ``precision``.
+
+        The variant shares every array with this encoder (no copy). Its hidden states are
+        identical to this encoder's first ``n_blocks + 1`` (float32: bit for bit; the blocks
+        above never feed back into those below).
+
+        Parameters
+        ----------
+        n_blocks : int, optional
+            Blocks to run, 1..``n_layers``; default all. A head reading layers ``(1, 2, 3, 4)``
+            needs 4.
+        precision : {"float32", "int8"}
+            "int8" runs the blocks as an onnxruntime graph with int8 weights, built from these
+            weights on first use and kept on disk keyed by their hash
+            (:func:`ser_core.inference.whisper_int8.int8_blocks`).
+        cache_dir : path, optional
+            Where the int8 graph is kept (default: ``$SER_ONNX_CACHE`` or the user cache dir).
+
+        Returns
+        -------
+        WhisperEncoder
+
+        Examples
+        --------
+        >>> fast = encoder.variant(n_blocks=4, precision="int8")  # doctest: +SKIP
+        >>> fast.forward(mel).hidden_states.shape[0]  # doctest: +SKIP
+        5
+        """
+        n_blocks = self.n_layers if n_blocks is None else int(n_blocks)
+        if not 1 <= n_blocks <= self.n_layers:
+            raise ValueError(f"n_blocks must be in 1..{self.n_layers}, got {n_blocks}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        other = copy.copy(self)
+        other.n_blocks, other.precision, other._int8_blocks = n_blocks, precision, None
+        if precision == "int8":
+            from ser_core.inference.whisper_int8 import int8_blocks
+
+            other._int8_blocks = int8_blocks(self, n_blocks, cache_dir=cache_dir)
+        return other
+
+    def block_weights(self, index: int) -> Dict[str, np.ndarray]:
+        """Block ``index``'s float32 arrays as this encoder applies them (matrices ``(in, out)``,
+        the query projection already scaled by ``1 / sqrt(head_dim)``)."""
+        block = self._blocks[index]
+        return {name: getattr(block, name) for name in _Block.__dataclass_fields__}
 
     @classmethod
     def from_model_bin(cls, files: Union[PathLike, Sequence[PathLike]]) -> "WhisperEncoder":
@@ -443,7 +518,7 @@ class WhisperEncoder:
         """Whisper log-mel features for this model; see :func:`log_mel_spectrogram`."""
         return log_mel_spectrogram(audio, sr=sr, n_mels=self.n_mels, pad_to_30s=pad_to_30s)
 
-    def forward(self, mel: np.ndarray) -> EncoderOutput:
+    def forward(self, mel: np.ndarray, n_blocks: Optional[int] = None) -> EncoderOutput:
         """Run the encoder on log-mel features.
 
         Parameters
@@ -451,18 +526,44 @@ class WhisperEncoder:
         mel : numpy.ndarray
             Shape ``(n_mels, frames)`` with ``frames <= 3000`` (3000 for the padded
             Whisper input). The positional table is sliced to the output length.
+        n_blocks : int, optional
+            Stop after this many blocks (at most :attr:`n_blocks`); default :attr:`n_blocks`.
 
         Returns
         -------
         EncoderOutput
-            ``(frames - 1) // 2 + 1`` output frames.
+            ``(frames - 1) // 2 + 1`` output frames, ``n_blocks + 1`` hidden states.
         """
+        n_blocks = self.n_blocks if n_blocks is None else int(n_blocks)
+        if not 1 <= n_blocks <= self.n_blocks:
+            raise ValueError(f"n_blocks must be in 1..{self.n_blocks}, got {n_blocks}")
+        mel = self._checked_mel(mel)
+        if self._int8_blocks is not None:
+            hidden = self._int8_blocks(mel)[: n_blocks + 1]
+        else:
+            x = self.stem(mel)
+            hidden = np.empty((n_blocks + 1, x.shape[0], self.width), np.float32)
+            hidden[0] = x
+            for i, block in enumerate(self._blocks[:n_blocks]):
+                x = self._block(x, block)
+                hidden[i + 1] = x
+        if n_blocks < self.n_layers:
+            return EncoderOutput(hidden_states=hidden, final=None)
+        final = _layer_norm(hidden[-1], self._ln_post_g, self._ln_post_b)
+        return EncoderOutput(hidden_states=hidden, final=final.astype(np.float32, copy=False))
+
+    def _checked_mel(self, mel: np.ndarray) -> np.ndarray:
         mel = np.asarray(mel, dtype=np.float32)
         if mel.ndim != 2 or mel.shape[0] != self.n_mels:
             raise ValueError(f"expected mel of shape ({self.n_mels}, frames), got {mel.shape}")
+        if mel.shape[1] > 2 * self._positions.shape[0]:
+            raise ValueError(f"{mel.shape[1]} mel frames exceed Whisper's 30 s window ({N_FRAMES})")
+        return mel
+
+    def stem(self, mel: np.ndarray) -> np.ndarray:
+        """The two convolutions plus positional embeddings: float32 ``(frames_out, width)``, layer 0."""
+        mel = self._checked_mel(mel)
         n_in = mel.shape[1]
-        if n_in > 2 * self._positions.shape[0]:
-            raise ValueError(f"{n_in} mel frames exceed Whisper's 30 s window ({N_FRAMES})")
         x = np.zeros((n_in + 2, self.n_mels), np.float32)
         x[1:-1] = mel.T
         cols = np.concatenate([x[0:n_in], x[1 : n_in + 1], x[2 : n_in + 2]], axis=1)
@@ -474,14 +575,18 @@ class WhisperEncoder:
         )
         x = _gelu(cols @ self._conv2_w + self._conv2_b)
         x += self._positions[:n_out]
+        return x
 
-        hidden = np.empty((self.n_layers + 1, n_out, self.width), np.float32)
-        hidden[0] = x
-        for i, block in enumerate(self._blocks):
-            x = self._block(x, block)
-            hidden[i + 1] = x
-        final = _layer_norm(x, self._ln_post_g, self._ln_post_b)
-        return EncoderOutput(hidden_states=hidden, final=final.astype(np.float32, copy=False))
+    def stem_weights(self) -> Dict[str, np.ndarray]:
+        """The stem's float32 arrays: convolution kernels ``(out, in, 3)`` as stored, biases, and the
+        positional table ``(max_frames, width)``."""
+        return {
+            "conv1_w": np.ascontiguousarray(self._conv1_w.reshape(3, self.n_mels, self.width).transpose(2, 1, 0)),
+            "conv1_b": self._conv1_b,
+            "conv2_w": np.ascontiguousarray(self._conv2_w.reshape(3, self.width, self.width).transpose(2, 1, 0)),
+            "conv2_b": self._conv2_b,
+            "positions": self._positions,
+        }
 
     def _block(self, x: np.ndarray, b: _Block) -> np.ndarray:
         t, d = x.shape
@@ -519,7 +624,7 @@ class WhisperEncoder:
     def pooled(
         self, audio: np.ndarray, sr: int = SAMPLE_RATE, pad_to_30s: bool = False
     ) -> np.ndarray:
-        """Per-layer mean/std summary of :meth:`encode`, shape ``(n_layers + 1, 2 * width)``."""
+        """Per-layer mean/std summary of :meth:`encode`, shape ``(n_blocks + 1, 2 * width)``."""
         return pool_hidden_states(self.encode(audio, sr=sr, pad_to_30s=pad_to_30s).hidden_states)
 
 

@@ -8,22 +8,39 @@ speech region for the timeline, no second pass) and the Whisper log-mel of the s
 heard. The frames are kept summed over bins of :data:`BIN_FRAMES` (0.1 s), which is all the
 timeline needs and a fifth of the memory. It lives apart from ``embedding`` because that module's
 source is part of the embedding cache key.
+
+The encoder stops after the highest layer the head reads (:func:`serving_encoder`): the blocks
+above it cannot change the layers below, so the answer is the same for less work; the pooled
+embedding then has rows ``0..max(layers)`` only.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
 from ser_core.inference import embedding, speech
 from ser_core.inference.params import EmbeddingParams
+from ser_core.inference.whisper_encoder import WhisperEncoder
 
-__all__ = ["BIN_FRAMES", "FRAME_SAMPLES", "EmbeddedSpeech", "embed_speech", "pooled_statistics", "segment_frames"]
+__all__ = ["BIN_FRAMES", "DEFAULT_SERVING_PRECISION", "FRAME_SAMPLES", "EmbeddedSpeech", "embed_speech",
+           "front_end_encoder", "model_encoder", "pooled_statistics", "segment_frames", "serving_encoder",
+           "serving_precision"]
+
+log = logging.getLogger(__name__)
 
 # One encoder output frame: two 10 ms mel hops (the encoder's second convolution has stride 2).
 FRAME_SAMPLES = 320
 BIN_FRAMES = 5  # 0.1 s: the timeline's resolution
+# A model whose config does not say how to serve its encoder runs the blocks in int8 (its training
+# embeddings may be float32): the shipped recipe's leave-one-corpus-out UAR moved by -0.03 points
+# strict and -0.47 adapted with the held-out corpus embedded in int8, the RAVDESS cross-validation's
+# by -0.10 (docs/experiments.md, S9), and a 3 s clip's encoder pass took a quarter of the float32
+# time (benchmarks/latency.py).
+DEFAULT_SERVING_PRECISION = "int8"
 
 
 @dataclass(frozen=True)
@@ -33,7 +50,9 @@ class EmbeddedSpeech:
     Attributes
     ----------
     pooled : np.ndarray
-        ``(n_layers + 1, 2 * width)``, identical to ``embed_waveform(wave, params).pooled``.
+        ``(n_blocks + 1, 2 * width)``: the first ``n_blocks + 1`` rows of
+        ``embed_waveform(wave, params).pooled``, ``n_blocks`` the blocks the encoder ran
+        (``max(layers)`` with the default encoder).
     bin_sums : np.ndarray
         float32 ``(n_bins, len(layers), width)``: the chosen layers' encoder frames summed per bin of
         :data:`BIN_FRAMES` frames, in order (a segment's last bin may hold fewer).
@@ -62,6 +81,82 @@ class EmbeddedSpeech:
     regions: speech.SpeechRegions
     stream_regions: list[tuple[int, int, int, int]]
     stream_samples: int
+
+
+@lru_cache(maxsize=4)
+def front_end_encoder(params: EmbeddingParams) -> WhisperEncoder:
+    """The encoder ``params`` names, all its blocks, in ``params.encoder_precision``: what training embeds with.
+
+    Use it as ``embed_waveform(wave, params, encoder=front_end_encoder(params))``; loaded once per process.
+    """
+    full = embedding.load_encoder(params.model, params.weights_sha256)
+    return full if params.encoder_precision == "float32" else full.variant(precision=params.encoder_precision)
+
+
+def serving_precision(config: dict) -> str:
+    """How a Whisper model's config says to run its encoder's blocks: "float32" or "int8".
+
+    ``config["serving"]["encoder_precision"]`` when set (``"float32"`` turns int8 off); else "int8"
+    for a model trained on int8 embeddings (``front_end.encoder_precision``); else
+    :data:`DEFAULT_SERVING_PRECISION`.
+    """
+    chosen = (config.get("serving") or {}).get("encoder_precision")
+    if chosen is None:
+        trained = (config.get("front_end") or {}).get("encoder_precision", "float32")
+        chosen = "int8" if trained == "int8" else DEFAULT_SERVING_PRECISION
+    if chosen not in ("float32", "int8"):
+        raise ValueError(f"serving.encoder_precision must be 'float32' or 'int8', got {chosen!r}")
+    return chosen
+
+
+@lru_cache(maxsize=4)
+def serving_encoder(params: EmbeddingParams, layers: tuple[int, ...], precision: str | None = None) -> WhisperEncoder:
+    """The encoder a head reading ``layers`` needs: stopping after ``max(layers)``, in ``precision``.
+
+    Parameters
+    ----------
+    params : EmbeddingParams
+        The model's front end (its ``config.json``).
+    layers : tuple of int
+        The head's ``recipe.layers`` (0 = the convolutional stem, 1..n = blocks).
+    precision : {"float32", "int8"}, optional
+        Default ``params.encoder_precision`` (a model's config chooses with :func:`serving_precision`).
+
+    Returns
+    -------
+    WhisperEncoder
+        In float32 its hidden states equal :func:`front_end_encoder`'s first ``max(layers) + 1`` bit
+        for bit; loaded once per process.
+    """
+    full = embedding.load_encoder(params.model, params.weights_sha256)
+    n_blocks = max(1, max(layers))
+    if n_blocks > full.n_layers:
+        raise ValueError(f"layers {layers} outside 0..{full.n_layers} of Whisper {params.model}")
+    return full.variant(n_blocks=n_blocks, precision=precision or params.encoder_precision)
+
+
+def model_encoder(config: dict) -> WhisperEncoder:
+    """The encoder a Whisper model's ``config.json`` is served with: stopping after the highest of its
+    ``recipe.layers``, in :func:`serving_precision`. If the int8 graph cannot be built or loaded
+    here, the float32 blocks serve instead (the same model, slower), with a warning in the log.
+
+    Raises
+    ------
+    WhisperWeightsError, ValueError, OSError
+        No usable weights, or a config value out of range.
+    """
+    params = EmbeddingParams.from_dict(config["front_end"])
+    layers = tuple(int(layer) for layer in config["recipe"]["layers"])
+    precision = serving_precision(config)
+    float32 = serving_encoder(params, layers, "float32")
+    if precision == "float32":
+        return float32
+    try:
+        return serving_encoder(params, layers, precision)
+    except Exception as error:  # noqa: BLE001 - onnx, onnxruntime or the disk: float32 is a full answer
+        log.warning("the int8 Whisper encoder is not usable here (%s: %s); serving float32",
+                    type(error).__name__, error)
+        return float32
 
 
 def _stream_regions(regions: speech.SpeechRegions, total: int, gap: int) -> list[tuple[int, int, int, int]]:
@@ -122,7 +217,8 @@ def embed_speech(wave: np.ndarray, params: EmbeddingParams, layers: tuple[int, .
     squares : bool
         Also keep the binned squares (for heads that read frame standard deviations).
     encoder : WhisperEncoder, optional
-        Anything with ``log_mel(audio, sr)`` and ``forward(mel)``; default the cached encoder.
+        Anything with ``log_mel(audio, sr)`` and ``forward(mel, n_blocks)``; default
+        :func:`serving_encoder` of ``params`` and ``layers``. It runs ``max(layers)`` blocks (at least 1).
 
     Returns
     -------
@@ -134,14 +230,15 @@ def embed_speech(wave: np.ndarray, params: EmbeddingParams, layers: tuple[int, .
     --------
     >>> result = embed_speech(wave, EmbeddingParams(), (1, 2, 3, 4))  # doctest: +SKIP
     >>> result.pooled.shape, result.bin_sums.shape[1:]  # doctest: +SKIP
-    ((7, 1024), (4, 512))
+    ((5, 1024), (4, 512))
     """
     wave = np.asarray(wave, dtype=np.float32)
     if wave.ndim != 1:
         raise ValueError(f"expected a mono waveform (1-D), got shape {wave.shape}")
     if len(wave) < params.sample_rate // 10:
         raise ValueError(f"need at least 0.1 s of audio, got {len(wave) / params.sample_rate:.3f} s")
-    encoder = encoder or embedding.load_encoder(params.model, params.weights_sha256)
+    encoder = encoder or serving_encoder(params, tuple(layers))
+    n_blocks = max(1, max(layers))
     # embedding.speech_part, step by step, keeping the regions for the timeline.
     if params.vad:
         regions = speech.detect_speech(embedding._vad_input(wave, params), params.sample_rate)
@@ -166,7 +263,7 @@ def embed_speech(wave: np.ndarray, params: EmbeddingParams, layers: tuple[int, .
     sums, squared, counts, starts, mels = [], [], [], [], []
     for segment in embedding._segments(kept, params):
         mel = encoder.log_mel(segment, sr=params.sample_rate)
-        hidden = encoder.forward(mel).hidden_states
+        hidden = encoder.forward(mel, n_blocks).hidden_states
         layer_sums, layer_squares, bin_sums, bin_squares, bin_counts, bin_starts = segment_frames(
             hidden, layers, offset, squares)
         total = layer_sums if total is None else total + layer_sums
