@@ -446,3 +446,18 @@ def test_train_py_whisper_path_end_to_end_with_a_fake_encoder(encoder, tmp_path,
     result = served_predictor.predict_wave(_clip("sad", 95), 16_000)
     assert sum(result.probabilities.values()) == pytest.approx(1.0)
     assert result.emotions and result.emotions[0] == result.top_emotion
+
+
+def test_live_answers_carry_the_same_sets_whether_learning_or_not(predictor):
+    """The Live page's answer, learning the voice or not, is made with the clip's sets and calibration."""
+    from ser_core.app import adapt
+
+    wave = _clip("sad", 97)
+    plain = adapt.classify_live(predictor, wave, 16_000, 0.5, collect=False, stream_seconds=3.0,
+                                window_seconds=3.0, session={}, coverage=0.95)
+    learning = adapt.classify_live(predictor, wave, 16_000, 0.5, collect=True, stream_seconds=3.0,
+                                   window_seconds=3.0, session={}, coverage=0.95)
+    assert learning.collected and plain.coverage == learning.coverage == 0.95
+    assert learning.emotions == predictor.emotion_set(learning.probabilities, coverage=0.95)
+    assert plain.emotions == predictor.emotion_set(plain.probabilities, coverage=0.95)
+    assert learning.emotions[0] == learning.top_emotion

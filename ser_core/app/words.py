@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 __all__ = ["ADAPT_INTRO", "ADAPT_PRIVACY", "ADAPT_WHY", "COVERAGE_CHOICES", "LOCO_FOR_YOU", "LOCO_JARGON",
-           "LINEAR_HEAD", "NEXT_STEPS", "NO_HISTORY", "SETS_MEAN", "UNCERTAIN_MEANS", "adapt_how_much", "answer_text",
+           "LINEAR_HEAD", "NEXT_STEPS", "NO_HISTORY", "SETS_MEAN", "adapt_how_much", "answer_text",
            "band_text", "coverage_figures", "coverage_line", "coverage_name", "head_recipe", "model_in_plain_words",
            "sidebar_coverage", "trust"]
 
@@ -108,12 +108,6 @@ SETS_MEAN = (
     "true one as often as the setting in the sidebar says** (9 in 10 by default). One emotion: the model "
     "is fairly sure. Two: one of those, it cannot say which. “Can't tell”: the voice fits several "
     "emotions about equally. The bars show how likely it found each one."
-)
-
-UNCERTAIN_MEANS = (
-    "“Uncertain” means no emotion reached the threshold set in the sidebar: the voice did not "
-    "clearly sound like any one of the six. The best guess is still shown, but treat it as a hint, "
-    "not an answer. Calm, flat speech often ends up here."
 )
 
 def trust(new_setup_accuracy: float | None = None) -> str:
