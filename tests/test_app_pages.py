@@ -559,7 +559,7 @@ def test_uploader_takes_any_file_and_states_formats_and_limits(
     stated = page_text(app) + app.file_uploader[0].label
     for fact in ("wav", "flac", "mp3", "ogg", "m4a", "webm", "60 s"):
         assert fact in stated, fact
-    # One upload limit, stated once: by the uploader itself ("Limit 25MB per file", server.maxUploadSize), which
+    # One upload limit, stated once: by the uploader itself ("25MB per file", server.maxUploadSize), which
     # the app's own check follows; the page does not state a second one.
     from streamlit import config as streamlit_config
 
@@ -740,6 +740,9 @@ def test_answer_words() -> None:
     assert words.answer_text(["angry", "disgust", "fear"]) == "Can't tell: angry, disgusted or fearful"
     assert words.coverage_name(0.9) == "9 in 10"
     assert words.band_text(["angry", "disgust", "fear"]) == "Can't tell (3)" and words.band_text(["sad"]) == "Sad"
+    # a model without calibrated sets does not promise "9 in 10"
+    assert "not calibrated" in words.coverage_line(0.9, {"kind": "whisper_embedding_head"})
+    assert "9 in 10" in words.coverage_line(0.9, {"emotion_sets": {"method": "lac"}})
 
 
 def test_timeline_stays_between_0_and_100_percent_and_threshold_is_labelled() -> None:

@@ -63,7 +63,14 @@ def coverage_figures(config: Mapping[str, Any] | None, coverage: float = 0.9,
 
 
 def coverage_line(coverage: float, config: Mapping[str, Any] | None = None, adapted: bool = False) -> str:
-    """One line under an answer: what "9 in 10" means, with the lowest figure measured when it is lower."""
+    """One line under an answer: what "9 in 10" means, with the lowest figure measured when it is lower.
+
+    A model trained before the sets were calibrated (no ``emotion_sets`` in its config) gets the plain rule
+    instead, and the line says so rather than promise a figure nobody measured."""
+    if config is not None and not config.get("emotion_sets"):
+        return (f"**This model's answers are not calibrated:** it names every emotion it finds at least "
+                f"{1 - coverage:.0%} likely; how often that holds the true one was not measured. Retrain it "
+                "with train.py to get answers with a stated coverage.")
     text = (f"**What “{coverage_name(coverage)}” means:** on voices, microphones and rooms the model never "
             f"heard, answers like this held the true emotion about {coverage_name(coverage)} times; "
             "one emotion means it is fairly sure, several mean it could not tell them apart.")
