@@ -95,6 +95,12 @@ def test_analyse_long_clip_has_timeline_and_window_picker(
     assert bands and all(names for _, _, names in bands)
     assert all(a < b for a, b, _ in bands) and bands[0][0] >= 0 and bands[-1][1] <= expected.duration_s + 1e-6
     assert len(app.select_slider) == 1  # which window's spectrogram to show
+    text = page_text(app)  # the spectrogram in plain words; the jargon only in brackets at the end
+    assert "The sound as the Whisper speech model hears it" in text and "loudest bin" not in text
+    from ser_core.app import front_end, plots
+
+    figure = plots.spectrogram_figure(np.zeros((80, 300)), predictor.params, floor_db=front_end.WHISPER_FLOOR_DB)
+    assert figure.axes[0].get_ylabel() == "Frequency (Hz)" and "Mel" not in figure.axes[0].get_ylabel()
     np.testing.assert_allclose(
         app.dataframe[0].value["Probability"], list(expected.probabilities.values()), atol=1e-5
     )
@@ -740,6 +746,8 @@ def test_answer_words() -> None:
     assert words.answer_text(["angry", "disgust", "fear"]) == "Can't tell: angry, disgusted or fearful"
     assert words.coverage_name(0.9) == "9 in 10"
     assert words.band_text(["angry", "disgust", "fear"]) == "Can't tell (3)" and words.band_text(["sad"]) == "Sad"
+    # cross-references point where the thing is: Adapt to my voice is its own page
+    assert "on the Analyse page" not in words.LOCO_FOR_YOU and "the **Adapt to my voice** page" in words.LOCO_FOR_YOU
     # a model without calibrated sets does not promise "9 in 10"
     assert "not calibrated" in words.coverage_line(0.9, {"kind": "whisper_embedding_head"})
     assert "9 in 10" in words.coverage_line(0.9, {"emotion_sets": {"method": "lac"}})
