@@ -30,8 +30,18 @@ def _pooled(results: Mapping[str, Mapping[str, Any]], corpora: list[str]) -> tup
     return np.where(np.isfinite(logits), logits, -1e4), labels
 
 
+def _held_out_temperatures(results: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
+    """Per corpus: the temperature fitted on the other corpora's scores only."""
+    temperatures = {}
+    for corpus in results:
+        logits, labels = _pooled(results, [c for c in results if c != corpus])
+        temperatures[corpus] = fit_temperature(logits, labels)
+    return temperatures
+
+
 def held_out_figures(results: Mapping[str, Mapping[str, Any]], method: str, coverage: float = DEFAULT_COVERAGE,
-                     answered_threshold: float | None = None) -> dict[str, dict[str, Any]]:
+                     answered_threshold: float | None = None,
+                     temperatures: Mapping[str, float] | None = None) -> dict[str, dict[str, Any]]:
     """Per corpus: the sets' figures when neither the head nor the calibration heard that corpus.
 
     Parameters
@@ -43,6 +53,8 @@ def held_out_figures(results: Mapping[str, Mapping[str, Any]], method: str, cove
     answered_threshold : float, optional
         Also report how the old single answer did: the share of clips whose top probability reaches
         it (``answered_rate``) and how often those are right (``answered_accuracy``).
+    temperatures : dict, optional
+        Corpus -> the temperature fitted without it (computed here when not given).
 
     Returns
     -------
@@ -50,10 +62,11 @@ def held_out_figures(results: Mapping[str, Mapping[str, Any]], method: str, cove
         Corpus -> :func:`~ser_core.inference.emotion_sets.set_figures` (+ the answered figures).
     """
     figures = {}
+    temperatures = temperatures or _held_out_temperatures(results)
     for corpus in sorted(results):
         others = [c for c in results if c != corpus]
         logits, labels = _pooled(results, others)
-        temperature = fit_temperature(logits, labels)
+        temperature = temperatures[corpus]
         threshold = calibrate(softmax(logits, temperature), labels, coverage, method)  # type: ignore[arg-type]
         held_logits, held_labels = _pooled(results, [corpus])
         probabilities = softmax(held_logits, temperature)
@@ -104,7 +117,9 @@ def calibrate_sets(strict: Mapping[str, Mapping[str, Any]], adapted: Mapping[str
         ``targets``.
     """
     protocols = {"strict": (strict, answered_threshold), "adapted": (adapted, answered_threshold_adapted)}
-    held_out = {name: {method: held_out_figures(results, method, DEFAULT_COVERAGE, cut) for method in METHODS}
+    temperatures = {name: _held_out_temperatures(results) for name, (results, _) in protocols.items()}
+    held_out = {name: {method: held_out_figures(results, method, DEFAULT_COVERAGE, cut, temperatures[name])
+                       for method in METHODS}
                 for name, (results, cut) in protocols.items()}
     strict_runs = held_out["strict"]
     meeting = [m for m in METHODS if _meets(strict_runs[m])]
@@ -134,7 +149,8 @@ def calibrate_sets(strict: Mapping[str, Mapping[str, Any]], adapted: Mapping[str
         "targets": TARGETS,
         "held_out": held_out,
         "held_out_mean": summary,
-        "held_out_coverages": {name: {str(c): held_out_figures(results, method, c) for c in COVERAGES}
+        "held_out_coverages": {name: {str(c): held_out_figures(results, method, c, temperatures=temperatures[name])
+                                      for c in COVERAGES}
                                for name, (results, _) in protocols.items()},
         "measured_on": ("each corpus held out in turn from the head and from the calibration (temperature and "
                         "thresholds fitted on the other corpora's held-out scores); adapted: each held-out "
