@@ -16,7 +16,7 @@ st.caption(
 
 limits = support.audio_limits_or_stop()
 predictor = support.predictor_or_stop()
-threshold = support.current_threshold()
+threshold = predictor.threshold  # the model's "uncertain" cut-off, kept in the JSON result
 coverage = support.current_coverage()
 model_name = predictor.config.get("model_name")
 adaptation = adapt.in_use(predictor)

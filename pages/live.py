@@ -24,7 +24,7 @@ st.caption(
     "Audio stays in this server's memory and is never stored."
 )
 predictor = support.predictor_or_stop()
-threshold = support.current_threshold()
+threshold = predictor.threshold  # the model's "uncertain" cut-off, kept in the JSON result
 coverage = support.current_coverage()
 window_s = predictor.params.clip_seconds
 FALLBACK = "If live streaming does not work here, record a clip on the **Analyse** page instead."
