@@ -38,7 +38,7 @@ THRESHOLD_KEY = "threshold"
 COVERAGE_KEY = "coverage"  # the sidebar's setting: how often the answer's set should hold the true emotion
 KAGGLE_COMMAND = "python train.py"
 
-# The app's limits on uploads and recordings, as environment variables (see the README). The
+# The app's limits on uploads and recordings, as environment variables (see docs/usage.md, "Limits of the app"). The
 # length limit defaults to the one the inference package applies; 25 MB holds a minute of
 # uncompressed 48 kHz stereo with room to spare.
 MAX_SECONDS_ENV = "SER_MAX_AUDIO_SECONDS"

@@ -15,7 +15,7 @@ files are still classified.
 first measures them all, unlabelled, standardises with their statistics (from 5 files on), and then
 answers each whole file (no timeline). ``--self-train`` also lets the head learn from its surest
 answers on them first (30 files or more): for a batch that holds several emotions, not a batch of
-mostly calm speech (README, "A whole batch of a new setup").
+mostly calm speech (docs/results.md, "A whole batch of a new setup").
 """
 
 from __future__ import annotations
