@@ -273,6 +273,14 @@ def train_whisper(args: argparse.Namespace, clips: list, data_info: dict) -> int
     log.info("adapted to a held-out speaker (5-20 clips): temperature %.2f, ECE %.3f; at %.2f, %.0f%% answered",
              config["temperature_adapted"], adapted["ece_after"], config["threshold"],
              100 * next(row["answered"] for row in adapted["table"] if row["threshold"] == config["threshold"]))
+    if "emotion_sets" in config:  # the answer a person sees: the emotions that hold the true one 9 times in 10
+        sets = config["emotion_sets"]
+        held_out = sets["held_out"]["strict"][sets["method"]]
+        log.info("answer sets (%s): at 90%%, each corpus held out, coverage %s; mean set size %.2f, one emotion "
+                 "named for %.0f%% of clips", sets["method"],
+                 ", ".join(f"{c} {r['coverage']:.1%}" for c, r in held_out.items()),
+                 sets["held_out_mean"]["strict"][sets["method"]]["mean_set_size"],
+                 100 * sets["held_out_mean"]["strict"][sets["method"]]["single_rate"])
     if "self_training" in config:
         batch = config["self_training"]["mean_uar"]
         log.info("a held-out corpus adapted to as one batch and self-trained: mean UAR %.3f; each speaker adapted to "

@@ -18,8 +18,10 @@ if not adapt.supported(predictor):
     st.page_link("pages/analyse.py", label="Go to Analyse", icon=":material/graphic_eq:")
     st.stop()
 
-st.markdown(words.ADAPT_WHY)
-st.markdown(words.adapt_how_much(predictor.config.get("adaptation_gain")))  # the served model's own figures
+st.markdown(words.ADAPT_INTRO)
+with st.expander("Why adapt, and how much speech it needs", icon=":material/help:"):
+    st.markdown(words.ADAPT_WHY)
+    st.markdown(words.adapt_how_much(predictor.config.get("adaptation_gain")))  # the served model's own figures
 
 
 def add(source, key: str) -> None:
@@ -37,7 +39,8 @@ def add(source, key: str) -> None:
         support.show_unexpected_error(f"measuring {name} for the adaptation")
         return
     if result.added:
-        st.success(f"Added {name}: {result.speech_seconds:.1f} s of speech.", icon=":material/check:")
+        heard = f" Before adapting, it sounds: **{words.answer_text(result.heard)}**." if result.heard else ""
+        st.success(f"Added {name}: {result.speech_seconds:.1f} s of speech.{heard}", icon=":material/check:")
     elif result.duplicate:
         st.info(f"{name} is the same audio as a clip you already gave, so it is counted once. "
                 "Record or upload a different clip to add more.", icon=":material/content_copy:")
@@ -52,7 +55,7 @@ with record_tab:
 with upload_tab:
     uploads = st.file_uploader("Upload clips of your ordinary speech", accept_multiple_files=True,
                                key="adapt_uploader")
-    st.caption(f"Accepted: {intake.FORMATS_TEXT}, {limits.describe()} each.")
+    st.caption(f"Accepted: {intake.FORMATS_TEXT}, up to {limits.max_seconds:g} s each.")
     for upload in uploads or []:
         add(upload, "adapt_upload")
 
@@ -71,11 +74,13 @@ if moods:
     st.caption(moods)
 switch, clear = st.columns([3, 1])
 with switch:
-    adapt.switch("Use the adaptation for my results", key="adapt_page_switch",
-                 help="Off: results use the training corpora's statistics, as for a new user.")
+    adapt.switch("Use the adaptation for my results", key="adapt_page_switch", disabled=not adaptation.ready,
+                 help="Off: results compare your voice with the recordings the model learnt from, as for a "
+                      "new user. It can be switched on once there is enough speech.")
 clear.button("Clear", icon=":material/delete:", on_click=adapt.clear, disabled=not adaptation.n_clips,
              help="Forget every clip given so far.")
 st.caption(words.ADAPT_PRIVACY)
 st.page_link("pages/analyse.py", label="Analyse a clip with it", icon=":material/graphic_eq:")
+st.page_link("pages/live.py", label="Or talk to it live", icon=":material/sensors:")
 st.page_link("pages/test_results.py", label="How much adapting helps: Test results",
              icon=":material/fact_check:")

@@ -16,7 +16,8 @@ st.caption(
 
 limits = support.audio_limits_or_stop()
 predictor = support.predictor_or_stop()
-threshold = support.current_threshold()
+threshold = predictor.threshold  # the model's "uncertain" cut-off, kept in the JSON result
+coverage = support.current_coverage()
 model_name = predictor.config.get("model_name")
 adaptation = adapt.in_use(predictor)
 if adapt.supported(predictor):
@@ -33,7 +34,7 @@ with upload_tab:
     uploaded = st.file_uploader("Upload a clip of speech", key="uploader")
     support.show_upload_refusals()
     st.caption(f"Accepted: {intake.FORMATS_TEXT} (other audio files are tried too), "
-               f"{limits.describe()}.")
+               f"up to {limits.max_seconds:g} s.")
 
 
 def show(source, key: str, container) -> None:
@@ -42,7 +43,8 @@ def show(source, key: str, container) -> None:
         name, data = intake.read_upload(source)
         try:
             with st.spinner("Listening…"):
-                analysis = intake.analyse_bytes(predictor, name, data, threshold, key, limits, adaptation)
+                analysis = intake.analyse_bytes(predictor, name, data, threshold, key, limits, adaptation,
+                                                coverage)
         except AudioError as error:  # nothing playable: no player, just the reason
             views.show_audio_problem(error)
             return
@@ -70,5 +72,5 @@ if uploaded is not None:
     show(uploaded, "upload", upload_tab)
 else:
     with upload_tab:
-        st.info(f"Clips longer than {predictor.params.clip_seconds:g} s are analysed window by "
-                "window and also shown as a timeline.")
+        st.info(f"Recordings longer than {2 * predictor.params.clip_seconds:g} s also show how the emotion "
+                "changes over time, one band per stretch of speech.")

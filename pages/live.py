@@ -7,7 +7,7 @@ import time
 import numpy as np
 import streamlit as st
 
-from ser_core.app import adapt, support, views, plots, webrtc_setup
+from ser_core.app import adapt, support, views, plots, webrtc_setup, words
 from ser_core.inference.audio import AudioError
 from ser_core.app.live_audio import AudioRingBuffer, RollingTimeline, make_audio_frame_callback
 
@@ -24,7 +24,8 @@ st.caption(
     "Audio stays in this server's memory and is never stored."
 )
 predictor = support.predictor_or_stop()
-threshold = support.current_threshold()
+threshold = predictor.threshold  # the model's "uncertain" cut-off, kept in the JSON result
+coverage = support.current_coverage()
 window_s = predictor.params.clip_seconds
 FALLBACK = "If live streaming does not work here, record a clip on the **Analyse** page instead."
 
@@ -55,12 +56,7 @@ except ImportError:
 
 collect = False
 if adapt.supported(predictor):
-    views.adaptation_status(adapt.current(), adapt.is_on(), "live_adapt_switch", show_text=False)
-    collect = st.toggle(
-        "Learn my voice while I talk", key="live_collect",
-        help=f"Each {window_s:g} s of your speech is added to the adaptation statistics (this session only, "
-             "nothing stored on disk). Speak normally; the results adapt once there is enough. What it hears "
-             "becomes your \"normal\": if you stay in one mood the whole time, it will stop naming that mood.")
+    collect = views.live_controls(adapt.current(), window_s)
 
 # Per-session state. The buffer is the only thing the WebRTC thread touches.
 if "live_buffer" not in st.session_state:
@@ -93,7 +89,10 @@ if (playing or signalling) and not st.session_state.get("live_active"):
     st.session_state.live_started = time.monotonic()
 st.session_state.live_active = playing or signalling
 
-st.caption(f"ICE servers: {rtc_source}. {FALLBACK}")
+st.caption(FALLBACK)
+with st.expander("Connection details"):
+    st.caption(f"The browser sends its microphone to this server over WebRTC. Relay (ICE) servers: {rtc_source}; "
+               "set SER_ICE_SERVERS when the app is served to other networks (docs/app.md).")
 
 
 @st.fragment(run_every=UPDATE_SECONDS if (playing or signalling) else None)
@@ -143,7 +142,7 @@ def live_panel() -> None:
     try:
         prediction = adapt.classify_live(
             predictor, wave, predictor.params.sample_rate, threshold, collect=collect,
-            stream_seconds=stats.samples / (stats.sample_rate or 1), window_seconds=window_s)
+            stream_seconds=stats.samples / (stats.sample_rate or 1), window_seconds=window_s, coverage=coverage)
     except AudioError as error:  # silence or too little speech: a state of the stream, not a fault
         views.show_audio_problem(error, live=True)
         _draw_timeline()
@@ -151,8 +150,8 @@ def live_panel() -> None:
     except Exception:
         support.show_unexpected_error("classifying the live audio")
         return
-    timeline.add(prediction.probabilities)
-    views.headline(prediction)
+    timeline.add(prediction.probabilities, emotions=views.answer_of(prediction))
+    views.headline(prediction, predictor.config)
     if collect or getattr(prediction, "adapted", False):
         st.caption(views.live_adaptation_text(adapt.current(), prediction))
     views.render_probabilities(prediction, "live")
@@ -160,14 +159,17 @@ def live_panel() -> None:
 
 
 def _draw_timeline() -> None:
-    points = timeline.points()
-    if len(points) < 2:
+    bands = timeline.bands()
+    if len(bands) < 2:
         return
     st.subheader("Recent emotion")
     st.altair_chart(
-        plots.timeline_chart(points, list(predictor.emotions), x_title="Seconds since start"),
+        plots.answer_bands_chart(bands, list(predictor.emotions), words.answer_text, x_title="Seconds since start",
+                                 labels=False),
         width="stretch", key="live_timeline_chart",
     )
+    st.caption("Each band is one update's answer: solid when it named one emotion, fainter for two, faint when "
+               "it could not tell. Point at a band to read it.")
 
 
 live_panel()

@@ -68,10 +68,14 @@ def test_analyse_shows_what_the_predictor_says(
     table = app.dataframe[0].value
     assert list(table["Emotion"]) == list(expected.probabilities)
     np.testing.assert_allclose(table["Probability"], list(expected.probabilities.values()), atol=1e-5)
-    verdict = (app.warning if expected.uncertain else app.success)[0].value
-    assert expected.top_emotion in verdict.lower()
-    if expected.uncertain:
-        assert "Uncertain" in verdict
+    # the answer: the set of emotions in words, as one emotion, two, or "Can't tell" past that
+    from ser_core.app import words
+
+    answer = words.answer_text(expected.emotions)
+    alerts = [a.value for a in {1: app.success, 2: app.info}.get(len(expected.emotions), app.warning)]
+    assert any(answer.partition(": ")[2 if len(expected.emotions) > 2 else 0] in a for a in alerts), (answer, alerts)
+    assert "Uncertain" not in page_text(app) and "threshold" not in page_text(app)
+    assert any("What “9 in 10” means" in c.value for c in app.caption)
     assert len(app.get("download_button")) == 2
     assert app.get("image"), "the spectrogram is missing"
 
@@ -87,7 +91,16 @@ def test_analyse_long_clip_has_timeline_and_window_picker(
     app.run()
     assert_clean(app)
     assert "Emotion over time" in [s.value for s in app.subheader]
+    bands = views.timeline_bands(expected)  # one labelled band per speech segment (or window), each a set
+    assert bands and all(names for _, _, names in bands)
+    assert all(a < b for a, b, _ in bands) and bands[0][0] >= 0 and bands[-1][1] <= expected.duration_s + 1e-6
     assert len(app.select_slider) == 1  # which window's spectrogram to show
+    text = page_text(app)  # the spectrogram in plain words; the jargon only in brackets at the end
+    assert "The sound as the Whisper speech model hears it" in text and "loudest bin" not in text
+    from ser_core.app import front_end, plots
+
+    figure = plots.spectrogram_figure(np.zeros((80, 300)), predictor.params, floor_db=front_end.WHISPER_FLOOR_DB)
+    assert figure.axes[0].get_ylabel() == "Frequency (Hz)" and "Mel" not in figure.axes[0].get_ylabel()
     np.testing.assert_allclose(
         app.dataframe[0].value["Probability"], list(expected.probabilities.values()), atol=1e-5
     )
@@ -95,18 +108,26 @@ def test_analyse_long_clip_has_timeline_and_window_picker(
     assert_clean(app)
 
 
-def test_threshold_slider_decides_uncertain(
+def test_the_coverage_setting_changes_the_answer_without_running_the_model_again(
     monkeypatch: pytest.MonkeyPatch, model_artifacts: Path, predictor
 ) -> None:
+    from ser_core.app import words
+
     data = wav_bytes(speech_like(2.0, seed=3))
-    top = predictor.predict_file(data).top_emotion
+    expected = predictor.predict_file(data)
     app = open_app(monkeypatch, model_artifacts)
     app.audio_input[0].set_value(("rec.wav", data, "audio/wav"))
-    app.slider(key="threshold").set_value(0.0).run()
-    assert_clean(app)
-    assert not app.warning and top in app.success[0].value.lower()
-    app.slider(key="threshold").set_value(1.0).run()
-    assert "Uncertain" in app.warning[0].value and not app.success
+    shown = {}
+    for coverage in (0.8, 0.95):
+        app.radio(key="coverage").set_value(coverage).run()
+        assert_clean(app)
+        wanted = predictor.with_coverage(expected, coverage).emotions
+        text = words.answer_text(wanted)
+        assert any(text.partition(": ")[2 if len(wanted) > 2 else 0] in a.value
+                   for a in [*app.success, *app.info, *app.warning]), text
+        assert any(f"What “{words.coverage_name(coverage)}” means" in c.value for c in app.caption)
+        shown[coverage] = wanted
+    assert set(shown[0.8]) <= set(shown[0.95])
 
 
 @pytest.mark.parametrize(
@@ -134,18 +155,28 @@ def test_analyse_bad_input_shows_an_error(
 # ---------------------------------------------------------------- navigation, sidebar, no model
 
 
-def test_sidebar_shows_model_and_threshold(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_sidebar_names_the_model_in_plain_words_and_offers_the_coverage(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model_artifacts: Path
+) -> None:
     reports = fake_reports()
-    reports["config.json"]["threshold"] = 0.6
     for name, content in reports.items():
         (tmp_path / name).write_text(json.dumps(content))
     (tmp_path / "model.keras").write_bytes(b"")  # present (the sidebar only reads the reports)
     app = open_app(monkeypatch, tmp_path, "pages/test_results.py")
     assert_clean(app)
     sidebar = app.sidebar
-    assert any("ser_cnn test model" in m.value for m in sidebar.markdown)
-    assert sidebar.metric[0].value == "62.0%"
-    assert app.slider(key="threshold").value == pytest.approx(0.6)
+    assert any("names one of six emotions" in m.value for m in sidebar.markdown)
+    assert any("ser_cnn test model" in c.value for c in sidebar.caption)  # the technical name, in the expander
+    assert any("Test accuracy on unseen speakers: 62.0%" in c.value for c in sidebar.caption)
+    assert not sidebar.metric and not app.get("slider")
+    assert app.radio(key="coverage").value == 0.9 and list(app.radio(key="coverage").options) == [
+        "8 in 10", "9 in 10", "19 in 20"]
+
+    shipped = open_app(monkeypatch, model_artifacts)  # a model with calibrated sets says how often it holds
+    text = "\n".join(m.value for m in shipped.sidebar.markdown)
+    assert "OpenAI's Whisper speech model" in text and "English" in text
+    assert "held the true emotion" in text and "named a single emotion for" in text
+    assert "Accuracy on a new recording setup" not in text
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -410,8 +441,7 @@ def test_test_results_page_for_a_model_trained_on_every_speaker(monkeypatch: pyt
     pooled = next(m.value for m in app.markdown if "Calibration over all 880 test clips" in m.value)
     assert "fitted on the other folds' test clips" in pooled and "the ECE is 0.069" in pooled
     assert frame_with(app, "split", "speaker ids") is not None
-    assert app.sidebar.metric[0].label == "Cross-validated accuracy"
-    assert app.sidebar.metric[0].value == "64.0%"
+    assert any("Cross-validated accuracy on unseen speakers: 64.0%" in c.value for c in app.sidebar.caption)
 
 
 def test_test_results_page_without_cross_validation(monkeypatch: pytest.MonkeyPatch,
@@ -460,7 +490,8 @@ def test_result_downloads(predictor) -> None:
     assert record["file"] == "clip.wav" and record["label"] == prediction.label
     assert "features" not in record
     lines = views.prediction_csv(prediction).strip().splitlines()
-    assert lines[0].split(",") == ["segment", "start_s", "end_s", "label", *EMOTIONS]
+    assert lines[0].split(",") == ["segment", "start_s", "end_s", "answer", "label", *EMOTIONS]
+    assert lines[1].split(",")[3] == " or ".join(prediction.emotions) and record["emotions"] == prediction.emotions
     assert len(lines) == 2 + len(prediction.windows)
     shifted = intake.with_threshold(prediction, 0.0)
     assert not shifted.uncertain and shifted.probabilities == prediction.probabilities
@@ -533,8 +564,16 @@ def test_uploader_takes_any_file_and_states_formats_and_limits(
     # Streamlit's own type check only turns the file chip red; the app checks and says why itself.
     assert list(app.file_uploader[0].proto.type) == []
     stated = page_text(app) + app.file_uploader[0].label
-    for fact in ("wav", "flac", "mp3", "ogg", "m4a", "webm", "60 s", "25 MB"):
+    for fact in ("wav", "flac", "mp3", "ogg", "m4a", "webm", "60 s"):
         assert fact in stated, fact
+    # One upload limit, stated once: by the uploader itself ("25MB per file", server.maxUploadSize), which
+    # the app's own check follows; the page does not state a second one.
+    from streamlit import config as streamlit_config
+
+    from ser_core.app import support
+
+    assert "MB" not in page_text(app)
+    assert streamlit_config.get_option("server.maxUploadSize") == support.audio_limits().max_megabytes == 25
 
 
 @pytest.mark.parametrize(
@@ -682,6 +721,37 @@ def test_model_problem_is_said_once_with_the_train_command_once(
         assert page_text(app).count(TRAIN_COMMAND) == 1, page_text(app)
         assert page_text(app).count("--data ravdess=") == 1, page_text(app)
         assert "python train.py" in [c.value for c in app.code]
+
+
+def test_timeline_bands_agree_with_the_answer_and_a_short_clip_gets_none(predictor) -> None:
+    from ser_core.app import plots, words
+
+    short = predictor.predict_file(real_or_synthetic_wav(seconds=2.5))
+    assert views.timeline_bands(short) == []  # no "emotion over time" over a fraction of a second
+    two = np.concatenate([speech_like(3.5, seed=1), np.zeros(16_000 * 2, np.float32), speech_like(3.5, seed=2)])
+    long = predictor.predict_file(wav_bytes(two))
+    bands = views.timeline_bands(long)
+    assert len(long.segments) >= 2 and len(bands) == len(long.segments)
+    assert [names for _, _, names in bands] == [segment.emotions for segment in long.segments]
+    chart = plots.answer_bands_chart(bands, EMOTIONS, words.answer_text, short=words.band_text).to_dict()
+    rows = next(iter(chart["datasets"].values()))
+    assert [row["answer"] for row in rows] == [words.answer_text(names) for _, _, names in bands]
+    assert [row["label"] for row in rows] == [words.band_text(names) for _, _, names in bands]
+
+
+def test_answer_words() -> None:
+    from ser_core.app import words
+
+    assert words.answer_text(["angry"]) == "Angry"
+    assert words.answer_text(["angry", "disgust"]) == "Angry or disgusted"
+    assert words.answer_text(["angry", "disgust", "fear"]) == "Can't tell: angry, disgusted or fearful"
+    assert words.coverage_name(0.9) == "9 in 10"
+    assert words.band_text(["angry", "disgust", "fear"]) == "Can't tell (3)" and words.band_text(["sad"]) == "Sad"
+    # cross-references point where the thing is: Adapt to my voice is its own page
+    assert "on the Analyse page" not in words.LOCO_FOR_YOU and "the **Adapt to my voice** page" in words.LOCO_FOR_YOU
+    # a model without calibrated sets does not promise "9 in 10"
+    assert "not calibrated" in words.coverage_line(0.9, {"kind": "whisper_embedding_head"})
+    assert "9 in 10" in words.coverage_line(0.9, {"emotion_sets": {"method": "lac"}})
 
 
 def test_timeline_stays_between_0_and_100_percent_and_threshold_is_labelled() -> None:

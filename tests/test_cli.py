@@ -57,6 +57,22 @@ def test_predict_json_matches_the_predictor(tiny_artifacts, tiny_predictor, clip
     assert result["probabilities"] == pytest.approx(expected.probabilities, abs=1e-6)
     assert sum(result["probabilities"].values()) == pytest.approx(1.0)
     assert len(result["windows"]) == len(expected.windows) >= 3  # 7 s in 3 s windows, 50 % overlap
+    # the answer is a set of emotions (most likely first), the same rule for the clip and its timeline
+    assert result["emotions"] == expected.emotions and result["emotions"][0] == expected.top_emotion
+    assert result["coverage"] == 0.9
+    assert all(window["emotions"] for window in result["windows"])
+    assert all(segment["emotions"] for segment in result["segments"])
+
+
+def test_predict_coverage_widens_the_set_and_a_bad_one_is_named(tiny_artifacts, clips, capsys):
+    sizes = []
+    for coverage in ("0.8", "0.95"):
+        predict_cli.main([str(clips["long_flac"]), "--json", "--coverage", coverage, "--artifacts", str(tiny_artifacts)])
+        sizes.append(len(json.loads(capsys.readouterr().out)["emotions"]))
+    assert 1 <= sizes[0] <= sizes[1]
+    with pytest.raises(SystemExit):
+        predict_cli.main([str(clips["good_wav"]), "--coverage", "90", "--artifacts", str(tiny_artifacts)])
+    assert "got '90'" in capsys.readouterr().err
 
 
 def test_predict_threshold_turns_any_answer_uncertain(tiny_artifacts, clips, capsys):

@@ -135,6 +135,11 @@ def test_a_whisper_model_answers_with_a_timeline_and_the_log_mel_it_heard(predic
     assert result.speech_seconds > 0 and not result.adapted and result.adaptation_clips == 0
     document = result.to_dict()
     assert document["adapted"] is False and document["adaptation_clips"] == 0
+    assert document["emotions"] == result.emotions and result.emotions[0] == result.top_emotion
+    assert all(s.emotions and s.emotions[0] == s.top_emotion for s in result.segments)
+    assert all(w.emotions for w in result.windows)
+    wider = predictor.with_coverage(result, 0.95)  # another setting: no model call, never a smaller set
+    assert set(result.emotions) <= set(wider.emotions) and wider.coverage == 0.95 and result.coverage == 0.9
     json.dumps(document)
 
 
@@ -235,6 +240,11 @@ def test_evaluate_adapt_reports_adapted_figures(whisper_artifacts, tmp_path, cap
     report = json.loads(out.strip().splitlines()[-1])
     assert report["protocol"] == "adapted" and report["adaptation_clips"] == 9 and report["n"] == 9
     assert "adapted:" in out
+    assert 0 <= report["set_coverage"] <= 1 and 1 <= report["mean_set_size"] <= 6 and 0 <= report["single_rate"] <= 1
+    assert len(report["clips"]) == 9 and all(clip["emotions"] for clip in report["clips"])
+    in_set = [clip["emotion"] in clip["emotions"] for clip in report["clips"]]
+    assert report["set_coverage"] == pytest.approx(sum(in_set) / 9)
+    assert "answer sets at 90%" in out
     assert evaluate_cli.main(["--data", str(folder), "--json", "--artifacts", str(whisper_artifacts)]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["protocol"] == "strict"
 
@@ -437,5 +447,26 @@ def test_train_py_whisper_path_end_to_end_with_a_fake_encoder(encoder, tmp_path,
     assert config["kind"] == WHISPER_KIND and config["recipe"]["layers"] == [1, 2, 3, 4]
     assert config["recipe"]["calm_as"] == "neutral" and config["model_name"].startswith("Whisper base")
     assert json.loads((served / "metrics.json").read_text())["split"]["test"]["clips"] == 0
-    result = Predictor.from_artifacts(served).predict_wave(_clip("sad", 95), 16_000)
+    sets = config["emotion_sets"]  # calibrated on the held-out scores, each corpus measured held out
+    assert set(sets["thresholds"]) == set(sets["adapted_thresholds"]) == {"0.8", "0.9", "0.95"}
+    assert set(sets["held_out"]["strict"][sets["method"]]) == {"tess", "nemo", "turev"}
+    served_predictor = Predictor.from_artifacts(served)
+    assert served_predictor.emotion_sets.calibrated and served_predictor.emotion_sets.method == sets["method"]
+    result = served_predictor.predict_wave(_clip("sad", 95), 16_000)
     assert sum(result.probabilities.values()) == pytest.approx(1.0)
+    assert result.emotions and result.emotions[0] == result.top_emotion
+
+
+def test_live_answers_carry_the_same_sets_whether_learning_or_not(predictor):
+    """The Live page's answer, learning the voice or not, is made with the clip's sets and calibration."""
+    from ser_core.app import adapt
+
+    wave = _clip("sad", 97)
+    plain = adapt.classify_live(predictor, wave, 16_000, 0.5, collect=False, stream_seconds=3.0,
+                                window_seconds=3.0, session={}, coverage=0.95)
+    learning = adapt.classify_live(predictor, wave, 16_000, 0.5, collect=True, stream_seconds=3.0,
+                                   window_seconds=3.0, session={}, coverage=0.95)
+    assert learning.collected and plain.coverage == learning.coverage == 0.95
+    assert learning.emotions == predictor.emotion_set(learning.probabilities, coverage=0.95)
+    assert plain.emotions == predictor.emotion_set(plain.probabilities, coverage=0.95)
+    assert learning.emotions[0] == learning.top_emotion

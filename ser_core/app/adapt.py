@@ -129,7 +129,10 @@ def switch(label: str, key: str, help: str | None = None, disabled: bool = False
     def _sync() -> None:
         st.session_state[ON_KEY] = bool(st.session_state[key])
 
-    return bool(st.toggle(label, value=is_on(), key=key, on_change=_sync, help=help, disabled=disabled))
+    # Drawn from the setting on every run; off while there is nothing to use (``disabled``), so a greyed
+    # switch never looks on.
+    st.session_state[key] = is_on() and not disabled
+    return bool(st.toggle(label, key=key, on_change=_sync, help=help, disabled=disabled))
 
 
 def signature(adaptation: Any | None) -> tuple | None:
@@ -147,6 +150,7 @@ class AddResult:
     adaptation: Any
     speech_seconds: float = 0.0
     duplicate: bool = False  # not added: a new upload or recording with the same audio as an earlier clip
+    heard: list[str] | None = None  # the clip's answer before adapting (a set of emotions, most likely first)
 
 
 def _add_sample(sample: Any, state: MutableMapping[str, Any]) -> Any:
@@ -214,10 +218,13 @@ def add_clip(predictor: Any, wave: Any, sample_rate: int, clip_id: bytes | str |
     adaptation = _add_sample(sample, state)
     if digest is not None:
         state[CLIPS_KEY] = [*state.get(CLIPS_KEY, ()), digest]
+    answer = None
     if hasattr(predictor, "probabilities_of"):  # the clip's answer without any adaptation
         heard = predictor.probabilities_of(sample, None)
         state[MOODS_KEY] = [*state.get(MOODS_KEY, ()), max(heard, key=heard.get)]  # clear() empties it too
-    return AddResult(True, adaptation, float(sample.speech_seconds))
+        if hasattr(predictor, "emotion_set"):
+            answer = predictor.emotion_set(heard)
+    return AddResult(True, adaptation, float(sample.speech_seconds), heard=answer)
 
 
 def moods_text(session: MutableMapping[str, Any] | None = None) -> str | None:
@@ -242,7 +249,8 @@ def moods_text(session: MutableMapping[str, Any] | None = None) -> str | None:
 def status_text(adaptation: Any, on: bool = True) -> str:
     """Where the adaptation stands, in one sentence."""
     if not adaptation.n_clips:
-        return "Not adapted to your voice yet: results use the training corpora's statistics."
+        return ("Not adapted to your voice yet: results compare your voice with the recordings the model "
+                "learnt from.")
     amount = (f"{adaptation.speech_seconds:.0f} s of speech from {adaptation.n_clips} "
               f"recording{'s' if adaptation.n_clips != 1 else ''}")
     if not adaptation.ready:
@@ -250,7 +258,8 @@ def status_text(adaptation: Any, on: bool = True) -> str:
         return (f"Collecting: {amount} so far. Adaptation starts at {clips} clips, or {seconds:g} s of "
                 "speech over two clips or more; until then results are not adapted.")
     if not on:
-        return f"Adaptation is switched off ({amount} kept): results use the training corpora's statistics."
+        return (f"Adaptation is switched off ({amount} kept): results compare your voice with the recordings "
+                "the model learnt from.")
     return f"Adapted to your voice: {amount}."
 
 
@@ -279,6 +288,8 @@ class LiveAnswer:
     adapted: bool
     adaptation_clips: int
     collected: bool
+    emotions: list[str] | None = None  # the answer's set, as a Prediction's
+    coverage: float | None = None
 
 
 def live_window_due(stream_seconds: float, window_seconds: float,
@@ -291,7 +302,7 @@ def live_window_due(stream_seconds: float, window_seconds: float,
 
 def classify_live(predictor: Any, wave: Any, sample_rate: int, threshold: float, *, collect: bool,
                   stream_seconds: float, window_seconds: float,
-                  session: MutableMapping[str, Any] | None = None) -> Any:
+                  session: MutableMapping[str, Any] | None = None, coverage: float | None = None) -> Any:
     """Classify the Live page's last window, and with ``collect`` add it to the adaptation when due.
 
     One encoder pass either way: with ``collect`` the window's adaptation sample is measured and its
@@ -309,6 +320,8 @@ def classify_live(predictor: Any, wave: Any, sample_rate: int, threshold: float,
     if not can_collect:
         adaptation = in_use(predictor, state)
         extra = {} if adaptation is None else {"adaptation": adaptation}
+        if coverage is not None:
+            extra["coverage"] = coverage
         return predictor.predict_wave(wave, sample_rate, threshold, **extra)
     sample = predictor.adaptation_sample(wave, sample_rate)
     collected = False
@@ -319,8 +332,12 @@ def classify_live(predictor: Any, wave: Any, sample_rate: int, threshold: float,
     adaptation = in_use(predictor, state)
     probabilities = predictor.probabilities_of(sample, adaptation)
     top = max(probabilities, key=probabilities.get)
+    emotions = None
+    if hasattr(predictor, "emotion_set"):  # the same sets and calibration as a whole clip's answer
+        emotions = predictor.emotion_set(probabilities, adapted=adaptation is not None,
+                                         coverage=coverage if coverage is not None else 0.9)
     return LiveAnswer(probabilities=probabilities, top_emotion=top, confidence=float(probabilities[top]),
                       uncertain=bool(probabilities[top] < threshold), threshold=float(threshold),
                       adapted=adaptation is not None,
                       adaptation_clips=adaptation.n_clips if adaptation else 0,
-                      collected=collected)
+                      collected=collected, emotions=emotions, coverage=coverage)

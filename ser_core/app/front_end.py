@@ -126,10 +126,11 @@ def caption(params: Any, front_end: str) -> str:
     """What the picture is, in a sentence under it."""
     frame_ms = params.hop_length / params.sample_rate * 1000
     if front_end == WHISPER:
-        return (f"Whisper's log-mel spectrogram, {params.n_mels} mel bands, {frame_ms:.0f} ms frames, "
-                f"in dB below the loudest bin (floor −{WHISPER_FLOOR_DB:g} dB): the input of the "
-                "Whisper encoder. Only the "
-                "speech is kept (pauses and silence are cut out), brought to one loudness level; the "
-                "emotion is judged from the encoder's view of all of it.")
-    return (f"Log-mel spectrogram, {params.n_mels} mel bands, {frame_ms:.0f} ms frames, in dB below the "
-            f"window's loudest bin (floor −{params.top_db:g} dB): the model's input.")
+        return ("The sound as the Whisper speech model hears it: time left to right, low to high frequencies bottom to top, "
+                "brighter where it is louder (0 dB is the loudest moment; the darkest is "
+                f"{WHISPER_FLOOR_DB:g} dB quieter). Only the speech is kept (pauses and silence are cut out), "
+                "brought to one loudness level; the emotion is judged from all of it. "
+                f"(Whisper's log-mel spectrogram: {params.n_mels} mel bands, {frame_ms:.0f} ms frames.)")
+    return ("The sound as the model hears it: time left to right, low to high frequencies bottom to top, brighter where it is "
+            f"louder (0 dB is the loudest moment; the darkest is {params.top_db:g} dB quieter). "
+            f"(Log-mel spectrogram: {params.n_mels} mel bands, {frame_ms:.0f} ms frames.)")

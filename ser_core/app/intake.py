@@ -117,15 +117,16 @@ def decode_bytes(name: str, data: bytes, sample_rate: int, limits: Any) -> Any:
 
 
 def analyse_bytes(predictor: Any, name: str, data: bytes, threshold: float, cache_key: str,
-                  limits: Any, adaptation: Any | None = None) -> Analysis:
+                  limits: Any, adaptation: Any | None = None, coverage: float | None = None) -> Analysis:
     """Classify uploaded or recorded audio within ``limits`` (an
     :class:`~ser_core.app.support.AudioLimits`).
 
     Raises :class:`AudioError` when the audio cannot be used at all (empty, too large or long,
     not audio); audio that decodes comes back as an :class:`Analysis`, with the reason when the
-    model had nothing to classify. The result is kept per session, so that moving the threshold
-    or another widget does not run the model again; a new ``adaptation`` (the user's statistics,
-    :mod:`ser_core.app.adapt`; None for none) does.
+    model had nothing to classify. The result is kept per session, so that another ``coverage``
+    (the sidebar's setting: the answer's set of emotions is made for it) or another widget does not run
+    the model again; a new ``adaptation`` (the user's statistics, :mod:`ser_core.app.adapt`; None for
+    none) does.
     """
     digest = hashlib.sha1(data).hexdigest()
     version = adapt.signature(adaptation)
@@ -144,4 +145,7 @@ def analyse_bytes(predictor: Any, name: str, data: bytes, threshold: float, cach
         st.session_state[cache_key] = (digest, predictor, limits, version, analysis)
     if analysis.prediction is None:
         return analysis
-    return Analysis(with_threshold(analysis.prediction, threshold))
+    prediction = with_threshold(analysis.prediction, threshold)
+    if coverage is not None and hasattr(predictor, "with_coverage"):
+        prediction = predictor.with_coverage(prediction, coverage)
+    return Analysis(prediction)

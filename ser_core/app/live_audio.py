@@ -176,21 +176,33 @@ class RollingTimeline:
         self.max_points = max_points
         self._lock = threading.Lock()
         self._points: list[tuple[float, dict[str, float]]] = []
+        self._answers: list[list[str]] = []
         self._origin: float | None = None
 
-    def add(self, probabilities: dict[str, float], at: float | None = None) -> None:
+    def add(self, probabilities: dict[str, float], at: float | None = None, emotions: list[str] | None = None) -> None:
+        """One update: its probabilities and, when given, its answer (the set of emotions)."""
         at = time.monotonic() if at is None else at
         with self._lock:
             if self._origin is None:
                 self._origin = at
             self._points.append((at - self._origin, dict(probabilities)))
+            self._answers.append(list(emotions or [max(probabilities, key=probabilities.get)]))
             del self._points[: -self.max_points]
+            del self._answers[: -self.max_points]
 
     def points(self) -> list[tuple[float, dict[str, float]]]:
         with self._lock:
             return list(self._points)
 
+    def bands(self) -> list[tuple[float, float, list[str]]]:
+        """``(start s, end s, answer)`` per update: each answer holds until the next one (the last for a second)."""
+        with self._lock:
+            times = [t for t, _ in self._points]
+            ends = [*times[1:], times[-1] + 1.0] if times else []
+            return [(start, end, list(answer)) for start, end, answer in zip(times, ends, self._answers)]
+
     def clear(self) -> None:
         with self._lock:
             self._points.clear()
+            self._answers.clear()
             self._origin = None

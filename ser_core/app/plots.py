@@ -60,11 +60,11 @@ def spectrogram_figure(
     ticks = np.linspace(0, n_mels - 1, 6).round().astype(int)
     ax.set_yticks(ticks, [f"{centres[t]:.0f}" for t in ticks])
     ax.set_xlabel(x_label)
-    ax.set_ylabel("Mel band centre (Hz)")
+    ax.set_ylabel("Frequency (Hz)")
     if title:
         ax.set_title(title, fontsize=10)
     colour_bar = fig.colorbar(image, ax=ax, pad=0.01)
-    colour_bar.set_label("dB (0 = loudest)")
+    colour_bar.set_label("Loudness (dB, 0 = loudest)")
     return fig
 
 
@@ -143,6 +143,44 @@ def timeline_chart(
         )
         .properties(height=height)
     )
+
+
+def answer_bands_chart(
+    bands: Sequence[tuple[float, float, Sequence[str]]],
+    emotions: Sequence[str],
+    describe: Any = None,
+    x_title: str = "Time (s)",
+    labels: bool = True,
+    height: int = 90,
+    short: Any = None,
+) -> alt.Chart:
+    """One band per stretch of time, coloured by its most likely emotion and labelled with its answer.
+
+    ``bands`` are ``(start s, end s, set of emotions)``; ``describe`` turns a set into words (the
+    page's answer text, in the tooltip), ``short`` into the band's label (default: ``describe``). A
+    one-emotion band is solid, a two-emotion band lighter, a "can't tell" band faint, so a glance shows
+    where the model was sure.
+    """
+    describe = describe or (lambda names: " or ".join(names))
+    short = short or describe
+    rows = [{"start": float(a), "end": float(b), "middle": (float(a) + float(b)) / 2,
+             "emotion": names[0] if names else "", "answer": describe(list(names)), "label": short(list(names)),
+             "sureness": {1: 1.0, 2: 0.55}.get(len(names), 0.25)} for a, b, names in bands]
+    frame = pd.DataFrame(rows, columns=["start", "end", "middle", "emotion", "answer", "label", "sureness"])
+    base = alt.Chart(frame).encode(x=alt.X("start:Q", title=x_title), x2="end:Q")
+    bars = base.mark_bar(cornerRadius=3, stroke="white", strokeWidth=1).encode(
+        color=alt.Color("emotion:N", scale=_colour_scale(emotions), legend=None),
+        opacity=alt.Opacity("sureness:Q", scale=None, legend=None),
+        tooltip=[alt.Tooltip("start:Q", format=".1f", title="from (s)"),
+                 alt.Tooltip("end:Q", format=".1f", title="to (s)"), alt.Tooltip("answer:N", title="answer"),
+                 alt.Tooltip("emotion:N", title="most likely")],
+    )
+    chart = bars
+    if labels:
+        text = alt.Chart(frame).mark_text(fontSize=12, color="#1f2933", limit=160).encode(
+            x="middle:Q", text="label:N")
+        chart = bars + text
+    return chart.properties(height=height)
 
 
 # ---------------------------------------------------------------- evaluation views

@@ -1,5 +1,5 @@
 """The app's shared state: the entry-point fix for pages opened by URL, the cached predictor, the
-reports in ``artifacts/``, the sidebar with the "uncertain" threshold, and the no-model and
+reports in ``artifacts/``, the sidebar with the coverage setting, and the no-model and
 unexpected-error messages.
 
 The pages in ``pages/`` hold layout and widgets only. The other app modules:
@@ -28,15 +28,17 @@ from ser_core.inference import artifacts
 
 from ser_core.evaluation import cv_report, loco_report
 from ser_core.inference.artifacts import ModelNotFoundError, read_json_artifact
+from ser_core.inference.emotion_sets import DEFAULT_COVERAGE
 from ser_core.inference.predictor import DEFAULT_THRESHOLD, MAX_AUDIO_SECONDS
 from ser_core.evaluation.member_specs import CHECKPOINTS, kept_checkpoint
 
 LOGGER = logging.getLogger("ser_app")
 
 THRESHOLD_KEY = "threshold"
+COVERAGE_KEY = "coverage"  # the sidebar's setting: how often the answer's set should hold the true emotion
 KAGGLE_COMMAND = "python train.py"
 
-# The app's limits on uploads and recordings, as environment variables (see the README). The
+# The app's limits on uploads and recordings, as environment variables (see docs/usage.md, "Limits of the app"). The
 # length limit defaults to the one the inference package applies; 25 MB holds a minute of
 # uncompressed 48 kHz stereo with room to spare.
 MAX_SECONDS_ENV = "SER_MAX_AUDIO_SECONDS"
@@ -98,13 +100,23 @@ def _positive_setting(name: str, default: float) -> float:
     return value
 
 
+def _upload_door_megabytes() -> float:
+    """Streamlit's ``server.maxUploadSize`` (the limit its uploader states), or 25 MB."""
+    try:
+        value = float(st.get_option("server.maxUploadSize"))
+    except Exception:
+        return DEFAULT_MAX_MEGABYTES
+    return value if math.isfinite(value) and value > 0 else DEFAULT_MAX_MEGABYTES
+
+
 def audio_limits() -> AudioLimits:
     """The limits in force: ``$SER_MAX_AUDIO_SECONDS`` (default: the inference package's
-    ``MAX_AUDIO_SECONDS``) and ``$SER_MAX_UPLOAD_MB`` (default 25). Raises ``ValueError`` naming
-    a bad value."""
+    ``MAX_AUDIO_SECONDS``) and ``$SER_MAX_UPLOAD_MB`` (default: ``server.maxUploadSize`` in
+    ``.streamlit/config.toml``, 25, the one limit the uploader states). Raises ``ValueError``
+    naming a bad value."""
     return AudioLimits(
         max_seconds=_positive_setting(MAX_SECONDS_ENV, MAX_AUDIO_SECONDS),
-        max_megabytes=_positive_setting(MAX_MEGABYTES_ENV, DEFAULT_MAX_MEGABYTES),
+        max_megabytes=_positive_setting(MAX_MEGABYTES_ENV, _upload_door_megabytes()),
     )
 
 
@@ -128,7 +140,7 @@ _SHOW_CHIP_REFUSAL_CSS = """<style>
 
 
 def show_upload_refusals() -> None:
-    """Make the reason Streamlit gives for refusing a file (over the 256 MB door) visible."""
+    """Make the reason Streamlit gives for refusing a file (over ``server.maxUploadSize``) visible."""
     st.html(_SHOW_CHIP_REFUSAL_CSS)
 
 
@@ -323,43 +335,53 @@ def new_setup_accuracy(directory: Path | None = None) -> float | None:
 
 
 def render_sidebar(reports: Reports) -> float:
-    """Model name, test accuracy and the "uncertain" threshold slider; returns the threshold."""
+    """The model in plain words, how often its answer holds the true emotion, and the coverage setting;
+    returns the coverage (0.8, 0.9 or 0.95). The figures for ML engineers sit behind an expander."""
+    from ser_core.app import words
+
     with st.sidebar:
         st.subheader("Model")
         if reports.has_model:
-            st.markdown(f"**{reports.model_name or 'unnamed model'}**")
-            accuracy = (reports.test_metrics or {}).get("accuracy")
-            cross_validated = cv_report.shipped_accuracy(reports.directory, reports.arch)
-            new_setup = new_setup_accuracy(reports.directory)
-            if new_setup is not None:
-                st.metric("Accuracy on a new recording setup", f"{new_setup:.0%}",
-                          help="Strict, before adapting: the mean over corpora the model never heard "
-                               "(Test results page).")
-            elif isinstance(accuracy, (int, float)):
-                st.metric("Test accuracy (unseen speakers)", f"{accuracy:.1%}")
-            elif cross_validated is not None:
-                st.metric("Cross-validated accuracy", f"{cross_validated:.1%}",
-                          help="On speakers the model never heard: the mean over the folds of the "
-                               "shipped recipe's cross-validation (Test results page).")
-            else:
-                st.caption("No test accuracy recorded.")
+            st.markdown(words.model_in_plain_words(reports.config))
+            if COVERAGE_KEY not in st.session_state:
+                st.session_state[COVERAGE_KEY] = DEFAULT_COVERAGE
+            coverage = float(st.session_state[COVERAGE_KEY])
+            sentence = words.sidebar_coverage(reports.config, coverage)
+            if sentence:
+                st.markdown(sentence)
+            with st.expander("Details for ML engineers"):
+                st.caption(f"{reports.model_name or 'unnamed model'}.")
+                accuracy = (reports.test_metrics or {}).get("accuracy")
+                cross_validated = cv_report.shipped_accuracy(reports.directory, reports.arch)
+                new_setup = new_setup_accuracy(reports.directory)
+                if new_setup is not None:
+                    st.caption(f"Top emotion right {new_setup:.0%} of the time on a corpus left out of training "
+                               "(mean over the held-out corpora, before adapting; Test results page).")
+                elif isinstance(accuracy, (int, float)):
+                    st.caption(f"Test accuracy on unseen speakers: {accuracy:.1%}.")
+                elif cross_validated is not None:
+                    st.caption(f"Cross-validated accuracy on unseen speakers: {cross_validated:.1%}.")
         else:
             st.warning("No trained model yet.")
-        if THRESHOLD_KEY not in st.session_state:
-            st.session_state[THRESHOLD_KEY] = reports.threshold
-        return float(
-            st.slider(
-                "“Uncertain” below", min_value=0.0, max_value=1.0, step=0.01, key=THRESHOLD_KEY,
-                help="When the top emotion's probability is below this, the result reads "
-                "“uncertain”.",
-            )
-        )
+        if COVERAGE_KEY not in st.session_state:
+            st.session_state[COVERAGE_KEY] = DEFAULT_COVERAGE
+        return float(st.radio(
+            "The answer should hold the true emotion", options=list(words.COVERAGE_CHOICES),
+            format_func=words.coverage_name, key=COVERAGE_KEY, horizontal=True,
+            help="Higher: the answer is wrong less often, but names two or more emotions more often. "
+                 "Lower: more single-emotion answers, more of them wrong.",
+        ))
+
+
+def current_coverage() -> float:
+    """The sidebar's coverage setting (0.9 when the sidebar has not run)."""
+    value = st.session_state.get(COVERAGE_KEY)
+    return float(value) if value is not None else DEFAULT_COVERAGE
 
 
 def current_threshold() -> float:
-    """The sidebar threshold (the config's default when the sidebar has not run)."""
-    value = st.session_state.get(THRESHOLD_KEY)
-    return float(value) if value is not None else load_reports().threshold
+    """The model's "uncertain" cut-off (kept in the JSON result; the page answers with sets)."""
+    return load_reports().threshold
 
 
 # ---------------------------------------------------------------- messages

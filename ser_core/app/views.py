@@ -1,5 +1,6 @@
-"""Showing a prediction: the verdict, the probability bars and table, the timeline, the
-spectrogram the model receives, and the JSON/CSV exports of the result."""
+"""Showing a prediction: the answer (a set of emotions with a stated coverage), the probability bars
+and table, the timeline (one labelled band per speech segment), the spectrogram the model receives,
+and the JSON/CSV exports of the result."""
 
 from __future__ import annotations
 
@@ -25,15 +26,16 @@ def prediction_csv(prediction: Any) -> str:
     emotions = list(prediction.probabilities)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["segment", "start_s", "end_s", "label", *emotions])
+    writer.writerow(["segment", "start_s", "end_s", "answer", "label", *emotions])
     writer.writerow(
-        ["clip", 0.0, round(prediction.duration_s, 3), prediction.label,
-         *(round(prediction.probabilities[e], 6) for e in emotions)]
+        ["clip", 0.0, round(prediction.duration_s, 3), " or ".join(getattr(prediction, "emotions", None) or []),
+         prediction.label, *(round(prediction.probabilities[e], 6) for e in emotions)]
     )
     for index, window in enumerate(prediction.windows, start=1):
         top = max(window.probabilities, key=window.probabilities.get)
         writer.writerow(
-            [f"window {index}", round(window.start_s, 3), round(window.end_s, 3), top,
+            [f"window {index}", round(window.start_s, 3), round(window.end_s, 3),
+             " or ".join(getattr(window, "emotions", None) or []), top,
              *(round(window.probabilities[e], 6) for e in emotions)]
         )
     return buffer.getvalue()
@@ -46,16 +48,47 @@ def probability_table(probabilities: Mapping[str, float]) -> pd.DataFrame:
     )
 
 
-def headline(prediction: Any) -> None:
-    """The verdict: the top emotion, or "uncertain" with the best guess."""
-    if prediction.uncertain:
-        st.warning(
-            f"**Uncertain:** the voice does not clearly sound like one emotion. Best guess: "
-            f"**{prediction.top_emotion}** at {prediction.confidence:.0%}, below the "
-            f"{prediction.threshold:.0%} threshold."
-        )
+def answer_of(prediction: Any) -> list[str]:
+    """The answer's set of emotions, most likely first (the top emotion alone for an answer without one)."""
+    return list(getattr(prediction, "emotions", None) or [prediction.top_emotion])
+
+
+def headline(prediction: Any, config: Mapping[str, Any] | None = None) -> None:
+    """The answer: "Angry", "Angry or disgusted", or "Can't tell: angry, disgusted or fearful", and one line
+    on what its coverage (9 in 10) means."""
+    emotions = answer_of(prediction)
+    text = words.answer_text(emotions)
+    if len(emotions) == 1:
+        st.success(f"**{text}**", icon=":material/sentiment_satisfied:")
+    elif len(emotions) == 2:
+        st.info(f"**{text}**", icon=":material/contrast:")
     else:
-        st.success(f"**{prediction.top_emotion.capitalize()}** — {prediction.confidence:.0%} confidence")
+        head, _, rest = text.partition(": ")
+        st.warning(f"**{head}:** {rest}", icon=":material/help:")
+    coverage = getattr(prediction, "coverage", None) or 0.9
+    st.caption(words.coverage_line(coverage, config, bool(getattr(prediction, "adapted", False))))
+
+
+def timeline_bands(prediction: Any, clip_seconds: float = 3.0) -> list[tuple[float, float, list[str]]]:
+    """``(start s, end s, set of emotions)`` per band of the "Emotion over time" view, or [] when there is
+    nothing to follow over time (a recording shorter than two model windows).
+
+    One band per speech segment when there are two or more; one speech stretch heard long enough for three
+    windows or more gets one band per window (each from half-way after the window before to half-way
+    before the next: the windows overlap). Every band's answer is made like the clip's.
+    """
+    if prediction.duration_s < 2 * clip_seconds:
+        return []
+    segments = list(getattr(prediction, "segments", None) or [])
+    if len(segments) >= 2:
+        return [(s.start_s, s.end_s, list(s.emotions or [s.top_emotion])) for s in segments]
+    windows = list(prediction.windows)
+    if len(windows) < 3:
+        return []
+    centres = [(w.start_s + w.end_s) / 2 for w in windows]
+    edges = [windows[0].start_s, *[(a + b) / 2 for a, b in zip(centres, centres[1:])], windows[-1].end_s]
+    return [(edges[i], edges[i + 1], list(w.emotions or [max(w.probabilities, key=w.probabilities.get)]))
+            for i, w in enumerate(windows)]
 
 
 SPEECH_KINDS = ("no_speech", "too_little_speech")
@@ -103,9 +136,9 @@ def show_audio_problem(error: Exception, live: bool = False) -> None:
 
 
 def render_probabilities(prediction: Any, key: str) -> None:
-    """Bars per emotion (top one highlighted, threshold drawn) and the exact numbers."""
+    """Bars per emotion (top one highlighted) and the exact numbers."""
     st.altair_chart(
-        plots.probability_chart(prediction.probabilities, prediction.threshold),
+        plots.probability_chart(prediction.probabilities),
         width="stretch", key=f"{key}_bars",
     )
     with st.expander("Exact probabilities"):
@@ -155,11 +188,30 @@ def adaptation_status(adaptation: Any, on: bool, switch_key: str, show_text: boo
         with text:
             adaptation_line(adaptation, on)
     with switch:
-        adapt.switch("Use adaptation", key=switch_key, disabled=not adaptation.n_clips,
-                     help="On: results use your adaptation statistics once there is enough speech. "
-                          "Off: the training corpora's, as for a new user.")
+        adapt.switch("Use adaptation", key=switch_key, disabled=not adaptation.ready,
+                     help="On: results are judged against how your own voice sounds. Off: against the "
+                          "average of the recordings the model learnt from, as for a new user.")
     link.page_link("pages/adapt.py", label="Adapt to my voice" if not adaptation.n_clips else "Manage",
                    icon=":material/tune:")
+
+
+def live_controls(adaptation: Any, window_seconds: float) -> bool:
+    """The Live page's adaptation controls in one row: the switch, "Learn my voice while I talk" (returned)
+    and the way to the Adapt page."""
+    switch, learn, link = st.columns([2, 3, 2], vertical_alignment="center")
+    with switch:
+        adapt.switch("Use adaptation", key="live_adapt_switch", disabled=not adaptation.ready,
+                     help="On: results are judged against how your own voice sounds, once there is enough speech.")
+    with learn:
+        collect = st.toggle(
+            "Learn my voice while I talk", key="live_collect",
+            help=f"Each {window_seconds:g} s of your speech is added to what the model knows of your voice (this "
+                 "session only, nothing stored on disk). Speak normally; results adapt once there is enough. What "
+                 "it hears becomes your \"normal\": if you stay in one mood the whole time, it will stop naming "
+                 "that mood.")
+    link.page_link("pages/adapt.py", label="Adapt to my voice" if not adaptation.n_clips else "Manage",
+                   icon=":material/tune:")
+    return bool(collect)
 
 
 def live_adaptation_text(adaptation: Any, answer: Any) -> str:
@@ -173,8 +225,7 @@ def live_adaptation_text(adaptation: Any, answer: Any) -> str:
 def meaning(prediction: Any, new_setup_accuracy: float | None = None) -> None:
     """What the answer means, how far to trust it and what to do next, in plain words."""
     with st.expander("What does this mean, and how far can I trust it?", icon=":material/help:"):
-        if prediction.uncertain:
-            st.markdown(words.UNCERTAIN_MEANS)
+        st.markdown(words.SETS_MEAN)
         st.markdown(words.trust(new_setup_accuracy))
         st.markdown(words.NEXT_STEPS)
         st.page_link("pages/test_results.py", label="Test results", icon=":material/fact_check:")
@@ -186,22 +237,25 @@ def render_prediction(prediction: Any, params: Any, source_name: str, model_name
     """Everything the Analyse page shows for one clip; ``config`` (the model's) says which front end
     made ``prediction.features``; ``note`` (adapted or not) goes under the verdict;
     ``new_setup_accuracy`` (leave one corpus out) tells the user how far to trust it."""
-    headline(prediction)
+    headline(prediction, config)
     speech = getattr(prediction, "speech_seconds", 0.0)
     st.caption(
         f"{source_name} · {prediction.duration_s:.1f} s"
         + (f" · {speech:.1f} s of speech" if speech else "")
-        + f" · {len(prediction.windows)} window(s) of {params.clip_seconds:g} s"
         + (f" · {note}" if note else "")
     )
     meaning(prediction, new_setup_accuracy)
     render_probabilities(prediction, key)
 
-    if len(prediction.windows) > 1:
+    bands = timeline_bands(prediction, params.clip_seconds)
+    if bands:
         st.subheader("Emotion over time")
-        points = [((w.start_s + w.end_s) / 2, w.probabilities) for w in prediction.windows]
-        st.altair_chart(plots.timeline_chart(points, list(prediction.probabilities)),
+        st.altair_chart(plots.answer_bands_chart(bands, list(prediction.probabilities), words.answer_text,
+                                                 short=words.band_text),
                         width="stretch", key=f"{key}_timeline")
+        st.caption("One band per stretch of speech, answered like the whole recording (point at a band for its "
+                   "whole answer); the colour is its most likely emotion, faint where it could not tell. Pauses "
+                   "are left blank.")
 
     render_model_input(prediction, params, front_end.model_front_end(config), key)
 

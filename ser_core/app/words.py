@@ -5,22 +5,126 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-__all__ = ["ADAPT_PRIVACY", "ADAPT_WHY", "LOCO_FOR_YOU", "LOCO_JARGON",
-           "LINEAR_HEAD", "NEXT_STEPS", "NO_HISTORY", "UNCERTAIN_MEANS", "adapt_how_much", "head_recipe", "trust"]
+__all__ = ["ADAPT_INTRO", "ADAPT_PRIVACY", "ADAPT_WHY", "COVERAGE_CHOICES", "LOCO_FOR_YOU", "LOCO_JARGON",
+           "LINEAR_HEAD", "NEXT_STEPS", "NO_HISTORY", "SETS_MEAN", "adapt_how_much", "answer_text",
+           "band_text", "coverage_figures", "coverage_line", "coverage_name", "head_recipe", "model_in_plain_words",
+           "sidebar_coverage", "trust"]
 
-UNCERTAIN_MEANS = (
-    "“Uncertain” means no emotion reached the threshold set in the sidebar: the voice did not "
-    "clearly sound like any one of the six. The best guess is still shown, but treat it as a hint, "
-    "not an answer. Calm, flat speech often ends up here."
+# How an emotion reads in a sentence ("Angry or disgusted").
+ADJECTIVES = {"angry": "angry", "disgust": "disgusted", "fear": "fearful", "happy": "happy", "neutral": "neutral",
+              "sad": "sad"}
+# The coverage settings a user can pick, in words (the model is calibrated for each).
+COVERAGE_CHOICES = {0.8: "8 in 10", 0.9: "9 in 10", 0.95: "19 in 20"}
+LANGUAGES = {"ravdess": "English", "tess": "English", "crema": "English", "nemo": "Polish", "turev": "Turkish",
+             "ased": "Amharic", "casia": "Mandarin", "banglaser": "Bengali", "banglaser_ext": "Bengali"}
+
+
+def answer_text(emotions: list[str] | tuple[str, ...]) -> str:
+    """The answer in words: "Angry", "Angry or disgusted", or "Can't tell: angry, disgusted or fearful"."""
+    names = [ADJECTIVES.get(emotion, emotion) for emotion in emotions]
+    if not names:
+        return "Can't tell"
+    if len(names) == 1:
+        return names[0].capitalize()
+    if len(names) == 2:
+        return f"{names[0].capitalize()} or {names[1]}"
+    return f"Can't tell: {', '.join(names[:-1])} or {names[-1]}"
+
+
+def band_text(emotions: list[str] | tuple[str, ...]) -> str:
+    """A timeline band's label, short enough for a narrow band: the answer for one or two emotions,
+    "Can't tell (4)" past that (the band's tooltip has the whole answer)."""
+    if len(emotions) <= 2:
+        return answer_text(emotions)
+    return f"Can't tell ({len(emotions)})"
+
+
+def coverage_name(coverage: float) -> str:
+    """0.9 -> "9 in 10"."""
+    return COVERAGE_CHOICES.get(round(float(coverage), 2), f"{coverage:.0%}")
+
+
+def coverage_figures(config: Mapping[str, Any] | None, coverage: float = 0.9,
+                     adapted: bool = False) -> dict[str, float] | None:
+    """What training measured for this setting on corpora the model never heard: the lowest and the mean
+    coverage over the held-out corpora and the mean share of one-emotion answers (``config.json``'s
+    ``emotion_sets.held_out_coverages``), or None for a model without them."""
+    block = ((config or {}).get("emotion_sets") or {}).get("held_out_coverages") or {}
+    rows = (block.get("adapted" if adapted else "strict") or {}).get(str(round(float(coverage), 2)))
+    if not isinstance(rows, Mapping) or not rows:
+        return None
+    try:
+        covered = [float(row["coverage"]) for row in rows.values()]
+        single = [float(row["single_rate"]) for row in rows.values()]
+    except (KeyError, TypeError, ValueError):
+        return None
+    return {"lowest": min(covered), "mean": sum(covered) / len(covered), "single": sum(single) / len(single),
+            "corpora": len(covered)}
+
+
+def coverage_line(coverage: float, config: Mapping[str, Any] | None = None, adapted: bool = False) -> str:
+    """One line under an answer: what "9 in 10" means, with the lowest figure measured when it is lower.
+
+    A model trained before the sets were calibrated (no ``emotion_sets`` in its config) gets the plain rule
+    instead, and the line says so rather than promise a figure nobody measured."""
+    if config is not None and not config.get("emotion_sets"):
+        return (f"**This model's answers are not calibrated:** it names every emotion it finds at least "
+                f"{1 - coverage:.0%} likely; how often that holds the true one was not measured. Retrain it "
+                "with train.py to get answers with a stated coverage.")
+    text = (f"**What “{coverage_name(coverage)}” means:** on voices, microphones and rooms the model never "
+            f"heard, answers like this held the true emotion about {coverage_name(coverage)} times; "
+            "one emotion means it is fairly sure, several mean it could not tell them apart.")
+    figures = coverage_figures(config, coverage, adapted)
+    if figures and figures["lowest"] < coverage - 0.05:
+        text += (f" On the hardest test recordings it was only {round(figures['lowest'] * 10):.0f} in 10.")
+    return text
+
+
+def sidebar_coverage(config: Mapping[str, Any] | None, coverage: float = 0.9) -> str | None:
+    """The sidebar's sentence: how often the answer holds the true emotion, how often it names one."""
+    figures = coverage_figures(config, coverage)
+    if figures is None:
+        return None
+    return (f"On voices, microphones and rooms it never heard, its answer held the true emotion "
+            f"{figures['mean']:.0%} of the time (set to {coverage_name(coverage)}); it named a single emotion for "
+            f"{figures['single']:.0%} of clips, and gave two or more where it could not tell.")
+
+
+def model_in_plain_words(config: Mapping[str, Any] | None) -> str:
+    """What the served model is, for a non-expert: the speech model it listens with and what it learnt from."""
+    config = config or {}
+    data = config.get("data") if isinstance(config.get("data"), Mapping) else {}
+    corpora = sorted(data) or sorted(config.get("training") or {})
+    clips = sum(int(info.get("clips", 0)) for info in data.values() if isinstance(info, Mapping))
+    languages = sorted({LANGUAGES.get(name, name) for name in corpora})
+    learnt = ""
+    if corpora:
+        amount = f"{clips:,} recordings" if clips else "recordings"
+        learnt = (f" It learnt from {amount} of actors in {len(corpora)} collections "
+                  f"({', '.join(languages)}).")
+    if config.get("kind") == "whisper_embedding_head":
+        front = config.get("front_end")
+        size = front.get("model", "base") if isinstance(front, Mapping) else "base"
+        return (f"Listens with OpenAI's Whisper speech model ({size}) and names one of six emotions "
+                f"with a small layer on top.{learnt}")
+    return f"A small network that reads the sound's spectrum and names one of six emotions.{learnt}"
+
+
+SETS_MEAN = (
+    "The answer names the **fewest emotions that, on voices and rooms the model never heard, held the "
+    "true one as often as the setting in the sidebar says** (9 in 10 by default). One emotion: the model "
+    "is fairly sure. Two: one of those, it cannot say which. “Can't tell”: the voice fits several "
+    "emotions about equally. The bars show how likely it found each one."
 )
 
 def trust(new_setup_accuracy: float | None = None) -> str:
     """How far to trust an answer; with the leave-one-corpus-out accuracy when it is known."""
     how_often = ("only some of the time" if new_setup_accuracy is None
                  else f"about {new_setup_accuracy:.0%} of the time")
-    return (f"How far to trust it: on recording setups it never heard, the model is right {how_often} "
-            "(see **Test results** for the figures per language and per emotion), and a confident answer "
-            "can still be wrong. Use it to explore how a voice sounds, never to judge a person.")
+    return (f"How far to trust it: on recording setups it never heard, its most likely emotion (the top bar) "
+            f"was right {how_often}, and the answer above holds the true emotion as often as the sidebar's "
+            "setting says (see **Test results** for the figures per language and per emotion). A single "
+            "emotion can still be wrong. Use it to explore how a voice sounds, never to judge a person.")
 
 NEXT_STEPS = (
     "What to do next: if the answer surprises you, record again speaking a little longer (5–10 s) "
@@ -32,7 +136,7 @@ NEXT_STEPS = (
 LOCO_FOR_YOU = (
     "**What this means for you.** Your laptop, your microphone and your room are a new recording "
     "setup, like the held-out corpus in each row. Expect the *strict* figure at first. If you give "
-    "the model a few clips of your ordinary speech (**Adapt to my voice** on the Analyse page), "
+    "the model a few clips of your ordinary speech (the **Adapt to my voice** page), "
     "expect something nearer the *adapted* figure. Some emotions are much harder than others "
     "(the recall table): a low number there means that emotion is often missed."
 )
@@ -54,6 +158,11 @@ LOCO_JARGON = """
   speech, without its labels. That is what **Adapt to my voice** does with your clips.
 """
 
+ADAPT_INTRO = (
+    "Give the model 15–30 seconds of your ordinary speech, as a few short clips, and it judges your next "
+    "clips relative to how *you* sound in *your* room."
+)
+
 ADAPT_WHY = (
     "Every microphone and room colours a voice, and every voice has its own pitch and pace. The "
     "model was trained on actors in studios; your setup is new to it. Adapting measures the average "
@@ -70,8 +179,9 @@ def adapt_how_much(gain: Mapping[str, Any] | None = None) -> str:
     few, many = by_clips.get("5"), by_clips.get("20")
     calm = ((gain or {}).get("by_calm_clips") or {}).get("5")
     if all(isinstance(value, (int, float)) for value in (strict, few, many)):
-        measured = (f"Measured on corpora the model never heard, 5 short clips per speaker in mixed moods raised "
-                    f"the average recall from {strict:.0%} to {few:.0%}, and 20 clips to {many:.0%}")
+        measured = (f"Measured on recordings the model never heard, 5 short clips per speaker in mixed moods raised "
+                    f"the share of each emotion it recognised (on average over the emotions) from {strict:.0%} to "
+                    f"{few:.0%}, and 20 clips to {many:.0%}")
         measured += (f"; 5 calm clips only to {calm:.0%}. " if isinstance(calm, (int, float)) else ". ")
     neutral = (gain or {}).get("neutral_recall") or {}
     calm_cost = ""

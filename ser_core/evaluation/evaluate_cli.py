@@ -1,14 +1,17 @@
 """Evaluate the shipped model on any labelled folder: a corpus, or one sub-folder per emotion.
 
     python -m ser_core.evaluate --data DIR [--corpus NAME] [--calm-as drop|neutral] [--adapt [speaker]]
-                               [--self-train] [--json] [--artifacts DIR]
+                               [--self-train] [--coverage 0.9] [--json] [--artifacts DIR]
 
 DIR is a folder train.py reads (RAVDESS, CREMA-D, TESS, nEMO or TurEV-DB, with their original file
 names; the layout is recognised from the names, or named with ``--corpus``), or one sub-folder per
 emotion: ``DIR/angry/*.wav``, ``DIR/fearful/*.flac``, ``DIR/sadness/...`` (the usual synonyms).
 Folders of other emotions are reported and ignored, and so are files that cannot be decoded. With
 ``--json`` the last line of output is one JSON object with accuracy, uar, macro_f1, n and the rest
-of the report.
+of the report, and ``clips``: each file with its true emotion and its answer's set (``emotions``).
+Beside the top emotion's figures it reports what the sets do (``set_coverage``: how often the set
+holds the true emotion, ``mean_set_size``, ``single_rate``: how often it names one emotion, and
+``single_accuracy``: how often that one is right) at ``--coverage`` (default 0.9).
 
 ``--adapt`` (Whisper models): the model first measures every clip of the folder, without its label,
 and standardises with those statistics, as a user's adaptation would; the figures are reported as
@@ -65,6 +68,23 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
+def format_sets(report: dict) -> str:
+    """The sets' figures in one plain line."""
+    right = report["single_accuracy"]
+    return (f"answer sets at {report['coverage']:.0%}: hold the true emotion {report['set_coverage']:.1%} of the time, "
+            f"{report['mean_set_size']:.2f} emotions on average; one emotion named for {report['single_rate']:.1%} "
+            f"of clips" + ("" if right is None else f", right {right:.1%} of those"))
+
+
+def _coverage_argument(text: str) -> float:
+    from ser_core.inference.emotion_sets import check_coverage
+
+    try:
+        return check_coverage(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ser_core.evaluate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -78,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
                              "speaker's own); the figures are 'adapted'")
     parser.add_argument("--self-train", action="store_true",
                         help="with --adapt: the head learns from its surest answers on the folder first")
+    parser.add_argument("--coverage", type=_coverage_argument, default=0.9,
+                        help="how often each answer's set of emotions should hold the true one (default 0.9)")
     parser.add_argument("--json", action="store_true", help="end with one JSON line of the report")
     parser.add_argument("--artifacts", type=Path, help="model folder (default: artifacts/)")
     args = parser.parse_args(argv)
@@ -124,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     if refusal:
         print(f"error: {refusal}", file=sys.stderr)
         return 2
-    labels, predicted, skipped, speakers = [], [], [], []
+    labels, predicted, skipped, speakers, sets, scored = [], [], [], [], [], []
     refused = {"no_speech": 0, "too_little_speech": 0}
     samples = []
     for path, emotion in tqdm(files, desc="measuring" if args.adapt else "evaluating", unit="file", disable=None):
@@ -133,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
                 wave = load_audio(path, predictor.params.sample_rate)
                 samples.append(predictor.adaptation_sample(wave, predictor.params.sample_rate))
             else:
-                top = predictor.predict_file(path, max_seconds=None, keep_features=False).top_emotion
+                result = predictor.predict_file(path, max_seconds=None, keep_features=False, coverage=args.coverage)
         except NotEnoughSpeech as error:
             refused[error.kind] += 1
             skipped.append(about_file(path, error))
@@ -143,8 +165,10 @@ def main(argv: list[str] | None = None) -> int:
             continue
         labels.append(EMOTIONS.index(emotion))
         speakers.append(speaker_of.get(path) or "")
+        scored.append(path)
         if not args.adapt:
-            predicted.append(EMOTIONS.index(top))
+            predicted.append(EMOTIONS.index(result.top_emotion))
+            sets.append(result.emotions)
     if args.adapt and samples:
         from ser_core.inference.adaptation import Adaptation
 
@@ -155,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         answers = predictor.batch_probabilities(samples, [by_group[group] for group in groups],
                                                 self_train=args.self_train)
         predicted = [EMOTIONS.index(max(probabilities, key=probabilities.get)) for probabilities in answers]
+        sets = [predictor.emotion_set(probabilities, adapted=adaptation.ready, coverage=args.coverage)
+                for probabilities, adaptation in zip(answers, [by_group[group] for group in groups])]
     for line in skipped:
         print(f"skipped {line}", file=sys.stderr)
     if not labels:
@@ -162,6 +188,15 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     report = classification_report(np.array(labels), np.array(predicted))
+    truth = [EMOTIONS[label] for label in labels]
+    in_set = [emotion in answer for emotion, answer in zip(truth, sets)]
+    singles = [hit for hit, answer in zip(in_set, sets) if len(answer) == 1]
+    report.update(coverage=args.coverage, set_coverage=float(np.mean(in_set)),
+                  mean_set_size=float(np.mean([len(answer) for answer in sets])),
+                  single_rate=len(singles) / len(sets),
+                  single_accuracy=float(np.mean(singles)) if singles else None,
+                  clips=[{"file": str(path), "emotion": emotion, "emotions": answer}
+                         for path, emotion, answer in zip(scored, truth, sets)])
     report["skipped"] = len(skipped)
     report["refused_for_speech"] = refused
     report["ignored_folders"] = ignored
@@ -181,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{refused['no_speech']} file(s) held no speech and {refused['too_little_speech']} "
               f"too little speech for an answer; they are left out of the figures below.")
     print(format_report(report))
+    print(format_sets(report))
     if args.json:
         print(json.dumps(report))
     return 0

@@ -1,5 +1,6 @@
-"""What the predictor answers: the clip's emotion, its confidence, the "uncertain" cut-off, and the
-timeline of windows and speech segments."""
+"""What the predictor answers: the clip's set of emotions (the few that hold the true one 9 times in 10:
+:mod:`ser_core.inference.emotion_sets`), its probabilities, the top emotion with the older "uncertain"
+cut-off, and the timeline of windows and speech segments, each with its own set."""
 
 from __future__ import annotations
 
@@ -59,6 +60,11 @@ class WindowPrediction:
     start_s: float
     end_s: float
     probabilities: dict[str, float]
+    emotions: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"start_s": self.start_s, "end_s": self.end_s, "emotions": self.emotions,
+                "probabilities": self.probabilities}
 
 
 @dataclass(frozen=True)
@@ -66,7 +72,8 @@ class SpeechSegment:
     """One stretch of speech found by the detector, with its own answer.
 
     ``probabilities`` average the windows that hold this segment, each weighted by how much of
-    the segment it holds; ``label`` is the top emotion, or "uncertain" below the threshold.
+    the segment it holds; ``emotions`` is its set (as the clip's, same calibration), ``label`` the
+    top emotion, or "uncertain" below the threshold.
     """
 
     start_s: float
@@ -75,9 +82,10 @@ class SpeechSegment:
     top_emotion: str
     confidence: float
     probabilities: dict[str, float]
+    emotions: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"start_s": self.start_s, "end_s": self.end_s, "label": self.label,
+        return {"start_s": self.start_s, "end_s": self.end_s, "emotions": self.emotions, "label": self.label,
                 "top_emotion": self.top_emotion, "confidence": self.confidence,
                 "probabilities": self.probabilities}
 
@@ -90,6 +98,11 @@ class Prediction:
     ----------
     probabilities : dict of str to float
         Whole-audio probability of each emotion (mean over the speech windows).
+    emotions : list of str
+        The answer: the fewest emotions that hold the true one ``coverage`` of the time on a
+        recording setup the model never heard, most likely first (one emotion when it is sure).
+    coverage : float
+        The setting ``emotions`` was made for (e.g. 0.9).
     top_emotion, confidence, uncertain, threshold
         The most likely emotion, its probability, whether that is below ``threshold``.
     duration_s : float
@@ -124,6 +137,8 @@ class Prediction:
     segments: list[SpeechSegment] = field(default_factory=list)
     adapted: bool = False
     adaptation_clips: int = 0
+    emotions: list[str] = field(default_factory=list)
+    coverage: float | None = None
 
     @property
     def label(self) -> str:
@@ -131,6 +146,8 @@ class Prediction:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "emotions": self.emotions,
+            "coverage": self.coverage,
             "label": self.label,
             "top_emotion": self.top_emotion,
             "confidence": self.confidence,
@@ -142,8 +159,5 @@ class Prediction:
             "adaptation_clips": self.adaptation_clips,
             "probabilities": self.probabilities,
             "segments": [segment.to_dict() for segment in self.segments],
-            "windows": [
-                {"start_s": w.start_s, "end_s": w.end_s, "probabilities": w.probabilities}
-                for w in self.windows
-            ],
+            "windows": [window.to_dict() for window in self.windows],
         }

@@ -21,6 +21,7 @@ Audio without enough speech raises :class:`NotEnoughSpeech` instead of an answer
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -41,6 +42,7 @@ from ser_core.inference.audio import (
     to_mono,
 )
 from ser_core.inference.embedding_head import head_input, standardise
+from ser_core.inference.emotion_sets import DEFAULT_COVERAGE, EmotionSets, check_coverage
 from ser_core.inference.features import SILENCE_PEAK, log_mel
 from ser_core.inference.linear_head import LinearHead
 from ser_core.inference.params import EmbeddingParams, FeatureParams
@@ -126,6 +128,8 @@ class Predictor:
         # A head re-fitted on a batch's own answers is sharper still (docs/experiments.md, self-training).
         self.temperature_self_trained = float(config.get("temperature_self_trained", self.temperature_adapted))
         self.threshold = check_threshold(config.get("threshold", DEFAULT_THRESHOLD))
+        # The answer as a set of emotions with a stated coverage, calibrated by train.py (inference.emotion_sets)
+        self.emotion_sets = EmotionSets.from_config(config)
         self._lock = threading.Lock()
         if self.kind == WHISPER_KIND:
             self.front_end = EmbeddingParams.from_dict(config["front_end"])
@@ -283,7 +287,7 @@ class Predictor:
     def predict_file(self, source: AudioSource, threshold: float | None = None, *,
                      max_seconds: float | None = MAX_AUDIO_SECONDS, keep_features: bool = True,
                      progress: Callable[[float, float | None], None] | None = None,
-                     adaptation: Adaptation | None = None) -> Prediction:
+                     adaptation: Adaptation | None = None, coverage: float | None = None) -> Prediction:
         """Classify an audio file (path, bytes or file object), decoding it block by block.
 
         Parameters
@@ -300,6 +304,9 @@ class Predictor:
             Called after each block with ``(seconds decoded, total seconds or None)``.
         adaptation : Adaptation, optional
             The user's clips; used when ready and made for this model (``Prediction.adapted`` says).
+        coverage : float, optional
+            How often the answer's set of emotions should hold the true one (default 0.9; the model
+            is calibrated for 0.8, 0.9 and 0.95: :attr:`emotion_sets`).
 
         Returns
         -------
@@ -315,6 +322,7 @@ class Predictor:
             ``threshold`` outside [0, 1].
         """
         threshold = self.threshold if threshold is None else check_threshold(threshold)
+        coverage = DEFAULT_COVERAGE if coverage is None else check_coverage(coverage)
         stream = open_audio_stream(source, self.params.sample_rate, block_seconds=BLOCK_SECONDS,
                                    max_seconds=max_seconds)
         if self.kind == WHISPER_KIND:
@@ -322,12 +330,16 @@ class Predictor:
             if keep_features or short or not self.front_end.vad:
                 blocks = self._with_progress(stream, progress)
                 wave = np.concatenate([np.asarray(block, np.float32) for block in blocks] or [np.zeros(0, np.float32)])
-                return self._predict_whisper(wave, threshold, keep_features, stream.name, adaptation)
-            return self._predict_whisper_long(source, stream, threshold, max_seconds, progress, adaptation)
-        return self._predict_blocks(self._with_progress(stream, progress), threshold, keep_features, stream.name)
+                result = self._predict_whisper(wave, threshold, keep_features, stream.name, adaptation)
+            else:
+                result = self._predict_whisper_long(source, stream, threshold, max_seconds, progress, adaptation)
+        else:
+            result = self._predict_blocks(self._with_progress(stream, progress), threshold, keep_features, stream.name)
+        return self.with_coverage(result, coverage)
 
     def predict_wave(self, wave: np.ndarray, sample_rate: int, threshold: float | None = None, *,
-                     max_seconds: float | None = None, adaptation: Adaptation | None = None) -> Prediction:
+                     max_seconds: float | None = None, adaptation: Adaptation | None = None,
+                     coverage: float | None = None) -> Prediction:
         """Classify a waveform.
 
         Parameters
@@ -342,6 +354,8 @@ class Predictor:
             Refuse longer audio (None: any length).
         adaptation : Adaptation, optional
             The user's clips; used when ready and made for this model (``Prediction.adapted`` says).
+        coverage : float, optional
+            As for :meth:`predict_file`.
 
         Returns
         -------
@@ -357,10 +371,34 @@ class Predictor:
             ``threshold`` outside [0, 1].
         """
         threshold = self.threshold if threshold is None else check_threshold(threshold)
+        coverage = DEFAULT_COVERAGE if coverage is None else check_coverage(coverage)
         wave = self._checked_wave(wave, sample_rate, max_seconds)
         if self.kind == WHISPER_KIND:
-            return self._predict_whisper(wave, threshold, True, None, adaptation)
-        return self._predict_blocks([wave], threshold, True, None)
+            return self.with_coverage(self._predict_whisper(wave, threshold, True, None, adaptation), coverage)
+        return self.with_coverage(self._predict_blocks([wave], threshold, True, None), coverage)
+
+    def emotion_set(self, probabilities: dict[str, float], *, adapted: bool = False,
+                    coverage: float = DEFAULT_COVERAGE) -> list[str]:
+        """The set of emotions for one answer's probabilities (most likely first), as in :attr:`Prediction.emotions`.
+
+        ``adapted``: the probabilities came from a user's adaptation (its own calibration). For the
+        answers of :meth:`probabilities_of` and :meth:`batch_probabilities`.
+        """
+        values = np.array([probabilities[emotion] for emotion in self.emotions], np.float64)
+        return self.emotion_sets.names(values, self.emotions, coverage, adapted)
+
+    def with_coverage(self, result: Prediction, coverage: float) -> Prediction:
+        """A copy of ``result`` whose sets (the clip's, each speech segment's and each window's, one calibration)
+        are made for ``coverage``: another setting without running the model again."""
+        coverage = check_coverage(coverage)
+
+        def named(probabilities: dict[str, float]) -> list[str]:
+            return self.emotion_set(probabilities, adapted=result.adapted, coverage=coverage)
+
+        return dataclasses.replace(
+            result, emotions=named(result.probabilities), coverage=coverage,
+            segments=[dataclasses.replace(s, emotions=named(s.probabilities)) for s in result.segments],
+            windows=[dataclasses.replace(w, emotions=named(w.probabilities)) for w in result.windows])
 
     # ------------------------------------------------------------------ internals
     def _checked_wave(self, wave: np.ndarray, sample_rate: int, max_seconds: float | None) -> np.ndarray:

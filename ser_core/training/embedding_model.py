@@ -16,6 +16,7 @@ import numpy as np
 
 from ser_core.data.embedding_cache import EmbeddingSet
 from ser_core.evaluation import embedding_protocols as protocols
+from ser_core.evaluation.set_calibration import calibrate_sets
 from ser_core.evaluation.metrics import (
     ANSWERED_ACCURACY_TARGET,
     answered_table,
@@ -157,7 +158,9 @@ def train_embedding_model(
         temperature came from); when the temperature is fitted here, also ``threshold`` and
         ``uncertain`` (the cut-off rule and its table), and ``temperature_adapted`` with
         ``uncertain_adapted``: the same, fitted on held-out speakers adapted as in the app, and
-        ``adaptation_gain`` (mean UAR strict and after k clips of a speaker); for a ridge head also
+        ``adaptation_gain`` (mean UAR strict and after k clips of a speaker), ``emotion_sets`` (the
+        set thresholds per coverage, plain and adapted, and their held-out figures:
+        ``evaluation.set_calibration.calibrate_sets``); for a ridge head also
         ``temperature_self_trained`` and ``self_training`` (held-out corpora adapted to as whole
         batches, with and without self-training).
 
@@ -170,7 +173,7 @@ def train_embedding_model(
         raise ValueError("no training clips")
     features = head_input(data.embeddings, recipe.layers, recipe.statistics)
     corpora = sorted(np.unique(data.corpus))
-    loco_summary = uncertain = uncertain_adapted = adaptation_gain = self_training = None
+    loco_summary = uncertain = uncertain_adapted = adaptation_gain = self_training = emotion_sets = None
     if temperature is None:
         fit = reusing_fits(fit_head_for(recipe, seed))  # the protocols below share their held-out folds' heads
         if len(corpora) < 2:
@@ -184,6 +187,10 @@ def train_embedding_model(
         uncertain_adapted["enrolment"] = ("each held-out speaker adapted as in the app: 5, 10 or 20 random clips of "
                                           "their own, twice each")
         loco_summary = protocols.summarise(strict)
+        # The answer a person sees: the emotions that hold the true one 9 times in 10 (inference.emotion_sets)
+        emotion_sets = calibrate_sets(strict, enrolled, temperature=temperature, temperature_adapted=temperature_adapted,
+                                      answered_threshold=uncertain["threshold"],
+                                      answered_threshold_adapted=uncertain_adapted["threshold"])
         # What most users give when asked to "just talk": calm speech (docs/experiments.md, W140)
         _, enrolled_calm = protocols.leave_one_corpus_out_enrolled(
             features, data.labels, data.corpus, data.speaker, fit, weighting=recipe.weighting,
@@ -225,6 +232,7 @@ def train_embedding_model(
         config["temperature_adapted"] = temperature_adapted
         config["uncertain_adapted"] = uncertain_adapted
         config["adaptation_gain"] = adaptation_gain  # what the Adapt page tells a user to expect
+        config["emotion_sets"] = emotion_sets
     if self_training is not None:  # a batch the head re-fits itself on answers more sharply (W180)
         config["temperature_self_trained"] = self_training.pop("temperature")
         config["self_training"] = self_training
