@@ -164,6 +164,23 @@ def test_a_job_killed_halfway_and_started_again_has_every_file_once(ray_session,
                for part in (tmp_path / "files").glob("part-*.parquet"))
 
 
+def test_a_worker_that_dies_is_replaced_and_every_file_answered(ray_session, model, clips, tmp_path):
+    files = list_inputs([str(path) for path in clips["first"] + clips["second"]])
+    killed: list[int] = []
+
+    def kill_the_first_worker(done: int, batch: dict) -> None:
+        if not killed:  # a worker that has just answered, with more of its files still in flight
+            killed.append(int(batch["worker"][0]))
+            os.kill(killed[0], signal.SIGKILL)
+
+    summary = run_batch(ray_session, files, model, BatchOptions(output=tmp_path, workers=2, batch_files=1,
+                                                                progress=False), on_batch=kill_the_first_worker)
+    rows = read_table(tmp_path / "files").to_pylist()
+    assert killed and summary.done_this_run == len(files) == 10
+    assert sorted(row["path"] for row in rows) == sorted(item.path for item in files)
+    assert {row["status"] for row in rows} == {"answered"}
+
+
 def test_inputs_folder_glob_manifest_and_urls(tmp_path):
     (tmp_path / "a").mkdir()
     for name in ("a/x.wav", "a/y.flac", "a/notes.txt", "z.opus"):
@@ -187,3 +204,30 @@ def test_inputs_folder_glob_manifest_and_urls(tmp_path):
     (tmp_path / "bad.csv").write_text("file\nx.wav\n")
     with pytest.raises(ValueError, match="no 'path' column"):
         list_inputs([str(tmp_path / "bad.csv")])
+
+
+def test_train_embeddings_on_ray_fill_the_same_cache(ray_session, clips, tmp_path):
+    from ser_core.data.embedding_cache import embed_files
+    from ser_core.inference import embedding
+    from ser_core.inference.audio import load_audio
+    from ser_core.inference.params import EmbeddingParams
+    from ser_core.scale.embedding import embed_on_ray
+
+    params = EmbeddingParams()
+    paths = [str(path) for path in clips["first"][:3]] + [str(tmp_path / "broken.wav")]
+    (tmp_path / "broken.wav").write_bytes(b"not audio")
+    computed, failures = embed_on_ray(paths, params, cache_dir=tmp_path / "cache", workers=2, progress=False)
+    assert computed == 3 and [path for path, _ in failures] == [paths[-1]]
+    assert embed_on_ray(paths[:3], params, cache_dir=tmp_path / "cache", progress=False) == (0, [])
+    cached, _ = embed_files(paths[:3], params, cache_dir=tmp_path / "cache")  # read, not computed
+    local = embedding.embed_waveform(load_audio(paths[0], params.sample_rate), params).pooled
+    np.testing.assert_allclose(cached[0], local, rtol=1e-5, atol=1e-6)
+
+
+def test_train_takes_ray_options_for_the_whisper_front_end_only():
+    import train
+
+    args = train.parse_args(["--ray-workers", "2"])
+    assert args.ray_workers == 2 and args.workers is None
+    with pytest.raises(SystemExit):
+        train.parse_args(["--front-end", "log_mel", "--ray-address", "auto"])

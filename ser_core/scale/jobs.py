@@ -73,7 +73,9 @@ def stream(ray, items: list[dict[str, Any]], worker: type, constructor: dict[str
     """
     import ray.data
 
-    dataset = ray.data.from_items(items, override_num_blocks=batches_for(len(items), batch_files))
+    blocks = batches_for(len(items), batch_files)
+    pool = min(pool, blocks)
+    dataset = ray.data.from_items(items, override_num_blocks=blocks)
     dataset = dataset.map_batches(worker, fn_constructor_kwargs=constructor, batch_size=batch_files,
                                   batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=pool), num_cpus=1)
     yield from dataset.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=1)
@@ -99,8 +101,10 @@ class _Progress:
 
 
 def run_batch(ray, files: list[InputFile], model: ModelFiles, options: BatchOptions,
-              on_batch: Callable[[int], None] | None = None) -> Summary:
+              on_batch: Callable[[int, dict[str, list]], None] | None = None) -> Summary:
     """Answer every file not yet in ``options.output``; returns the :class:`Summary`.
+
+    ``on_batch(files done this run, the batch as the workers sent it)`` is called after each batch.
 
     Raises
     ------
@@ -132,7 +136,7 @@ def run_batch(ray, files: list[InputFile], model: ModelFiles, options: BatchOpti
 
 
 def _collect(batches: Iterator[dict[str, list]], total: int, output: Output, kind: str, options: BatchOptions,
-             summary: Summary, on_batch: Callable[[int], None] | None, with_segments: bool = False) -> None:
+             summary: Summary, on_batch: Callable[[int, dict[str, list]], None] | None, with_segments: bool = False) -> None:
     progress = _Progress(total, options.progress)
     rows: list[dict] = []
     segments: list[dict] = []
@@ -150,14 +154,14 @@ def _collect(batches: Iterator[dict[str, list]], total: int, output: Output, kin
                 output.write(rows, segments, kind)
                 rows, segments, last_write = [], [], time.monotonic()
             if on_batch is not None:
-                on_batch(summary.done_this_run)
+                on_batch(summary.done_this_run, batch)
         output.write(rows, segments, kind)
     finally:
         progress.close()
 
 
 def _run_adapted(ray, files: list[InputFile], model: ModelFiles, options: BatchOptions, output: Output,
-                 done: set[str], summary: Summary, on_batch: Callable[[int], None] | None) -> None:
+                 done: set[str], summary: Summary, on_batch: Callable[[int, dict[str, list]], None] | None) -> None:
     """Measure every file (resumably, on the workers), then answer each with its group's statistics (here)."""
     measured = output.done(MEASURED)
     todo = [item for item in files if item.path not in measured and item.path not in done]
@@ -168,14 +172,12 @@ def _run_adapted(ray, files: list[InputFile], model: ModelFiles, options: BatchO
                          options.batch_files)
         _collect(batches, len(todo), output, MEASURED, options, summary, on_batch)
     wanted = {item.path for item in files}
-    rows = [row for row in read_table(output.root / MEASURED).to_pylist()
-            if row["path"] in wanted and row["path"] not in done]
-    if rows:
-        answered = _adapted_answers(model, rows, options)
-        for start in range(0, len(answered), options.part_files):
-            output.write(answered[start : start + options.part_files])
-    summary.this_run = Counter(row["status"] for row in read_table(output.root / FILES).to_pylist()
-                               if row["path"] in {item.path for item in todo})
+    measured_rows = [row for row in read_table(output.root / MEASURED).to_pylist() if row["path"] in wanted]
+    # Every measured file of a group counts towards its statistics, also those answered before a restart.
+    answered = [row for row in _adapted_answers(model, measured_rows, options) if row["path"] not in done]
+    for start in range(0, len(answered), options.part_files):
+        output.write(answered[start : start + options.part_files])
+    summary.this_run = Counter(row["status"] for row in answered)
 
 
 def _adapted_answers(model: ModelFiles, rows: list[dict[str, Any]], options: BatchOptions) -> list[dict[str, Any]]:

@@ -1,7 +1,8 @@
 """What one Ray worker does with a batch of files: the model is loaded once per worker (an actor).
 
 Rows travel back to the driver as JSON text (one column), so a batch's schema never depends on its
-contents; the driver writes the Parquet (:mod:`ser_core.scale.parts`).
+contents; the driver writes the Parquet (:mod:`ser_core.scale.parts`). ``worker`` (the process id
+that answered) is for the driver's callers (benchmarks, tests), never written.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 from typing import Any
 
 import numpy as np
@@ -84,8 +86,9 @@ class FileAnswers:
         self.threshold, self.segments = threshold, segments
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
-        out: dict[str, list] = {"path": [], "row": [], "segments": []}
+        out: dict[str, list] = {"path": [], "row": [], "segments": [], "worker": []}
         for path, speaker in zip(batch["path"], batch["speaker"]):
+            out["worker"].append(os.getpid())
             row, segments = answer_row(self.predictor, str(path), self.threshold, self.segments)
             if speaker:
                 row["speaker"] = str(speaker)
@@ -104,9 +107,10 @@ class FileMeasures:
         self.model_hash = model.model_hash
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
-        out: dict[str, list] = {"path": [], "row": []}
+        out: dict[str, list] = {"path": [], "row": [], "worker": []}
         rate = self.predictor.params.sample_rate
         for path, speaker in zip(batch["path"], batch["speaker"]):
+            out["worker"].append(os.getpid())
             path = str(path)
             row: dict[str, Any] = {"path": path, "speaker": str(speaker) or None, "model_hash": self.model_hash}
             try:
