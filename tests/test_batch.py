@@ -57,6 +57,13 @@ def clips(real_ravdess, tmp_path_factory) -> dict[str, list[Path]]:
     return {"first": first, "second": second, "mixed": sorted(mixed.iterdir())}
 
 
+@pytest.fixture(scope="module")
+def local_predictor(model_artifacts):
+    from ser_core.inference.predictor import Predictor
+
+    return Predictor.from_artifacts(model_artifacts)
+
+
 def rows_by_path(folder: Path) -> dict[str, dict]:
     return {row["path"]: row for row in read_table(folder).to_pylist()}
 
@@ -106,10 +113,9 @@ def test_a_finished_job_started_again_does_nothing_and_another_job_is_refused(ra
     assert fresh.done_this_run == 2 and {row["threshold"] for row in read_table(tmp_path / "files").to_pylist()} == {0.9}
 
 
-def test_adapt_speaker_uses_each_speakers_own_statistics(ray_session, model, model_artifacts, clips, tmp_path):
+def test_adapt_speaker_uses_each_speakers_own_statistics(ray_session, model, local_predictor, clips, tmp_path):
     from ser_core.inference.adaptation import Adaptation
     from ser_core.inference.audio import load_audio
-    from ser_core.inference.predictor import Predictor
 
     manifest = tmp_path / "clips.csv"
     with open(manifest, "w", newline="") as handle:
@@ -123,7 +129,7 @@ def test_adapt_speaker_uses_each_speakers_own_statistics(ray_session, model, mod
                                                       progress=False))
     rows = rows_by_path(tmp_path / "out" / "files")
 
-    predictor = Predictor.from_artifacts(model_artifacts)
+    predictor = local_predictor
     rate = predictor.params.sample_rate
     for group in ("first", "second"):
         samples = [predictor.adaptation_sample(load_audio(path, rate), rate) for path in clips[group]]
@@ -179,6 +185,21 @@ def test_a_worker_that_dies_is_replaced_and_every_file_answered(ray_session, mod
     assert killed and summary.done_this_run == len(files) == 10
     assert sorted(row["path"] for row in rows) == sorted(item.path for item in files)
     assert {row["status"] for row in rows} == {"answered"}
+
+
+def test_the_ray_client_route_keeps_its_own_actor_pool(ray_session, model, local_predictor, clips):
+    """Through ``ray://`` Ray Data cannot run; the core-API pool that replaces it gives the same rows."""
+    from ser_core.scale.jobs import _stream_through_client
+    from ser_core.scale.workers import FileAnswers, answer_row
+
+    items = [{"path": str(path), "speaker": ""} for path in clips["second"][:3]]
+    batches = list(_stream_through_client(ray_session, items, FileAnswers,
+                                          {"model": model, "threshold": None, "segments": False}, pool=1, batch_files=2))
+    rows = {row["path"]: row for batch in batches for row in map(json.loads, batch["row"])}
+    assert sorted(rows) == sorted(item["path"] for item in items)
+    for path, row in rows.items():
+        expected, _ = answer_row(local_predictor, path, None, False)
+        assert {key: row[key] for key in expected} == expected
 
 
 def test_inputs_folder_glob_manifest_and_urls(tmp_path):

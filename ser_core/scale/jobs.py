@@ -69,16 +69,52 @@ def stream(ray, items: list[dict[str, Any]], worker: type, constructor: dict[str
     """``items`` through ``worker`` on a pool of ``pool`` actors (one CPU each); batches as they finish.
 
     Ray Data restarts an actor whose process dies and runs its unfinished batches again (its
-    defaults: ``max_restarts=-1``, ``max_task_retries=-1``).
+    defaults: ``max_restarts=-1``, ``max_task_retries=-1``). Through Ray Client (``ray://``), where
+    Ray Data does not run (ray-project/ray#48682), the same pool is kept with Ray's core API.
     """
-    import ray.data
-
     blocks = batches_for(len(items), batch_files)
     pool = min(pool, blocks)
+    if ray.util.client.ray.is_connected():
+        yield from _stream_through_client(ray, items, worker, constructor, pool, batch_files)
+        return
+    import ray.data
+
     dataset = ray.data.from_items(items, override_num_blocks=blocks)
     dataset = dataset.map_batches(worker, fn_constructor_kwargs=constructor, batch_size=batch_files,
                                   batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=pool), num_cpus=1)
     yield from dataset.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=1)
+
+
+def _stream_through_client(ray, items: list[dict[str, Any]], worker: type, constructor: dict[str, Any], pool: int,
+                           batch_files: int, in_flight: int = 2) -> Iterator[dict[str, list]]:
+    """:func:`stream` with plain Ray actors: ``in_flight`` batches queued per actor, the next one sent as one returns."""
+    import numpy as np
+
+    actor_class = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=-1)(worker)
+    actors = [actor_class.remote(**constructor) for _ in range(pool)]
+    batches = [items[start : start + batch_files] for start in range(0, len(items), batch_files)]
+    pending: dict[Any, int] = {}
+    sent = 0
+
+    def send(actor: int) -> None:
+        nonlocal sent
+        columns = {key: np.array([item[key] for item in batches[sent]]) for key in batches[sent][0]}
+        pending[actors[actor].process.remote(columns)] = actor
+        sent += 1
+
+    try:
+        for actor in list(range(pool)) * in_flight:
+            if sent < len(batches):
+                send(actor)
+        while pending:
+            (ready,), _ = ray.wait(list(pending), num_returns=1)
+            actor = pending.pop(ready)
+            yield ray.get(ready)
+            if sent < len(batches):
+                send(actor)
+    finally:
+        for handle in actors:
+            ray.kill(handle)
 
 
 def _pool_size(ray, workers: int | None, files: int) -> int:

@@ -50,6 +50,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
+class _Worker:
+    """``process`` is ``__call__`` under a name Ray's actor handles can call (the Ray Client route)."""
+
+    def process(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
+        return self(batch)  # type: ignore[operator]
+
+
 def answer_row(predictor, path: str, threshold: float | None, with_segments: bool) -> tuple[dict, list[dict]]:
     """One file's row (and its segments' rows): what ``predict --json`` says of it, flattened.
 
@@ -77,7 +84,7 @@ def answer_row(predictor, path: str, threshold: float | None, with_segments: boo
     return row, segments
 
 
-class FileAnswers:
+class FileAnswers(_Worker):
     """Ray Data actor: a batch of files -> their rows (``path``, ``row`` and ``segments`` as JSON text)."""
 
     def __init__(self, model: ModelFiles, threshold: float | None, segments: bool) -> None:
@@ -99,7 +106,7 @@ class FileAnswers:
         return out
 
 
-class FileMeasures:
+class FileMeasures(_Worker):
     """Ray Data actor for adapted batches: each file's adaptation sample (its head input), not yet an answer."""
 
     def __init__(self, model: ModelFiles) -> None:
@@ -125,7 +132,7 @@ class FileMeasures:
         return out
 
 
-class EmbeddingWorker:
+class EmbeddingWorker(_Worker):
     """Ray Data actor for ``train.py``: a batch of clips -> their pooled Whisper embeddings (``.npy`` bytes)."""
 
     def __init__(self, params) -> None:
