@@ -252,3 +252,29 @@ def test_train_takes_ray_options_for_the_whisper_front_end_only():
     assert args.ray_workers == 2 and args.workers is None
     with pytest.raises(SystemExit):
         train.parse_args(["--front-end", "log_mel", "--ray-address", "auto"])
+
+
+def test_a_field_the_answer_gains_becomes_a_column_and_a_missing_one_is_absent(tmp_path):
+    """An emotion set (being added to the predictor's answer elsewhere) is carried as it comes; none, no column."""
+    from types import SimpleNamespace
+
+    from ser_core.scale.parts import Output
+    from ser_core.scale.workers import answer_row
+
+    def predictor(extra: dict):
+        answer = {"label": "angry", "top_emotion": "angry", "confidence": 0.7, "uncertain": False, "threshold": 0.5,
+                  "duration_s": 2.0, "speech_seconds": 1.5, "probabilities": {"angry": 0.7, "sad": 0.3},
+                  "segments": [], "windows": [], "adapted": False, "adaptation_clips": 0, **extra}
+        prediction = SimpleNamespace(to_dict=lambda: answer, segments=[], probabilities=answer["probabilities"])
+        return SimpleNamespace(predict_file=lambda *args, **kwargs: prediction)
+
+    with_set, _ = answer_row(predictor({"emotion_set": ("angry", "disgust")}), "a.wav", None, False)
+    without, _ = answer_row(predictor({}), "b.wav", None, False)
+    assert with_set["emotion_set"] == ["angry", "disgust"] and "emotion_set" not in without
+    output = Output(tmp_path, {"model_hash": "x"})
+    output.open(resume=True)
+    output.write([without])
+    output.write([with_set])
+    table = read_table(tmp_path / "files")
+    assert sorted(table.column("emotion_set").to_pylist(), key=bool) == [None, ["angry", "disgust"]]
+    assert table.column("p_angry").to_pylist() == [0.7, 0.7]
