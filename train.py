@@ -109,6 +109,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="checkpoints, log and the run's artifacts/; an interrupted run resumes from here when started again")
     add("--fresh", action="store_true", help="ignore (delete) any interrupted run in --run-dir")
     add("--workers", type=whole_number(1), help="feature-extraction processes (default: CPU count)")
+    # Ray (ser_core.scale) under names of their own: --workers keeps meaning local processes.
+    add("--ray-workers", type=whole_number(1), metavar="N",
+        help="whisper: compute the missing embeddings on a local Ray with N CPUs first (docs/scale.md)")
+    add("--ray-address", metavar="ADDRESS",
+        help="whisper: compute the missing embeddings on this Ray cluster first ('auto', ray://HOST:10001); the "
+             "corpus paths must be readable on its nodes")
     add("--verbose", type=int, default=2, choices=(0, 1, 2), help="Keras progress output")
     args = p.parse_args(argv)
     whisper = args.front_end == "whisper"
@@ -126,6 +132,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.members = [member.on(args.arch) for member in args.members]  # "ARCH/" only where it differs
     if args.cv and args.temperature_from:
         p.error("--temperature-from calibrates a model trained without --cv")
+    if (args.ray_workers or args.ray_address) and not whisper:
+        p.error("--ray-workers / --ray-address fill the Whisper embedding cache: use them with --front-end whisper")
     return args
 
 
@@ -249,6 +257,11 @@ def train_whisper(args: argparse.Namespace, clips: list, data_info: dict) -> int
     if len({c.corpus for c in clips}) < 2:
         return fail("the Whisper model fits its temperature by leaving one corpus out: give two corpora or more")
     start = time.perf_counter()
+    if args.ray_workers or args.ray_address:  # the cache filled on Ray; the read below then finds every clip
+        from ser_core.scale.embedding import embed_on_ray
+
+        embed_on_ray([clip.path for clip in clips], params, cache_dir=args.cache_dir, workers=args.ray_workers,
+                     address=args.ray_address)
     data = whisper_run.embeddings(clips, params, args.cache_dir, args.workers)
     log.info("%d clips embedded in %.0f s", len(data), time.perf_counter() - start)
     name = whisper_run.model_name(recipe, params, sorted(set(data.corpus.tolist())))

@@ -1,6 +1,6 @@
 """Speech emotion recognition: the code behind ``train.py``, the app and the command-line tools.
 
-Five rooms, one purpose each (``docs/architecture.md`` is the map):
+Six rooms, one purpose each (``docs/architecture.md`` is the map):
 
 - ``inference``: audio in, emotion probabilities out. Parameters, decoding, features, the
   predictor, the model files and the ``predict`` command. What the app and the tools need.
@@ -8,6 +8,7 @@ Five rooms, one purpose each (``docs/architecture.md`` is the map):
 - ``training``: networks, recipes, augmentation and the training loop machinery.
 - ``evaluation``: metrics, calibration, cross-validation reports and the ``evaluate`` command.
 - ``app``: the Streamlit app's support code; ``pages/`` only lays it out.
+- ``scale``: batch jobs and embedding on Ray (``python -m ser_core.batch``, ``train.py --ray-workers``).
 
 Who may import whom (``tests/test_architecture.py`` reads the imports and holds every room to it):
 
@@ -15,7 +16,9 @@ Who may import whom (``tests/test_architecture.py`` reads the imports and holds 
 - ``data`` imports ``inference``;
 - ``evaluation`` imports ``inference`` and ``data``;
 - ``training`` imports ``inference``, ``data`` and ``evaluation``;
-- ``app`` imports ``inference`` and ``evaluation`` (the reports), never ``data`` or ``training``.
+- ``app`` imports ``inference`` and ``evaluation`` (the reports), never ``data`` or ``training``;
+- ``scale`` imports ``inference`` and ``data``; no other room imports it, and only it imports Ray
+  (the app and ``predict`` never load Ray).
 """
 
 import os

@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "ser_core"
-ROOMS = ("inference", "data", "training", "evaluation", "app")
+ROOMS = ("inference", "data", "training", "evaluation", "app", "scale")
 ALLOWED: dict[str, set[str]] = {
     "inference": set(),
     "data": {"inference"},
     "evaluation": {"inference", "data"},
     "training": {"inference", "data", "evaluation"},
     "app": {"inference", "evaluation"},
+    "scale": {"inference", "data"},
 }
 
 
@@ -52,7 +53,7 @@ def room_of(module: str) -> str | None:
 
 def test_every_module_lives_in_a_room_or_is_a_published_entry_point():
     top_level = {path.name for path in PACKAGE.glob("*.py")}
-    assert top_level == {"__init__.py", "predict.py", "evaluate.py", "predictor.py"}
+    assert top_level == {"__init__.py", "predict.py", "evaluate.py", "predictor.py", "batch.py"}
     assert {path.name for path in PACKAGE.iterdir() if path.is_dir() and path.name != "__pycache__"} == set(ROOMS)
 
 
@@ -80,6 +81,28 @@ def test_pages_call_the_app_and_reports_but_not_training():
     for path in pages:
         for module in imported_modules(path):
             assert room_of(module) not in {"training", "data"}, f"{path.name} imports {module}"
+
+
+def test_only_the_scale_room_imports_ray():
+    """Ray's start-up stays out of the app, ``predict`` and training (train.py asks ``scale`` when told to)."""
+    files = [path for path in PACKAGE.rglob("*.py") if "scale" not in path.relative_to(PACKAGE).parts[:1]]
+    files += sorted((PACKAGE.parent / "pages").glob("*.py")) + [PACKAGE.parent / "streamlit_app.py"]
+    for path in files:
+        for module in imported_modules(path):
+            if path.name == "batch.py" and path.parent == PACKAGE:
+                continue  # the published shim of ser_core.scale.batch_cli
+            assert module.split(".")[0] != "ray" and room_of(module) != "scale", f"{path.name} imports {module}"
+
+
+def test_predict_and_evaluate_load_no_ray():
+    import subprocess
+    import sys
+
+    probe = ("import sys, ser_core.predict, ser_core.predictor, ser_core.evaluate; "
+             "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith(('ray.', 'ser_core.scale'))))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                         cwd=PACKAGE.parent).stdout.strip()
+    assert out == "[]"
 
 
 def test_reader_catches_a_late_import(tmp_path):

@@ -29,8 +29,8 @@ from ser_core.inference import artifacts, embedding, speech, whisper_encoder, wh
 from ser_core.inference.audio import load_audio
 from ser_core.inference.params import EMOTIONS, EmbeddingParams
 
-__all__ = ["DEFAULT_EMBEDDING_CACHE", "FRONT_END_CODE", "EmbeddingSet", "WaveTransform", "clip_embeddings", "embed_files",
-           "front_end_key"]
+__all__ = ["DEFAULT_EMBEDDING_CACHE", "FRONT_END_CODE", "EmbeddingSet", "WaveTransform", "cache_folder", "cached_file",
+           "clip_embeddings", "embed_files", "front_end_key"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,23 @@ def _file_key(path: str) -> str:
     return hashlib.sha1(json.dumps(identity).encode()).hexdigest()
 
 
+def cache_folder(params: EmbeddingParams, cache_dir: str | Path = DEFAULT_EMBEDDING_CACHE,
+                 transform: WaveTransform | None = None) -> Path:
+    """The cache folder of one front end (and channel simulation), created with its ``front_end.json``."""
+    folder = Path(cache_dir) / front_end_key(params, transform)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "front_end.json").write_text(json.dumps(
+        {"params": params.to_dict(), "code": FRONT_END_CODE,
+         "transform": transform.to_dict() if transform is not None else None}, indent=1))
+    return folder
+
+
+def cached_file(folder: str | Path, path: str | Path) -> Path:
+    """Where the embedding of the audio file ``path`` is kept in ``folder`` (a :func:`cache_folder`);
+    ``ser_core.scale.embedding`` fills the same files from a Ray cluster."""
+    return Path(folder) / f"{_file_key(str(path))}.npy"
+
+
 def _limit_blas_threads() -> None:
     # Two processes with one BLAS thread each are steadier than one with two on a shared machine
     # (whisper NOTES: 95-140 ms against 110-550 ms per 3 s clip under load).
@@ -72,7 +89,7 @@ def _limit_blas_threads() -> None:
 def _embed_one(job: tuple[str, EmbeddingParams, str, WaveTransform | None]) -> tuple[np.ndarray | None, str | None]:
     path, params, folder, transform = job
     try:
-        cached = Path(folder) / f"{_file_key(path)}.npy"
+        cached = cached_file(folder, path)
         if cached.is_file():
             return np.load(cached, allow_pickle=False), None
         wave = load_audio(path, params.sample_rate)
@@ -121,11 +138,7 @@ def embed_files(
     """
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
-    folder = Path(cache_dir) / front_end_key(params, transform)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "front_end.json").write_text(json.dumps(
-        {"params": params.to_dict(), "code": FRONT_END_CODE,
-         "transform": transform.to_dict() if transform is not None else None}, indent=1))
+    folder = cache_folder(params, cache_dir, transform)
     jobs = [(str(path), params, str(folder), transform) for path in paths]
     if workers > 1 and len(jobs) > 20:
         with ProcessPoolExecutor(workers, initializer=_limit_blas_threads) as pool:
