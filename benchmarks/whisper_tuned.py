@@ -70,6 +70,11 @@ def main() -> None:
     parser.add_argument("--lora-rank", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--max-frames", type=int, default=200)
+    parser.add_argument("--train-norm", default="speaker", choices=("speaker", "global"))
+    parser.add_argument("--statistics", default="mean_std", choices=("mean_std", "mean"))
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--dropout", type=float, default=0.3)
     parser.add_argument("--folds", default="", help="comma-separated held-out corpora (default: all)")
     parser.add_argument("--export", type=Path, default=None, help="export the model of the last fold here")
     args = parser.parse_args()
@@ -103,7 +108,9 @@ def main() -> None:
                                  weighting=ridge_recipe.weighting, speakers=speaker, test_only=folds)
 
     recipe = TunedRecipe(top_blocks=args.top_blocks, adapter=args.adapter, lora_rank=args.lora_rank,
-                         epochs=args.epochs, max_frames=args.max_frames)
+                         epochs=args.epochs, max_frames=args.max_frames, train_norm=args.train_norm,
+                         statistics=args.statistics, batch_size=args.batch_size, learning_rate=args.learning_rate,
+                         dropout=args.dropout)
     print(f"tuned recipe: {recipe.to_dict()}", flush=True)
     dataset = ClipFrames(frames, labels, corpus, speaker)
     rows = []

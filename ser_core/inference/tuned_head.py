@@ -108,11 +108,14 @@ def block_forward(x: np.ndarray, w: dict[str, np.ndarray], n_heads: int) -> np.n
     return (x + y @ w["fc2_w"] + w["fc2_b"]).astype(np.float32)
 
 
-def pool_attentive(frames: np.ndarray, w1: np.ndarray, b1: np.ndarray, w2: np.ndarray, b2: np.ndarray) -> np.ndarray:
+def pool_attentive(frames: np.ndarray, w1: np.ndarray, b1: np.ndarray, w2: np.ndarray, b2: np.ndarray,
+                   with_std: bool = True) -> np.ndarray:
     """Attentive statistics pooling: frame weights ``softmax(tanh(h W1 + b1) W2 + b2)``; weighted mean and std."""
     scores = (np.tanh(frames @ w1 + b1) @ w2 + b2)[:, 0]
     alpha = softmax(scores)[:, None]
     mean = (alpha * frames).sum(axis=0)
+    if not with_std:
+        return mean.astype(np.float32)
     var = (alpha * np.square(frames)).sum(axis=0) - np.square(mean)
     return np.concatenate([mean, np.sqrt(np.maximum(var, 0.0) + 1e-6)]).astype(np.float32)
 
@@ -201,5 +204,7 @@ class TunedHead:
         a = self.arrays
         normalised = (frames - a["layer_mean"]) / a["layer_std"]
         mixed = np.einsum("tld,l->td", normalised, softmax(a["layer_logits"].astype(np.float64)).astype(np.float32))
-        pooled = pool_attentive(mixed, a["pool_w1"], a["pool_b1"], a["pool_w2"], a["pool_b2"])
+        pooled = pool_attentive(mixed, a["pool_w1"], a["pool_b1"], a["pool_w2"], a["pool_b2"],
+                                self.config["recipe"].get("statistics", "mean_std") == "mean_std")
+        pooled = pooled * a["pooled_scale"] + a["pooled_shift"]
         return (pooled @ a["out_w"] + a["out_b"]).astype(np.float32)

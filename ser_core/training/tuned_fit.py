@@ -49,6 +49,18 @@ class ClipFrames:
         rows = np.flatnonzero(mask) if np.asarray(mask).dtype == bool else np.asarray(mask)
         return ClipFrames([self.frames[i] for i in rows], self.labels[rows], self.corpus[rows], self.speaker[rows])
 
+    def speaker_moves(self, mean: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per clip, ``(scale, shift)`` ``(n, layers, width)`` that move its speaker's frame statistics onto
+        ``mean``/``std`` (all cached layers): ``frames * scale + shift``."""
+        scale = np.empty((len(self), *mean.shape), np.float32)
+        shift = np.empty_like(scale)
+        for who in np.unique(self.speaker):
+            rows = np.flatnonzero(self.speaker == who)
+            own_mean, own_std = frame_statistics([self.frames[r] for r in rows], range(mean.shape[0]))
+            scale[rows] = std / own_std
+            shift[rows] = mean - own_mean * std / own_std
+        return scale, shift
+
     def __len__(self) -> int:
         return len(self.labels)
 
@@ -87,9 +99,9 @@ class _FrameBatches(keras.utils.PyDataset):
     """Shuffled batches of random ``max_frames`` crops, padded to the batch's longest, with weights."""
 
     def __init__(self, data: ClipFrames, columns: list[int], recipe: TunedRecipe, weights: np.ndarray,
-                 seed: int) -> None:
+                 seed: int, moves: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         super().__init__()
-        self.data, self.columns, self.recipe, self.weights = data, columns, recipe, weights
+        self.data, self.columns, self.recipe, self.weights, self.moves = data, columns, recipe, weights, moves
         self.rng = np.random.default_rng(seed)
         self.order = self.rng.permutation(len(data))
 
@@ -105,7 +117,10 @@ class _FrameBatches(keras.utils.PyDataset):
         for row in rows:
             clip = self.data.frames[row]
             start = int(self.rng.integers(0, len(clip) - self.recipe.max_frames + 1)) if len(clip) > self.recipe.max_frames else 0
-            crops.append(np.asarray(clip[start:start + self.recipe.max_frames][:, self.columns], np.float32))
+            crop = np.asarray(clip[start:start + self.recipe.max_frames], np.float32)
+            if self.moves is not None:
+                crop = crop * self.moves[0][row] + self.moves[1][row]
+            crops.append(crop[:, self.columns])
         frames, mask = _padded(crops)
         return {"frames": frames, "mask": mask}, self.data.labels[rows], self.weights[rows].astype(np.float32)
 
@@ -157,10 +172,12 @@ def fit_tuned(data: ClipFrames, recipe: TunedRecipe, *, params: EmbeddingParams 
     start = time.perf_counter()
     keras.utils.set_random_seed(recipe.seed)
     model = build_tuned_model(recipe, params=params)
-    mean, std = frame_statistics(data.frames, _columns(recipe.read_layers))
-    model.get_layer("standardise").set_weights([mean, std])
+    mean, std = frame_statistics(data.frames, range(len(CACHED_LAYERS)))
+    read = _columns(recipe.read_layers)
+    model.get_layer("standardise").set_weights([mean[read], std[read]])
+    moves = data.speaker_moves(mean, std) if recipe.train_norm == "speaker" else None
     weights = sample_weights(data.labels, data.corpus, recipe.weighting)
-    batches = _FrameBatches(data, _columns(recipe.input_layers), recipe, weights, recipe.seed)
+    batches = _FrameBatches(data, _columns(recipe.input_layers), recipe, weights, recipe.seed, moves)
     blocks = _tuned_blocks_of(model, recipe)
     if recipe.adapter == "full" and blocks:
         warm = max(1, recipe.epochs // 2)

@@ -30,7 +30,6 @@ from keras import ops
 
 from ser_core.inference.params import EMOTIONS, EmbeddingParams
 from ser_core.inference.tuned_head import FORMAT, PROJECTIONS, pinned_block_weights
-from ser_core.inference.whisper_encoder import N_FRAMES, _sinusoids
 
 __all__ = ["AttentiveStatsPool", "LayerMix", "TunedRecipe", "WhisperBlock", "build_encoder", "build_end_to_end",
            "build_tuned_model", "export_tuned", "load_block_weights"]
@@ -59,6 +58,10 @@ class TunedRecipe:
     block_learning_rate: float = 1e-4  # a fully fine-tuned block moves slower than the fresh head
     max_frames: int = 200  # training crop (4 s at 50 frames/s)
     weighting: str = "corpus_class"
+    # "speaker": each training speaker's frames moved onto the training set's statistics (per layer and
+    # channel), as the ridge recipe standardises each training speaker; "global": the frames as they are.
+    train_norm: str = "speaker"
+    statistics: str = "mean_std"  # what the attentive pooling returns: "mean_std" or "mean"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -66,6 +69,10 @@ class TunedRecipe:
             raise ValueError(f"top_blocks must be 0, 1 or 2, got {self.top_blocks}")
         if self.adapter not in ("lora", "full"):
             raise ValueError(f"adapter must be 'lora' or 'full', got {self.adapter!r}")
+        if self.train_norm not in ("speaker", "global"):
+            raise ValueError(f"train_norm must be 'speaker' or 'global', got {self.train_norm!r}")
+        if self.statistics not in ("mean_std", "mean"):
+            raise ValueError(f"statistics must be 'mean_std' or 'mean', got {self.statistics!r}")
         if self.top_blocks and self.base_layer < 1:
             raise ValueError("the tuned blocks need a frozen block below them")
 
@@ -160,11 +167,12 @@ class LayerMix(keras.layers.Layer):
 
 
 class AttentiveStatsPool(keras.layers.Layer):
-    """Attention-weighted mean and standard deviation over the frames (padding masked): ``(batch, 2 * width)``."""
+    """Attention-weighted mean and standard deviation over the frames (padding masked): ``(batch, 2 * width)``
+    (``(batch, width)``: the mean alone, without ``with_std``)."""
 
-    def __init__(self, hidden: int = 128, **kwargs) -> None:
+    def __init__(self, hidden: int = 128, with_std: bool = True, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.hidden = hidden
+        self.hidden, self.with_std = hidden, with_std
         self.score_hidden = keras.layers.Dense(hidden, activation="tanh", name="w1")
         self.score = keras.layers.Dense(1, name="w2")
 
@@ -179,6 +187,8 @@ class AttentiveStatsPool(keras.layers.Layer):
         scores = scores + (1.0 - ops.cast(frame_mask, "float32")) * _NEG
         alpha = ops.softmax(scores, axis=-1)[..., None]
         mean = ops.sum(alpha * x, axis=1)
+        if not self.with_std:
+            return mean
         var = ops.sum(alpha * ops.square(x), axis=1) - ops.square(mean)
         return ops.concatenate([mean, ops.sqrt(ops.maximum(var, 0.0) + 1e-6)], axis=-1)
 
@@ -193,7 +203,10 @@ def _head(stacked, mask, recipe: TunedRecipe, width: int, n_classes: int):
     x = Standardise(len(recipe.read_layers), width, name="standardise")(stacked)
     x = LayerMix(len(recipe.read_layers), name="layer_mix")(x)
     x = keras.layers.Dropout(recipe.dropout, noise_shape=None, name="frame_dropout")(x)
-    pooled = AttentiveStatsPool(recipe.attention_hidden, name="pool")(x, frame_mask=mask)
+    pooled = AttentiveStatsPool(recipe.attention_hidden, recipe.statistics == "mean_std", name="pool")(x, frame_mask=mask)
+    # Clip-level differences are small next to the frames' spread: standardise the pooled statistics
+    # (as the ridge's inputs are), an affine map at inference.
+    pooled = keras.layers.BatchNormalization(name="pooled_norm")(pooled)
     pooled = keras.layers.Dropout(recipe.dropout, name="pooled_dropout")(pooled)
     return keras.layers.Dense(n_classes, name="logits", dtype="float32")(pooled)
 
@@ -267,8 +280,10 @@ def build_encoder(up_to_layer: int = 6, *, params: EmbeddingParams = EmbeddingPa
     """
     conv1_w, conv1_b, conv2_w, conv2_b, positions = _stem_weights(params)
     width, n_mels, _ = conv1_w.shape
-    if positions is None:
-        positions = _sinusoids(N_FRAMES // 2, width)
+    if positions is None:  # Whisper's sinusoidal table, for conversions that leave it out
+        inv = np.exp(-np.log(10_000.0) / (width // 2 - 1) * np.arange(width // 2))
+        scaled = np.arange(1500)[:, None] * inv[None, :]
+        positions = np.concatenate([np.sin(scaled), np.cos(scaled)], axis=1).astype(np.float32)
     n_heads, blocks = load_block_weights(tuple(range(1, up_to_layer + 1)), params)
     mel = keras.Input((None, n_mels), name="mel")
     mel_mask = keras.Input((None,), name="mel_mask")
@@ -332,6 +347,9 @@ def export_tuned(model: keras.Model, recipe: TunedRecipe, path: str | Path, *,
     pool = model.get_layer("pool")
     arrays["pool_w1"], arrays["pool_b1"] = (w.astype(np.float32) for w in pool.score_hidden.get_weights())
     arrays["pool_w2"], arrays["pool_b2"] = (w.astype(np.float32) for w in pool.score.get_weights())
+    gamma, beta, moving_mean, moving_var = model.get_layer("pooled_norm").get_weights()
+    scale = gamma / np.sqrt(moving_var + model.get_layer("pooled_norm").epsilon)
+    arrays["pooled_scale"], arrays["pooled_shift"] = scale.astype(np.float32), (beta - moving_mean * scale).astype(np.float32)
     arrays["out_w"], arrays["out_b"] = (w.astype(np.float32) for w in model.get_layer("logits").get_weights())
     lora_scale = 1.0
     base: dict[int, dict[str, np.ndarray]] = {}
