@@ -103,9 +103,12 @@ def main() -> None:
     folds = [f for f in args.folds.split(",") if f] or sorted(np.unique(corpus))
 
     ridge_recipe = EmbeddingRecipe()
-    ridge = leave_one_corpus_out(head_input(data.embeddings, ridge_recipe.layers, ridge_recipe.statistics), labels,
-                                 corpus, fit_head_for(ridge_recipe), normalisation="per_corpus",
+    ridge_input = head_input(data.embeddings, ridge_recipe.layers, ridge_recipe.statistics)
+    ridge = leave_one_corpus_out(ridge_input, labels, corpus, fit_head_for(ridge_recipe), normalisation="per_corpus",
                                  weighting=ridge_recipe.weighting, speakers=speaker, test_only=folds)
+    ridge_adapted = leave_one_corpus_out(ridge_input, labels, corpus, fit_head_for(ridge_recipe),
+                                         normalisation="adapted", weighting=ridge_recipe.weighting, speakers=speaker,
+                                         test_only=folds)
 
     recipe = TunedRecipe(top_blocks=args.top_blocks, adapter=args.adapter, lora_rank=args.lora_rank,
                          epochs=args.epochs, max_frames=args.max_frames, train_norm=args.train_norm,
@@ -121,12 +124,16 @@ def main() -> None:
         seconds = time.perf_counter() - t0
         logits = model.predict_logits(dataset.subset(test))
         tuned = classification_report(labels[test], logits.argmax(axis=1))
+        tuned_adapted = classification_report(
+            labels[test], model.predict_logits(dataset.subset(test), adapted=True).argmax(axis=1))
         base = ridge[held_out]
-        rows.append((held_out, base["uar"], tuned["uar"], base["accuracy"], tuned["accuracy"], seconds))
+        rows.append((held_out, base["uar"], tuned["uar"], base["accuracy"], tuned["accuracy"], seconds,
+                     ridge_adapted[held_out]["uar"], tuned_adapted["uar"]))
         recalls = " ".join(f"{e[:3]} {tuned['per_class'][e]['recall']:.2f}" for e in EMOTIONS
                            if tuned["per_class"][e]["recall"] is not None)
         print(f"{held_out:8s} ridge UAR {base['uar']:.3f} acc {base['accuracy']:.3f} | tuned UAR {tuned['uar']:.3f} "
-              f"acc {tuned['accuracy']:.3f} | {int(test.sum())} test clips, fit {seconds:.0f} s | {recalls}",
+              f"acc {tuned['accuracy']:.3f} | adapted: ridge {ridge_adapted[held_out]['uar']:.3f} tuned "
+              f"{tuned_adapted['uar']:.3f} | {int(test.sum())} test clips, fit {seconds:.0f} s | strict recall {recalls}",
               flush=True)
         if args.export is not None and held_out == folds[-1]:
             digest = model.export(args.export)
@@ -134,7 +141,8 @@ def main() -> None:
     ridge_mean = np.mean([r[1] for r in rows])
     tuned_mean = np.mean([r[2] for r in rows])
     print(f"MEAN     ridge UAR {ridge_mean:.3f} | tuned UAR {tuned_mean:.3f} | delta {100 * (tuned_mean - ridge_mean):+.1f} "
-          f"points | fit {sum(r[5] for r in rows):.0f} s over {len(rows)} folds")
+          f"points | adapted: ridge {np.mean([r[6] for r in rows]):.3f} tuned {np.mean([r[7] for r in rows]):.3f} "
+          f"| fit {sum(r[5] for r in rows):.0f} s over {len(rows)} folds")
 
 
 if __name__ == "__main__":

@@ -132,16 +132,27 @@ class TunedModel:
     model: keras.Model
     recipe: TunedRecipe
     params: EmbeddingParams
+    statistics: tuple[np.ndarray, np.ndarray]  # the training frames' mean and std, every cached layer
     seconds: float = 0.0
 
-    def predict_logits(self, data: ClipFrames, batch_size: int = 16) -> np.ndarray:
-        """Six logits per clip, each clip whole (up to 30 s), batched by length."""
+    def predict_logits(self, data: ClipFrames, batch_size: int = 16, *, adapted: bool = False) -> np.ndarray:
+        """Six logits per clip, each clip whole (up to 30 s), batched by length.
+
+        ``adapted``: each corpus's frames first moved onto the training statistics with its own
+        (unlabelled) frame statistics, as the ridge's adapted protocol standardises a new room.
+        """
         columns = _columns(self.recipe.input_layers)
+        moves = None
+        if adapted:
+            moves = ClipFrames(data.frames, data.labels, data.corpus, data.corpus).speaker_moves(*self.statistics)
         order = np.argsort([len(clip) for clip in data.frames])
         out = np.zeros((len(data), 6), np.float32)
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
-            frames, mask = _padded([np.asarray(data.frames[r][:_EVAL_MAX_FRAMES][:, columns], np.float32) for r in rows])
+            clips = [np.asarray(data.frames[r][:_EVAL_MAX_FRAMES], np.float32) for r in rows]
+            if moves is not None:
+                clips = [clip * moves[0][r] + moves[1][r] for clip, r in zip(clips, rows)]
+            frames, mask = _padded([clip[:, columns] for clip in clips])
             out[rows] = np.asarray(self.model({"frames": frames, "mask": mask}, training=False))
         return out
 
@@ -192,7 +203,7 @@ def fit_tuned(data: ClipFrames, recipe: TunedRecipe, *, params: EmbeddingParams 
     else:
         _compile(model, recipe.learning_rate, recipe.epochs * len(batches))
         model.fit(batches, epochs=recipe.epochs, verbose=verbose)
-    return TunedModel(model, recipe, params, time.perf_counter() - start)
+    return TunedModel(model, recipe, params, (mean, std), time.perf_counter() - start)
 
 
 class _AudioBatches(keras.utils.PyDataset):
