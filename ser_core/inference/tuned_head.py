@@ -198,12 +198,23 @@ class TunedHead:
             outputs[block] = x
         return np.stack([outputs[layer] for layer in read], axis=1)
 
-    def logits(self, segments: Sequence[np.ndarray]) -> np.ndarray:
-        """Six logits for one recording from the hidden states of each of its encoder segments."""
+    def mixed_frames(self, segments: Sequence[np.ndarray]) -> np.ndarray:
+        """``(frames, width)``: every segment's frames, tuned, standardised and mixed over the layers.
+
+        Pool any span of them with :meth:`pooled_logits` (the whole clip, or a timeline window).
+        """
         frames = np.concatenate([self.layer_frames(hidden) for hidden in segments])
         a = self.arrays
         normalised = (frames - a["layer_mean"]) / a["layer_std"]
-        mixed = np.einsum("tld,l->td", normalised, softmax(a["layer_logits"].astype(np.float64)).astype(np.float32))
+        return np.einsum("tld,l->td", normalised, softmax(a["layer_logits"].astype(np.float64)).astype(np.float32))
+
+    def logits(self, segments: Sequence[np.ndarray]) -> np.ndarray:
+        """Six logits for one recording from the hidden states of each of its encoder segments."""
+        return self.pooled_logits(self.mixed_frames(segments))
+
+    def pooled_logits(self, mixed: np.ndarray) -> np.ndarray:
+        """Six logits from ``mixed_frames`` rows (at least one frame)."""
+        a = self.arrays
         pooled = pool_attentive(mixed, a["pool_w1"], a["pool_b1"], a["pool_w2"], a["pool_b2"],
                                 self.config["recipe"].get("statistics", "mean_std") == "mean_std")
         pooled = pooled * a["pooled_scale"] + a["pooled_shift"]
