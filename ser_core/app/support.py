@@ -24,6 +24,7 @@ import pandas as pd
 import streamlit as st
 
 from ser_core.app.front_end import model_front_end
+from ser_core.app.safe_text import plain
 from ser_core.inference import artifacts
 
 from ser_core.evaluation import cv_report, loco_report
@@ -368,4 +369,4 @@ def current_threshold() -> float:
 def show_unexpected_error(what: str) -> None:
     """Log the current exception with its traceback and show a short message instead."""
     LOGGER.exception("unexpected error while %s", what)
-    st.error(f"Something went wrong while {what}. The details were logged on the server.")
+    st.error(f"Something went wrong while {plain(what)}. The details were logged on the server.")

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ser_core.inference.linear_head import read_linear_head
+from ser_core.inference.model_record import record_problem
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS_DIR = REPO_ROOT / "artifacts"
@@ -150,6 +151,9 @@ def load_model_and_config(directory: Path):
         needed = {"feature_params", "emotions"}
     if not isinstance(config, dict) or not needed <= config.keys():
         raise _damaged(config_path, f"lacks the model's settings ({', '.join(sorted(needed))})")
+    problem = record_problem(config, model)
+    if problem:
+        raise _damaged(config_path, f"holds a value the model cannot use: {problem}")
     return model, config
 
 
