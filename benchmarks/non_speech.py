@@ -18,6 +18,7 @@ gives it (level-normalised, ``embedding._vad_input``).
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import sys
 import time
@@ -72,6 +73,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--per-corpus", type=int, default=150)
+    parser.add_argument("--dump", type=Path, help="write each real clip's measurements here (JSON lines)")
     args = parser.parse_args()
     started = time.time()
 
@@ -117,6 +119,7 @@ def main() -> None:
     spread: dict[str, dict[str, list[float]]] = {"forward": defaultdict(list), "reversed": defaultdict(list)}
     totals = np.zeros(6, int)
     refused_clips = []
+    dump = open(args.dump, "w") if args.dump else None
     for corpus, paths in files.items():
         row = np.zeros(6, int)
         for path in paths:
@@ -126,6 +129,11 @@ def main() -> None:
                 if evidence is not None:
                     for key in ("tonal_share", "held_pitch_share", "onset_skew"):
                         spread[direction][key].append(getattr(evidence, key))
+                if dump is not None:
+                    fields = {} if evidence is None else {k: getattr(evidence, k) for k in (
+                        "tonal_share", "held_pitch_share", "onset_skew", "frames", "voiced_pairs")}
+                    dump.write(json.dumps({"corpus": corpus, "path": str(path.relative_to(args.data)),
+                                           "direction": direction, "detector": before, **fields}) + "\n")
                 if direction == "forward":
                     row[0] += 1
                     row[1] += before != "speech"

@@ -369,7 +369,9 @@ def test_user_supplied_names_are_escaped_wherever_a_page_shows_them(whisper_app)
 def test_plain_shows_markdown_as_written() -> None:
     from ser_core.app.safe_text import plain
 
-    assert plain("[a](http://x/y).wav") == "\\[a\\]\\(http\\:\\/\\/x\\/y\\)\\.wav"
+    assert plain("[a](b).wav") == "\\[a\\]\\(b\\)\\.wav"
+    assert plain("http://x/y") == "http\\:\u200b\\/\\/x\\/y"  # not a bare link either
+    assert plain("www.x.org me@x.org") == "www\u200b\\.x\\.org me\u200b\\@x\\.org"
     assert plain("two\nlines\x1b[31m") == "two lines \\[31m"
     assert plain("Ünïcode clip 1") == "Ünïcode clip 1"
 

@@ -14,19 +14,26 @@ __all__ = ["plain"]
 
 # Every ASCII punctuation character: CommonMark lets a backslash escape any of them, and then it is
 # shown as itself (links, images, emphasis, code, HTML, Streamlit's ":material/…:" icons and
-# ":red[…]" colours, "$…$" formulas and bare-URL autolinks all need one of them).
+# ":red[…]" colours and "$…$" formulas all need one of them).
 _PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+# Bare addresses ("http://…", "www.…", "a@b.c") are made links after the Markdown is parsed, escapes
+# or not; a zero-width space inside "://", after "www" and before "@" keeps them text (unseen).
+_ZERO_WIDTH_SPACE = "\u200b"
+_WWW = re.compile(r"(?i)(www)(\\\.)")
 
 
 def plain(text: object) -> str:
     """``text`` escaped so that Markdown shows it exactly as written, on one line.
 
-    Control characters (new lines, terminal escape sequences) become spaces.
+    Control characters (new lines, terminal escape sequences) become spaces, and a zero-width
+    space keeps a bare address from becoming a link.
 
     Examples
     --------
-    >>> plain("[Log in](http://x/y).wav")
-    '\\\\[Log in\\\\]\\\\(http\\\\:\\\\/\\\\/x\\\\/y\\\\)\\\\.wav'
+    >>> plain("[Log in](page).wav")
+    '\\\\[Log in\\\\]\\\\(page\\\\)\\\\.wav'
     """
     printable = "".join(character if character.isprintable() else " " for character in str(text))
-    return _PUNCTUATION.sub(r"\\\1", printable)
+    escaped = _PUNCTUATION.sub(r"\\\1", printable)
+    escaped = escaped.replace("\\:\\/\\/", f"\\:{_ZERO_WIDTH_SPACE}\\/\\/").replace("\\@", f"{_ZERO_WIDTH_SPACE}\\@")
+    return _WWW.sub(rf"\1{_ZERO_WIDTH_SPACE}\2", escaped)

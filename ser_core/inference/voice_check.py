@@ -18,7 +18,7 @@ tone). This module looks at the same regions with three measurements a voice can
     The skewness of the level's change from frame to frame over the speech. Syllables start fast
     and fade slowly, so speech has a positive skew (real speech: above -0.5 in the clips
     measured); a plucked or struck note starts very abruptly (above 3, with its pitch held between
-    the onsets). Speech played backwards fades in and stops abruptly (negative skew), but no rule
+    the onsets, or few spectral lines). Speech played backwards fades in and stops abruptly (negative skew), but no rule
     uses that yet (see below).
 
 The thresholds and what they cost are measured by ``benchmarks/non_speech.py`` on the seven real
@@ -56,10 +56,13 @@ MIN_HELD_PITCH_PAIRS = 20
 # No rule for a negative skew (speech played backwards): at -1.5 it would refuse about a third of
 # reversed clips and no real clip, but the tests' synthetic voice, whose syllables rise and fall
 # symmetrically, reaches -2 by chance (docs/speech_detection.md, "A second opinion").
-# Plucked notes: very abrupt onsets *and* a pitch held between them. Either alone is found in real
-# speech (onset skew up to 3.7, held pitch up to 0.58 in 420 clips), both together were not.
+# Plucked notes: very abrupt onsets *and* either a pitch held between them or a spectrum of a few
+# lines. Each alone is found in real speech (of 2,061 clips: onset skew up to 4.3, held pitch up to
+# 0.52, tonal share up to 0.99); abrupt onsets with a held pitch of 0.43-0.52 are one TESS speaker's
+# neutral words, so the held pitch must be above 0.6 (the plucked melodies: 0.73-0.89).
 MAX_ONSET_SKEW = 3.0
-PLUCKED_HELD_PITCH_SHARE = 0.35
+PLUCKED_HELD_PITCH_SHARE = 0.6
+PLUCKED_TONAL_SHARE = 0.9
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,8 @@ class VoiceEvidence:
             return "it sounds like a steady tone or a sweep, not a voice"
         if self.voiced_pairs >= MIN_HELD_PITCH_PAIRS and self.held_pitch_share > MAX_HELD_PITCH_SHARE:
             return "it sounds like notes held at one pitch (music), not a voice"
-        if self.onset_skew > MAX_ONSET_SKEW and self.held_pitch_share > PLUCKED_HELD_PITCH_SHARE:
+        if self.onset_skew > MAX_ONSET_SKEW and (self.held_pitch_share > PLUCKED_HELD_PITCH_SHARE
+                                                 or self.tonal_share > PLUCKED_TONAL_SHARE):
             return "it sounds like plucked or struck notes (music), not a voice"
         return None
 
