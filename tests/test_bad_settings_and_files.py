@@ -200,6 +200,19 @@ def test_predict_with_a_damaged_config_says_so_without_a_traceback(shipped_whisp
     assert "temperature" in out.err and "Traceback" not in out.err and "nan %" not in out.out
 
 
+@pytest.mark.parametrize("page", ["pages/analyse.py", "pages/adapt.py", "pages/live.py", "pages/test_results.py"])
+def test_every_page_says_the_model_is_damaged_instead_of_an_exception_box(
+        shipped_whisper_model, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, page: str) -> None:
+    """A threshold of 5 in config.json put a Streamlit exception box on every page (the sidebar's slider)."""
+    from test_app_pages import open_app, page_text
+
+    folder = _broken_copy(tmp_path, _set("threshold", 5))
+    app = open_app(monkeypatch, folder, page)
+    assert not app.exception, [e.value for e in app.exception]
+    if page != "pages/test_results.py":  # the reports pages read the reports, not the model
+        assert "threshold must be a number from 0 to 1, not 5" in page_text(app), page_text(app)
+
+
 def test_a_valid_config_with_extra_optional_fields_still_loads(shipped_whisper_model, tmp_path: Path) -> None:
     folder = _broken_copy(tmp_path, _set("conformal", {"alpha": 0.1, "threshold": 0.4}))
     model, config = load_model_and_config(folder)

@@ -285,10 +285,13 @@ class Reports:
 
     @property
     def threshold(self) -> float:
+        """The config's cut-off for the slider; a damaged one (5, NaN, "high") falls back to the default,
+        and the page says the model is damaged (``artifacts.load_model_and_config`` names the field)."""
         try:
-            return float((self.config or {}).get("threshold", DEFAULT_THRESHOLD))
+            value = float((self.config or {}).get("threshold", DEFAULT_THRESHOLD))
         except (TypeError, ValueError):
             return DEFAULT_THRESHOLD
+        return value if 0.0 <= value <= 1.0 else DEFAULT_THRESHOLD
 
 
 def load_reports(directory: Path | None = None) -> Reports:
