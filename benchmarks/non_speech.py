@@ -128,7 +128,8 @@ def main() -> None:
 
     files = {} if args.generated_only else corpus_files(args.data, args.per_corpus)
     if not files:
-        print(f"\n(no corpora under {args.data}: real-speech figures skipped)")
+        print("\n(real corpora skipped: --generated-only)" if args.generated_only
+              else f"\n(no corpora under {args.data}: real-speech figures skipped)")
         return
     print(f"\n## Real speech and the same clips played backwards ({'all clips' if args.per_corpus <= 0 else f'{args.per_corpus} clips per corpus, seed {SEED}'})\n")
     print("| corpus | clips | no answer, detector alone | no answer, with the voice check | refused by the check "
