@@ -62,6 +62,12 @@ def corpus_files(data: Path, per_corpus: int) -> dict[str, list[Path]]:
     return out
 
 
+def table_row(label: str, row: np.ndarray) -> str:
+    n = row[0]
+    return (f"| {label} | {n} | {row[1] / n:.2%} ({row[1]}) | {row[2] / n:.2%} ({row[2]}) | {row[3]} "
+            f"| {row[4] / n:.1%} | {row[5] / n:.1%} |")
+
+
 def percentiles(values: list[float]) -> str:
     if not values:
         return "-"
@@ -131,7 +137,8 @@ def main() -> None:
         print("\n(real corpora skipped: --generated-only)" if args.generated_only
               else f"\n(no corpora under {args.data}: real-speech figures skipped)")
         return
-    print(f"\n## Real speech and the same clips played backwards ({'all clips' if args.per_corpus <= 0 else f'{args.per_corpus} clips per corpus, seed {SEED}'})\n")
+    sample = "all clips" if args.per_corpus <= 0 else f"{args.per_corpus} clips per corpus, seed {SEED}"
+    print(f"\n## Real speech and the same clips played backwards ({sample})\n")
     print("| corpus | clips | no answer, detector alone | no answer, with the voice check | refused by the check "
           "| reversed: answered, detector alone | reversed: answered, with the check |")
     print("|---|---|---|---|---|---|---|")
@@ -164,10 +171,8 @@ def main() -> None:
                     row[4] += before == "speech"
                     row[5] += after == "speech"
         totals += row
-        n = row[0]
-        print(f"| {corpus} | {n} | {row[1] / n:.1%} | {row[2] / n:.1%} | {row[3]} | {row[4] / n:.1%} | {row[5] / n:.1%} |")
-    n = totals[0]
-    print(f"| all | {n} | {totals[1] / n:.1%} | {totals[2] / n:.1%} | {totals[3]} | {totals[4] / n:.1%} | {totals[5] / n:.1%} |")
+        print(table_row(corpus, row))
+    print(table_row("all", totals))
     if refused_clips:
         print("\nReal clips the voice check refused:\n" + "\n".join(f"- {c}" for c in refused_clips))
     print("\n| measurement | speech: min / p1 / p5 / p50 / p95 / p99 / max | reversed: the same |")

@@ -43,7 +43,8 @@ def tones(seconds: float) -> dict[str, np.ndarray]:
     out["tone 220 Hz quiet (-40 dBFS)"] = _level(np.sin(2 * np.pi * 220 * t), -40)
     out["tone 220 Hz clipped"] = np.clip(4 * np.sin(2 * np.pi * 220 * t), -1, 1).astype(np.float32)
     out["tone 230 Hz, 1 s"] = (0.5 * np.sin(2 * np.pi * 230 * t[:SR])).astype(np.float32)
-    out["tone 200 Hz with vibrato"] = _level(np.sin(2 * np.pi * np.cumsum(200 * (1 + 0.02 * np.sin(2 * np.pi * 5.5 * t))) / SR), -18)
+    vibrato = 200 * (1 + 0.02 * np.sin(2 * np.pi * 5.5 * t))
+    out["tone 200 Hz with vibrato"] = _level(np.sin(2 * np.pi * np.cumsum(vibrato) / SR), -18)
     out["harmonic 220 Hz + vibrato"] = _level(_harmonics(220 * (1 + 0.03 * np.sin(2 * np.pi * 5.5 * t))), -18)
     out["harmonic 150 Hz, steady"] = _level(_harmonics(np.full(t.size, 150.0), 12, 0.8), -18)
     return out
