@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from ser_core.app import adapt, intake, support, views, words
+from ser_core.app.safe_text import plain
 from ser_core.inference.audio import AudioError
 
 support.ensure_entrypoint()
@@ -29,20 +30,20 @@ def add(source, key: str) -> None:
     name, data = intake.read_upload(source)
     try:
         wave = intake.decode_bytes(name, data, predictor.params.sample_rate, limits)
-        with st.spinner(f"Measuring {name}…"):
+        with st.spinner(f"Measuring {plain(name)}…"):
             result = adapt.add_clip(predictor, wave, predictor.params.sample_rate, clip_id=data,
                                     source_id=getattr(source, "file_id", None))
     except AudioError as error:  # includes too little speech: shown as a state, not a fault
-        views.show_audio_problem(error)
+        views.show_audio_problem(error, name=name)
         return
     except Exception:
         support.show_unexpected_error(f"measuring {name} for the adaptation")
         return
     if result.added:
         heard = f" Before adapting, it sounds: **{words.answer_text(result.heard)}**." if result.heard else ""
-        st.success(f"Added {name}: {result.speech_seconds:.1f} s of speech.{heard}", icon=":material/check:")
+        st.success(f"Added {plain(name)}: {result.speech_seconds:.1f} s of speech.{heard}", icon=":material/check:")
     elif result.duplicate:
-        st.info(f"{name} is the same audio as a clip you already gave, so it is counted once. "
+        st.info(f"{plain(name)} is the same audio as a clip you already gave, so it is counted once. "
                 "Record or upload a different clip to add more.", icon=":material/content_copy:")
 
 

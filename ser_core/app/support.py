@@ -24,6 +24,7 @@ import pandas as pd
 import streamlit as st
 
 from ser_core.app.front_end import model_front_end
+from ser_core.app.safe_text import plain
 from ser_core.inference import artifacts
 
 from ser_core.evaluation import cv_report, loco_report
@@ -296,10 +297,13 @@ class Reports:
 
     @property
     def threshold(self) -> float:
+        """The config's cut-off for the slider; a damaged one (5, NaN, "high") falls back to the default,
+        and the page says the model is damaged (``artifacts.load_model_and_config`` names the field)."""
         try:
-            return float((self.config or {}).get("threshold", DEFAULT_THRESHOLD))
+            value = float((self.config or {}).get("threshold", DEFAULT_THRESHOLD))
         except (TypeError, ValueError):
             return DEFAULT_THRESHOLD
+        return value if 0.0 <= value <= 1.0 else DEFAULT_THRESHOLD
 
 
 def load_reports(directory: Path | None = None) -> Reports:
@@ -390,4 +394,4 @@ def current_threshold() -> float:
 def show_unexpected_error(what: str) -> None:
     """Log the current exception with its traceback and show a short message instead."""
     LOGGER.exception("unexpected error while %s", what)
-    st.error(f"Something went wrong while {what}. The details were logged on the server.")
+    st.error(f"Something went wrong while {plain(what)}. The details were logged on the server.")

@@ -14,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from ser_core.app import adapt, front_end, plots, words
+from ser_core.app.safe_text import plain
 
 
 def prediction_json(prediction: Any, source_name: str, model_name: str | None) -> str:
@@ -122,17 +123,21 @@ def speech_shortfall(error: Exception, live: bool) -> tuple[str, str] | None:
     return headline, advice
 
 
-def show_audio_problem(error: Exception, live: bool = False) -> None:
-    """Why there is no result: too little speech as a plain state, anything else as an error."""
+def show_audio_problem(error: Exception, live: bool = False, name: str | None = None) -> None:
+    """Why there is no result: too little speech as a plain state, anything else as an error.
+
+    ``name`` (the upload's) starts the speech note, for pages that take several clips at once.
+    """
     shortfall = speech_shortfall(error, live)
     if shortfall is None:
         if live:  # a quiet moment in a stream is not a fault
-            st.info(str(error))
+            st.info(plain(error))
         else:
-            st.error(str(error))
+            st.error(plain(error))
         return
     headline, advice = shortfall
-    st.info(f"**{headline}.** {advice}", icon=":material/hearing:")
+    about = f"{plain(name)}: " if name else ""
+    st.info(f"**{about}{headline}.** {advice}", icon=":material/hearing:")
 
 
 def render_probabilities(prediction: Any, key: str) -> None:
@@ -240,7 +245,7 @@ def render_prediction(prediction: Any, params: Any, source_name: str, model_name
     headline(prediction, config)
     speech = getattr(prediction, "speech_seconds", 0.0)
     st.caption(
-        f"{source_name} · {prediction.duration_s:.1f} s"
+        f"{plain(source_name)} · {prediction.duration_s:.1f} s"
         + (f" · {speech:.1f} s of speech" if speech else "")
         + (f" · {note}" if note else "")
     )

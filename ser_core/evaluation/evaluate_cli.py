@@ -37,6 +37,7 @@ from ser_core.data.corpora import DataUnavailableError  # noqa: E402
 from ser_core.data.labels import CALM_CHOICES  # noqa: E402
 from ser_core.data.registry import CORPORA, FOLDERS, labelled_clips  # noqa: E402
 from ser_core.inference.audio import AudioError, about_file, load_audio  # noqa: E402
+from ser_core.inference.predict_cli import ADAPT_MAX_SECONDS, terminal_safe  # noqa: E402
 from ser_core.inference.params import EMOTIONS  # noqa: E402
 from ser_core.inference.self_training import MIN_SELF_TRAINING_CLIPS  # noqa: E402
 
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"reading {args.data} as {scan.corpus}: {scan.summary().partition(': ')[2]}")
     for name in ignored:
         hint = " (--calm-as neutral counts it as neutral)" if name.lower() == "calm" else ""
-        print(f"ignored folder '{name}': not one of {', '.join(EMOTIONS)}{hint}")
+        print(terminal_safe(f"ignored folder '{name}': not one of {', '.join(EMOTIONS)}{hint}"))
     if not files:
         if scan.corpus == FOLDERS.name:
             print(f"error: no audio files in emotion folders under {args.data}, and no file names of "
@@ -152,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     for path, emotion in tqdm(files, desc="measuring" if args.adapt else "evaluating", unit="file", disable=None):
         try:
             if args.adapt:  # one encoder pass per file: the clip's answer comes from the same sample
-                wave = load_audio(path, predictor.params.sample_rate)
+                wave = load_audio(path, predictor.params.sample_rate, max_seconds=ADAPT_MAX_SECONDS)
                 samples.append(predictor.adaptation_sample(wave, predictor.params.sample_rate))
             else:
                 result = predictor.predict_file(path, max_seconds=None, keep_features=False, coverage=args.coverage)
@@ -182,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         sets = [predictor.emotion_set(probabilities, adapted=adaptation.ready, coverage=args.coverage)
                 for probabilities, adaptation in zip(answers, [by_group[group] for group in groups])]
     for line in skipped:
-        print(f"skipped {line}", file=sys.stderr)
+        print(f"skipped {terminal_safe(line)}", file=sys.stderr)
     if not labels:
         print("error: none of the files could be classified (see the messages above)",
               file=sys.stderr)

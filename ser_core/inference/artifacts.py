@@ -12,6 +12,7 @@ import numpy as np
 
 from ser_core.inference.linear_head import read_linear_head
 from ser_core.inference.whisper_encoder import PRECISIONS
+from ser_core.inference.model_record import record_problem
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS_DIR = REPO_ROOT / "artifacts"
@@ -155,6 +156,9 @@ def load_model_and_config(directory: Path):
     serving = (config.get("serving") or {}).get("encoder_precision")
     if serving is not None and serving not in PRECISIONS:
         raise _damaged(config_path, f"has serving.encoder_precision {serving!r}, not one of {', '.join(PRECISIONS)}")
+    problem = record_problem(config, model)
+    if problem:
+        raise _damaged(config_path, f"holds a value the model cannot use: {problem}")
     return model, config
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import io
+import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,13 +49,6 @@ def _source_name(source: AudioSource) -> str:
 
 
 def _read_bytes(source: AudioSource) -> bytes:
-    if isinstance(source, (str, Path)):
-        try:
-            return Path(source).read_bytes()
-        except FileNotFoundError as error:
-            raise AudioError(f"{source}: no such file.") from error
-        except OSError as error:
-            raise AudioError(f"{source}: cannot be read ({error.strerror}).") from error
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source)
     data = source.read()
@@ -61,30 +57,38 @@ def _read_bytes(source: AudioSource) -> bytes:
     return data
 
 
-def _decode_with_soundfile(data: bytes) -> tuple[np.ndarray, int]:
-    samples, sample_rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    return samples.T, int(sample_rate)
+_FILE_KINDS = ((stat.S_ISFIFO, "a pipe (FIFO)"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"),
+               (stat.S_ISSOCK, "a socket"))
 
 
-def _decode_with_pyav(data: bytes) -> tuple[np.ndarray, int]:
-    """Containers libsndfile does not read (m4a, webm, some mp3), through FFmpeg's decoders."""
-    import av  # imported lazily: only needed for compressed containers
+def _checked_path(path: Path, name: str) -> int:
+    """The size of ``path``, refusing what is not a regular, readable file (before opening it).
 
-    with av.open(io.BytesIO(data), mode="r") as container:
-        if not container.streams.audio:
-            raise AudioError("the file holds no audio stream.")
-        stream = container.streams.audio[0]
-        resampler = av.AudioResampler(format="fltp", layout="mono", rate=stream.rate or 48_000)
-        chunks = []
-        for frame in container.decode(stream):
-            for resampled in resampler.resample(frame):
-                chunks.append(resampled.to_ndarray())
-        for resampled in resampler.resample(None):
-            chunks.append(resampled.to_ndarray())
-        sample_rate = resampler.rate
-    if not chunks:
-        return np.zeros((1, 0), dtype=np.float32), int(sample_rate)
-    return np.concatenate(chunks, axis=1).astype(np.float32), int(sample_rate)
+    Opening a pipe would wait forever for a writer, and ``/dev/zero`` never ends: both are refused
+    from what ``stat`` says, never read.
+    """
+    try:
+        info = path.stat()
+    except FileNotFoundError as error:
+        if path.is_symlink():
+            raise AudioError(f"{name} is a link to {os.readlink(path)}, which does not exist.") from error
+        raise AudioError(f"{name}: no such file.") from error
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise AudioError(f"{name} is a symbolic link that leads back to itself (a loop), "
+                             "not an audio file.") from error
+        raise AudioError(f"{name}: cannot be read ({error.strerror}).") from error
+    if stat.S_ISDIR(info.st_mode):
+        raise AudioError(f"{name} is a folder, not an audio file.")
+    if not stat.S_ISREG(info.st_mode):
+        kind = next((words for test, words in _FILE_KINDS if test(info.st_mode)), "not a regular file")
+        raise AudioError(f"{name} is {kind}, not an audio file: give the path of a recording.")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as error:
+        raise AudioError(f"{name}: cannot be read ({error.strerror}).") from error
+    return info.st_size
 
 
 def to_mono(samples: np.ndarray, channel_axis: int | None = None) -> np.ndarray:
@@ -123,34 +127,16 @@ def load_audio(
     """Decode ``source`` (path, bytes or file object of any supported format) to mono float32.
 
     Raises :class:`AudioError` with a message fit for a user when the input is empty, not audio,
-    corrupt or longer than ``max_seconds``. Silence decodes fine; the predictor refuses it.
+    corrupt, not a regular file or longer than ``max_seconds``. Silence decodes fine; the
+    predictor refuses it.
+
+    Decoding goes block by block (:func:`open_audio_stream`) and stops as soon as the decoded
+    samples pass ``max_seconds``: a small file that holds hours of audio and no length in its
+    header is never decoded whole. A file cut short gives the audio before the cut.
     """
-    name = _source_name(source)
-    data = _read_bytes(source)
-    if not data:
-        raise AudioError(f"{name} is empty.")
-    try:
-        samples, source_rate = _decode_with_soundfile(data)
-    except (soundfile.LibsndfileError, RuntimeError, TypeError):
-        try:
-            samples, source_rate = _decode_with_pyav(data)
-        except AudioError as error:
-            raise AudioError(f"{name}: {error}") from error
-        except Exception as error:  # FFmpeg raises many kinds; all mean "not decodable audio"
-            raise AudioError(
-                f"{name} could not be decoded as audio; use wav, flac, mp3, ogg, m4a or webm."
-            ) from error
-    wave = to_mono(samples, channel_axis=0)
-    if wave.size == 0:
-        raise AudioError(f"{name} contains no audio samples.")
-    duration = wave.size / source_rate
-    if max_seconds is not None and duration > max_seconds:
-        raise AudioError(
-            f"{name} is {duration:.0f} s long; the limit is {max_seconds:.0f} s. Trim it and try again."
-        )
-    if not np.all(np.isfinite(wave)):
-        raise AudioError(f"{name} contains invalid (non-finite) samples.")
-    return resample(wave, source_rate, sample_rate)
+    stream = open_audio_stream(source, sample_rate, max_seconds=max_seconds, name=_source_name(source))
+    blocks = [np.asarray(block, np.float32) for block in stream]
+    return np.concatenate(blocks) if len(blocks) != 1 else blocks[0]
 
 
 # ------------------------------------------------------------------------------ streaming decode
@@ -186,19 +172,22 @@ class AudioStream:
         before any decoding).
     decoded_s : float
         Seconds decoded so far (at the source rate), for progress reports.
+    cut_short : bool
+        The file stopped decoding before its end (damaged or cut): the blocks hold what came before.
     """
 
     name: str
     duration_s: float | None
     _blocks: Iterator[np.ndarray]
     decoded_s: float = 0.0
+    cut_short: bool = False
 
     def __iter__(self) -> Iterator[np.ndarray]:
         return self._blocks
 
 
 def open_audio_stream(source: AudioSource, sample_rate: int, *, block_seconds: float = 30.0,
-                      max_seconds: float | None = None) -> AudioStream:
+                      max_seconds: float | None = None, name: str | None = None) -> AudioStream:
     """Open ``source`` (path, bytes or file object) for decoding block by block.
 
     Parameters
@@ -210,8 +199,11 @@ def open_audio_stream(source: AudioSource, sample_rate: int, *, block_seconds: f
     block_seconds : float
         About this much audio per block.
     max_seconds : float or None
-        Refuse longer audio (checked from the header before decoding, and while decoding when the
-        header does not say). None: any length.
+        Refuse longer audio: from the header before decoding when it says, and in any case while
+        decoding, as soon as the decoded samples pass it (a header can lie or be missing). None:
+        any length.
+    name : str, optional
+        How messages name the input (default: a path as given, else the file object's name).
 
     Returns
     -------
@@ -226,20 +218,11 @@ def open_audio_stream(source: AudioSource, sample_rate: int, *, block_seconds: f
     >>> seconds = sum(block.size for block in stream) / 16_000
     """
     # A path is named as the caller gave it: of several files called a.wav, the message says which.
-    name = str(source) if isinstance(source, (str, Path)) else _source_name(source)
+    if name is None:
+        name = str(source) if isinstance(source, (str, Path)) else _source_name(source)
     if isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.exists():
-            raise AudioError(f"{source}: no such file.")
-        if path.is_dir():
-            raise AudioError(f"{source} is a folder, not an audio file.")
-        try:
-            size = path.stat().st_size
-            with open(path, "rb"):
-                pass
-        except OSError as error:
-            raise AudioError(f"{source}: cannot be read ({error.strerror}).") from error
-        handle_source: Union[str, BinaryIO] = str(path)
+        size = _checked_path(Path(source), name)
+        handle_source: Union[str, BinaryIO] = str(source)
     else:
         data = _read_bytes(source)
         size = len(data)
@@ -272,8 +255,9 @@ def _finish_blocks(raw: Iterator[tuple[np.ndarray, int]], stream: AudioStream, s
             raise AudioError(f"{stream.name} contains invalid (non-finite) samples.")
         total += mono.size
         stream.decoded_s = total / source_rate
-        if max_seconds is not None and stream.decoded_s > max_seconds:
-            raise _too_long(stream.name, stream.decoded_s, max_seconds)
+        if max_seconds is not None and stream.decoded_s > max_seconds:  # stop here, whatever the header said
+            raise AudioError(f"{stream.name} is more than {max_seconds:.0f} s long; the limit is "
+                             f"{max_seconds:.0f} s. Trim it and try again.")
         if source_rate == sample_rate:
             yield np.ascontiguousarray(mono, dtype=np.float32)
             continue
@@ -295,18 +279,41 @@ def _soundfile_blocks(sound: soundfile.SoundFile, stream: AudioStream, sample_ra
                       block_seconds: float, max_seconds: float | None) -> Iterator[np.ndarray]:
     frames = max(1, int(block_seconds * sound.samplerate))
 
+    def salvage(position: int) -> np.ndarray:
+        """The block that failed, read again from ``position`` in 0.1 s pieces up to the damage.
+
+        A file cut short (a FLAC whose last frame is half there) fails on the whole block that holds
+        the cut; the audio before the cut is kept, as libsndfile does by itself for a cut wav.
+        """
+        pieces = []
+        try:
+            sound.seek(position)
+            while True:
+                piece = sound.read(max(1, int(0.1 * sound.samplerate)), dtype="float32", always_2d=True)
+                if not len(piece):
+                    break
+                pieces.append(piece)
+        except (soundfile.LibsndfileError, RuntimeError):
+            pass
+        return np.concatenate(pieces) if pieces else np.zeros((0, sound.channels), np.float32)
+
     def raw() -> Iterator[tuple[np.ndarray, int]]:
+        position = 0
         with sound:
             while True:
                 try:
                     block = sound.read(frames, dtype="float32", always_2d=True)
                 except (soundfile.LibsndfileError, RuntimeError) as error:
-                    raise AudioError(
-                        f"{stream.name} could not be read to the end (it stops at about "
-                        f"{stream.decoded_s:.1f} s); the file may be damaged."
-                    ) from error
+                    block = salvage(position)
+                    if position == 0 and not len(block):
+                        raise _undecodable(stream.name) from error
+                    stream.cut_short = True  # analyse what decoded, as for a cut wav
+                    if len(block):
+                        yield block, int(sound.samplerate)
+                    return
                 if not len(block):
                     return
+                position += len(block)
                 yield block, int(sound.samplerate)
 
     return _finish_blocks(raw(), stream, sample_rate, max_seconds)
@@ -354,11 +361,7 @@ def _pyav_stream(handle_source: Union[str, BinaryIO], name: str, sample_rate: in
             except Exception as error:
                 if stream.decoded_s == 0 and not pending:
                     raise _undecodable(name) from error
-                raise AudioError(
-                    f"{name} could not be decoded to the end (it stops at about "
-                    f"{stream.decoded_s + sum(p.size for p in pending) / rate:.1f} s); "
-                    f"the file may be damaged."
-                ) from error
+                stream.cut_short = True  # a file cut short: analyse what decoded
         if pending:
             yield np.concatenate(pending).astype(np.float32), rate
 

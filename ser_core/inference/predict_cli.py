@@ -31,10 +31,25 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from ser_core.inference.artifacts import ModelNotFoundError  # noqa: E402
 from ser_core.inference.audio import AudioError, about_file  # noqa: E402
 
-__all__ = ["batch_refusal", "coverage_argument", "format_line", "main", "threshold_argument"]
+__all__ = ["ADAPT_MAX_SECONDS", "ADAPT_TOO_LONG", "batch_refusal", "coverage_argument", "format_line", "main", "terminal_safe",
+           "threshold_argument"]
+
+# --adapt measures each file whole, in memory (about 4 MB of samples per minute, plus the encoder's
+# frames): longer files are refused, never decoded past this, and can be classified without --adapt.
+ADAPT_MAX_SECONDS = 600.0
+ADAPT_TOO_LONG = " (--adapt measures each file whole, up to {limit:.0f} s; classify longer files without --adapt)"
 
 ADAPT_NOTE = ("adapted to these {n} files as one setup{trained} (their own statistics, no labels): the answers "
               "assume the files share a room, microphone and speaker(s), and hold more than one mood")
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with its control characters written as escapes (ESC as ``\\x1b``), new lines kept.
+
+    File names reach the terminal in every line these tools print; a name holding an ANSI escape
+    sequence could otherwise recolour, move or clear the user's terminal.
+    """
+    return "".join(c if c.isprintable() or c == "\n" else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def threshold_argument(text: str) -> float:
@@ -114,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         predictor = Predictor.from_artifacts(args.artifacts)
     except ModelNotFoundError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {terminal_safe(str(error))}", file=sys.stderr)
         return 2
     if args.adapt:
         return _adapted_batch(predictor, args)
@@ -127,14 +142,14 @@ def main(argv: list[str] | None = None) -> int:
                                             keep_features=False, progress=progress, coverage=args.coverage)
         except AudioError as error:
             progress.close()
-            print(f"error: {about_file(path, error)}", file=sys.stderr)
+            print(f"error: {terminal_safe(about_file(path, error))}", file=sys.stderr)
             status = 1
             continue
         progress.close()
         if args.json:
             print(json.dumps({"file": str(path), **result.to_dict()}))
         else:
-            print(format_line(str(path), result))
+            print(terminal_safe(format_line(str(path), result)))
     return status
 
 
@@ -161,11 +176,12 @@ def _adapted_batch(predictor, args: argparse.Namespace) -> int:
     status, measured, samples = 0, [], []
     for path in args.files:
         try:
-            wave = load_audio(path, predictor.params.sample_rate)
+            wave = load_audio(path, predictor.params.sample_rate, max_seconds=ADAPT_MAX_SECONDS)
             samples.append(predictor.adaptation_sample(wave, predictor.params.sample_rate))
             measured.append(path)
         except AudioError as error:
-            print(f"error: {about_file(path, error)}", file=sys.stderr)
+            hint = ADAPT_TOO_LONG.format(limit=ADAPT_MAX_SECONDS) if "the limit is" in str(error) else ""
+            print(f"error: {terminal_safe(about_file(path, error))}{hint}", file=sys.stderr)
             status = 1
     adaptation = Adaptation.empty()
     for sample in samples:
@@ -196,7 +212,7 @@ def _adapted_batch(predictor, args: argparse.Namespace) -> int:
                               "self_trained": self_trained, "probabilities": probabilities}))
         else:
             shown = ", ".join(f"{emotion} {p:.0%}" for emotion, p in ranked[:3])
-            print(f"{path}: {' or '.join(emotions)} ({shown})")
+            print(terminal_safe(f"{path}: {' or '.join(emotions)} ({shown})"))
     return status
 
 

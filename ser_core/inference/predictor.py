@@ -69,6 +69,7 @@ from ser_core.inference.speech_stream import (
     stream_to_input,
     window_spans,
 )
+from ser_core.inference.voice_check import VoiceCheck, refuse_if_not_voice, voice_evidence
 
 __all__ = [
     "DEFAULT_THRESHOLD", "MAX_AUDIO_SECONDS", "UNCERTAIN", "WHISPER_KIND", "WHISPER_LOG_MEL", "ModelDamagedError",
@@ -428,6 +429,7 @@ class Predictor:
         if self.front_end.vad and regions.status != "speech":
             raise NotEnoughSpeech(regions.status, regions.speech_seconds, regions.min_speech_seconds,
                                   regions.total_seconds, name)
+        refuse_if_not_voice(voice_evidence(wave, regions), wave.size / rate, name)  # a tone, a tune, reversed speech
         return embedded
 
     def _pooled_rows(self, embedded, inside: np.ndarray) -> np.ndarray:
@@ -543,13 +545,16 @@ class Predictor:
         vad_gain = loud.vad_gain(params)
         # 2. the speech: where, how loud, how long once joined
         measured = SpeechPieces(self.params, vad_gain=vad_gain)
+        voice = VoiceCheck()
         for block in reading(1):
             measured.feed(block)
+            voice.feed(block)
         measured.finish()
         regions = measured.detector.result()
         if regions.status != "speech":
             raise NotEnoughSpeech(regions.status, regions.speech_seconds, regions.min_speech_seconds,
                                   regions.total_seconds, name)
+        refuse_if_not_voice(voice.evidence(regions), regions.total_seconds, name)
         length = measured.stream_total
         if length < int(params.min_segment_seconds * rate):  # padded speech: not a long-file case
             wave = np.concatenate(list(reading(2)))
@@ -647,6 +652,7 @@ class Predictor:
     def _predict_blocks(self, blocks: Iterable[np.ndarray], threshold: float, keep_features: bool,
                         name: str | None) -> Prediction:
         speech = SpeechWindows(self.params)
+        voice = VoiceCheck() if self.params.sample_rate == 16_000 else None
         starts: list[int] = []
         probabilities: list[np.ndarray] = []
         kept: list[np.ndarray] = []
@@ -667,6 +673,8 @@ class Predictor:
 
         for block in blocks:
             waiting += speech.feed(block)
+            if voice is not None:
+                voice.feed(block)
             while len(waiting) >= WINDOWS_PER_BATCH:
                 classify(waiting[:WINDOWS_PER_BATCH])
                 waiting = waiting[WINDOWS_PER_BATCH:]
@@ -679,6 +687,8 @@ class Predictor:
         if result.status != "speech":
             raise NotEnoughSpeech(result.status, result.speech_seconds, result.min_speech_seconds,
                                   result.total_seconds, name)
+        if voice is not None:
+            refuse_if_not_voice(voice.evidence(result), result.total_seconds, name)
         if waiting:
             classify(waiting)
         window_probabilities = np.concatenate(probabilities)
