@@ -196,3 +196,20 @@ def test_the_uploader_reads_a_voice_note(tmp_path, suffix):
     assert intake.probe_duration(path.read_bytes()) == pytest.approx(2.0, abs=0.1)
     wave = intake.decode_bytes(path.name, path.read_bytes(), 16_000, SimpleNamespace(max_seconds=60, max_bytes=10**7))
     assert wave.dtype == np.float32 and wave.size == pytest.approx(32_000, abs=0.12 * 16_000)
+
+
+def test_opus_decodes_block_by_block_as_in_one_read(real_corpus):
+    """libsndfile applies an Opus file's pre-skip only after a seek: blocks must match one whole read.
+
+    Without the seek, every real CASIA/ASED clip came out 312 samples (48 kHz) early, and its
+    embedding no longer matched the one training had cached.
+    """
+    import soundfile
+
+    from ser_core.inference.audio import open_audio_stream
+
+    path = sorted(real_corpus("casia").glob("*/angry/*.opus"))[0]
+    whole, rate = soundfile.read(path, dtype="float32")
+    blocks = np.concatenate(list(open_audio_stream(path, rate, block_seconds=0.5)))
+    np.testing.assert_array_equal(blocks, whole)
+    np.testing.assert_array_equal(load_audio(path, rate), whole)

@@ -300,6 +300,10 @@ def _soundfile_blocks(sound: soundfile.SoundFile, stream: AudioStream, sample_ra
     def raw() -> Iterator[tuple[np.ndarray, int]]:
         position = 0
         with sound:
+            # libsndfile applies an Ogg Opus file's pre-skip only on a seek: read from a fresh open,
+            # the blocks start 312 samples (at 48 kHz) early and disagree with soundfile.read.
+            if sound.seekable():
+                sound.seek(0)
             while True:
                 try:
                     block = sound.read(frames, dtype="float32", always_2d=True)
