@@ -170,7 +170,11 @@ def serve(out: Path, args: argparse.Namespace) -> int:
     if not args.force and (shortfall := publishing.quality_shortfall(out, args.artifacts)):
         return fail(f"{shortfall} The new model was not served: {args.artifacts} serves the same model as before. "
                     f"The new one is in {out}; to serve it anyway, run the same command with --force.")
-    publish(out, args.artifacts)
+    try:
+        publish(out, args.artifacts)
+    except OSError as error:  # a full disk while copying: publish has removed its copy
+        return fail(f"could not copy the new model into {args.artifacts} ({error.strerror or error}); nothing was "
+                    f"replaced: it serves the same model as before. Free some space there and run this again.")
     log.info("artifacts written to %s; the model it replaced is in %s (python train.py --restore-previous)",
              args.artifacts, args.artifacts / "previous")
     return 0

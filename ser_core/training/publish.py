@@ -262,7 +262,11 @@ def _switch(served: Path, new: Path) -> None:
     artifacts.write_json(served / JOURNAL_FILE, journal)
     with deferred_interrupt():  # the swap and what follows take milliseconds: let them finish
         _point(served / CURRENT_LINK, new)
-        _finish(served, journal)
+        try:
+            _finish(served, journal)
+        except OSError as error:  # the new model is served; the journal lets the next run finish this
+            print(f"warning: the new model is served, but tidying {served} failed ({error}); the next "
+                  "train.py run finishes it", file=sys.stderr)
 
 
 def _finish(served: Path, journal: dict) -> None:
@@ -272,8 +276,7 @@ def _finish(served: Path, journal: dict) -> None:
     old_current = journal.get("old_current")
     if old_current and old_current != journal["new"] and (models / old_current).is_dir():
         _point(served / PREVIOUS_DIR, models / old_current)
-    for name in MODEL_FILES:  # the committed layout's files: a copy of them is in models/ now
-        (served / name).unlink(missing_ok=True)
+    _link_top_level(served)
     keep = {_target(served / CURRENT_LINK), _target(served / PREVIOUS_DIR)}
     for folder in models.iterdir():
         if folder.resolve() not in keep and not folder.name.startswith("."):
@@ -296,7 +299,7 @@ def _adopt_legacy_layout(served: Path) -> None:
 
 
 def _point(link: Path, target: Path) -> None:
-    """Make ``link`` a relative symbolic link to ``target``, replacing any link there in one rename."""
+    """Make ``link`` a relative symbolic link to ``target``, replacing any link or file there in one rename."""
     temporary = link.parent / f".link-{link.name}-{os.getpid()}"
     temporary.unlink(missing_ok=True)
     os.symlink(os.path.relpath(target, link.parent), temporary)
@@ -343,10 +346,22 @@ def _recover_file_by_file_swap(served: Path) -> list[str]:
             _point(served / PREVIOUS_DIR, _stage(outgoing, served))
             done.append(f"kept the model saved in {outgoing.name} as the previous one")
     if done:
-        for name in MODEL_FILES:
-            if (served / CURRENT_LINK).is_symlink():
-                (served / name).unlink(missing_ok=True)
+        _link_top_level(served)
     return done
+
+
+def _link_top_level(served: Path) -> None:
+    """``artifacts/model.keras`` -> ``current/model.keras`` and so on, for whoever reads the older paths
+    (each file is the served model's, but only a reader that resolves ``current`` once reads one model
+    for sure). Replaces the committed layout's files, whose copy is in ``models/`` by then."""
+    current = _target(served / CURRENT_LINK)
+    if current is None:
+        return
+    for name in MODEL_FILES:
+        if (current / name).is_file():
+            _point(served / name, served / CURRENT_LINK / name)
+        else:
+            (served / name).unlink(missing_ok=True)
 
 
 def _remove(path: Path) -> None:
