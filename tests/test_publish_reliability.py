@@ -80,7 +80,7 @@ def served_files(served: Path) -> dict[str, bytes]:
 
 def model_file(served: Path, name: str) -> Path:
     """Where the served model's file really is (``artifacts/models/<id>/...`` once a run has published)."""
-    return Path(os.path.realpath(served / name))
+    return Path(os.path.realpath(served / "current" / name)) if (served / "current").is_symlink() else served / name
 
 
 def staging_leftovers(served: Path) -> list[str]:
@@ -417,7 +417,7 @@ def test_the_reports_the_app_shows_come_and_go_with_their_model(served_model, co
     assert report.model_name == config["model_name"] != old_report.model_name
     assert {corpus.name for corpus in report.corpora} == {"tess", "nemo"}
     assert support.new_setup_accuracy(legacy) == report.mean_of("strict_accuracy")
-    # the committed copy went with its model to previous/; the top-level path now leads to the new model's
+    # the committed copy went with its model to previous/; the top of the folder holds the new model's
     assert json.loads((legacy / "loco_whisper.json").read_text())["model_name"] == config["model_name"]
     assert json.loads((legacy / "previous" / "loco_whisper.json").read_text())["model_name"] == old_report.model_name
 

@@ -14,11 +14,13 @@ package's ``served_model_dir``) and so sees the old model or the new one, never 
 reports a model's pages show live in its directory: they come and go with it.
 
 A fresh clone has no ``current`` link: its committed files at the top of ``artifacts/`` are the
-served model. The first publish copies them into ``models/`` (they become ``previous``) and
-removes them from the top once ``current`` points at the new model.
+served model. The first publish copies them into ``models/`` (they become ``previous``). After
+every switch the served model's files are copied to the top of ``artifacts/`` too, so that git
+sees the served model where it always was (commit those to ship it) and older tools find it; the
+readers of this package never read them while ``current`` is there.
 
 Every step before the swap leaves the served model as it was; the steps after it (``previous``,
-pruning) are redone from a journal (``.publish.json``) by :func:`recover`, which every run calls at
+the copies at the top, pruning) are redone from a journal (``.publish.json``) by :func:`recover`, which every run calls at
 its start, under the lock (:func:`artifacts_lock`) that keeps two runs off one folder.
 """
 
@@ -276,7 +278,7 @@ def _finish(served: Path, journal: dict) -> None:
     old_current = journal.get("old_current")
     if old_current and old_current != journal["new"] and (models / old_current).is_dir():
         _point(served / PREVIOUS_DIR, models / old_current)
-    _link_top_level(served)
+    _copy_top_level(served)
     keep = {_target(served / CURRENT_LINK), _target(served / PREVIOUS_DIR)}
     for folder in models.iterdir():
         if folder.resolve() not in keep and not folder.name.startswith("."):
@@ -346,22 +348,29 @@ def _recover_file_by_file_swap(served: Path) -> list[str]:
             _point(served / PREVIOUS_DIR, _stage(outgoing, served))
             done.append(f"kept the model saved in {outgoing.name} as the previous one")
     if done:
-        _link_top_level(served)
+        _copy_top_level(served)
     return done
 
 
-def _link_top_level(served: Path) -> None:
-    """``artifacts/model.keras`` -> ``current/model.keras`` and so on, for whoever reads the older paths
-    (each file is the served model's, but only a reader that resolves ``current`` once reads one model
-    for sure). Replaces the committed layout's files, whose copy is in ``models/`` by then."""
+def _copy_top_level(served: Path) -> None:
+    """Copy the served model's files to the top of ``artifacts/`` (the committed layout), for git and
+    for whoever reads those paths; a file the model lacks is removed there. The app, ``predict`` and
+    ``evaluate`` read ``current`` instead: these copies change file by file, after the switch."""
     current = _target(served / CURRENT_LINK)
     if current is None:
         return
     for name in MODEL_FILES:
-        if (current / name).is_file():
-            _point(served / name, served / CURRENT_LINK / name)
-        else:
-            (served / name).unlink(missing_ok=True)
+        source, destination = current / name, served / name
+        if not source.is_file():
+            _remove(destination)
+        elif not (destination.is_file() and not destination.is_symlink()
+                  and filecmp.cmp(source, destination, shallow=False)):
+            temporary = served / f".incoming-top-{os.getpid()}-{name}"
+            try:
+                shutil.copy2(source, temporary)
+                os.replace(temporary, destination)
+            finally:
+                temporary.unlink(missing_ok=True)
 
 
 def _remove(path: Path) -> None:
