@@ -98,6 +98,7 @@ def artifacts_lock(folder: Path) -> Iterator[None]:
     import fcntl
 
     folder = Path(folder)
+    created = not folder.exists()
     try:
         folder.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
@@ -116,6 +117,14 @@ def artifacts_lock(folder: Path) -> Iterator[None]:
             yield
         finally:
             os.ftruncate(descriptor, 0)
+            if created and [path.name for path in folder.iterdir()] == [LOCK_FILE]:
+                # A run that made the folder and put nothing in it leaves none. Unlinked while still held,
+                # so a run that opened this file meanwhile finds it locked, and a later one makes a new one.
+                (folder / LOCK_FILE).unlink(missing_ok=True)
+                try:
+                    folder.rmdir()
+                except OSError:
+                    pass
             fcntl.flock(descriptor, fcntl.LOCK_UN)
     finally:
         os.close(descriptor)
