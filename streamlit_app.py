@@ -24,6 +24,8 @@ def model_can_adapt() -> bool:
     lets a fresh server draw Streamlit's default menu of ``pages/`` first.
     """
     folder = Path(os.environ.get("SER_ARTIFACTS_DIR") or Path(__file__).resolve().parent / "artifacts")
+    if (folder / "current").is_dir():  # the link a training run publishes its model through
+        folder = folder / "current"
     try:
         return json.loads((folder / "config.json").read_text()).get("kind") == "whisper_embedding_head"
     except (OSError, ValueError, AttributeError):

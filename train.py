@@ -41,7 +41,9 @@ from ser_core.training.cross_validation import run_cross_validation, unknown_fol
 from ser_core.training.fit import configure_device, history_report, setup_logging, train_members
 from ser_core.training.models import ARCHITECTURES, DEFAULT_ARCH
 from ser_core.training.options import check_folds, cv_option, member_spec, number, whole_number
-from ser_core.training.publish import publish, restore_previous
+from ser_core.training import publish as publishing
+from ser_core.training.publish import ArtifactsBusy, ArtifactsNotWritable, publish, restore_previous
+from ser_core.data.dataset import CacheWriteError
 from ser_core.training.recipes import DEFAULT_EPOCHS, DEFAULT_MEMBERS, MemberRecipe
 from ser_core.training.record import CONFIG_RECIPE_KEYS, cross_validated_temperature, recipe_record
 from ser_core.training import whisper_run
@@ -103,6 +105,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--artifacts", type=Path, default=artifacts.ARTIFACTS_DIR,
         help="the served folder: a finished run's model replaces the one there, which moves to previous/")
     add("--restore-previous", action="store_true", help="serve the model in <--artifacts>/previous again; no training")
+    add("--force", action="store_true",
+        help=f"serve the new model even when its held-out UAR is more than {publishing.FAR_BELOW:.2f} below the "
+             "served model's (the quality gate)")
     add("--cache-dir", type=Path, help=f"feature cache (default: {DEFAULT_EMBEDDING_CACHE} for whisper, "
                                              f"{DEFAULT_CACHE_DIR} for log_mel)")
     add("--run-dir", type=Path, default=Path("runs/latest"),
@@ -142,9 +147,65 @@ def fail(message: str) -> int:
     return 2
 
 
-# ----------------------------------------------------------------------------------------- the recipe
+# ----------------------------------------------------------------------------------------- run guard
 def main(argv: list[str] | None = None) -> int:
+    """One run at a time per served folder (its lock; the second run names the first and stops),
+    a dead run's leftovers recovered, the folder's room checked before the work, a full disk or
+    Ctrl-C a one-line message that says nothing was replaced (exit 2, 130); then :func:`run`."""
     args = parse_args(argv)
+    try:
+        with publishing.artifacts_lock(args.artifacts):
+            for step in publishing.recover(args.artifacts):
+                print(f"{args.artifacts}: {step}")
+            if not args.restore_previous:
+                publishing.check_writable(args.artifacts)
+            return run(args)
+    except (ArtifactsBusy, ArtifactsNotWritable, CacheWriteError) as error:
+        return fail(f"{error}.")
+    except publishing.InterruptedAfterPublishing:
+        print("interrupted after the new model was served (it stays; the replaced one is in previous/)",
+              file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print(f"interrupted, nothing was replaced: {args.artifacts} serves the same model as before",
+              file=sys.stderr)
+        return 130
+
+
+def serve(out: Path, args: argparse.Namespace) -> int:
+    """Publish the run's files unless they score far below the served model (``--force`` overrides)."""
+    if args.front_end != "whisper":  # a LOCO report left in the run folder by an earlier Whisper run
+        (out / whisper_run.LOCO_FILE).unlink(missing_ok=True)
+    if not args.force and (shortfall := publishing.quality_shortfall(out, args.artifacts)):
+        return fail(f"{shortfall} The new model was not served: {args.artifacts} serves the same model as before. "
+                    f"The new one is in {out}; to serve it anyway, run the same command with --force.")
+    try:
+        publish(out, args.artifacts)
+    except OSError as error:  # a full disk while copying: publish has removed its copy
+        return fail(f"could not copy the new model into {args.artifacts} ({error.strerror or error}); nothing was "
+                    f"replaced: it serves the same model as before. Free some space there and run this again.")
+    log.info("artifacts written to %s; the model it replaced is in %s (python train.py --restore-previous)",
+             args.artifacts, args.artifacts / "previous")
+    return 0
+
+
+def write_loco_report(report: dict, training_set: str, args: argparse.Namespace) -> list[Path]:
+    """``--cv corpus``: into the run folder, and into the served model's directory only when that
+    model was trained on the same clips with the same recipe (the report then describes it; the
+    app never shows a report of another model)."""
+    paths = [args.run_dir / whisper_run.LOCO_FILE]
+    served = artifacts.served_model_dir(args.artifacts)
+    if (artifacts.read_json_artifact(artifacts.CONFIG_FILE, served) or {}).get("training_set") == training_set:
+        paths.append(served / whisper_run.LOCO_FILE)
+    else:
+        log.info("the served model was trained on other clips or another recipe: the app will not show this report")
+    for path in paths:
+        artifacts.write_json(path, report)
+    return paths
+
+
+# ----------------------------------------------------------------------------------------- the recipe
+def run(args: argparse.Namespace) -> int:
     if args.restore_previous:
         if not restore_previous(args.artifacts):
             return fail(f"no previous model in {args.artifacts / 'previous'} to restore")
@@ -238,10 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     artifacts.write_json(out / artifacts.METRICS_FILE, metrics)
     artifacts.write_json(out / artifacts.HISTORY_FILE, history_report(histories))
     write_split_csv(clips, assignment, out / artifacts.SPLIT_FILE)
-    publish(out, args.artifacts)
-    log.info("artifacts written to %s; the model it replaced is in %s (python train.py --restore-previous)",
-             args.artifacts, args.artifacts / "previous")
-    return 0
+    return serve(out, args)
 
 
 # ----------------------------------------------------------------------------------------- the Whisper recipe
@@ -267,11 +325,12 @@ def train_whisper(args: argparse.Namespace, clips: list, data_info: dict) -> int
     name = whisper_run.model_name(recipe, params, sorted(set(data.corpus.tolist())))
 
     # --- the protocol: each corpus held out (strict and adapted), speaker CV inside ASED and RAVDESS
+    training_set = whisper_run.training_set_fingerprint(data, recipe, params, args.seed)
     report = whisper_run.loco_report(data, recipe, name, seed=args.seed)
     log_protocol(report)
     if args.cv == "corpus":  # the report alone, instead of training the served model
-        artifacts.write_json(args.artifacts / whisper_run.LOCO_FILE, report)
-        log.info("written to %s", args.artifacts / whisper_run.LOCO_FILE)
+        written = write_loco_report(report, training_set, args)
+        log.info("written to %s", " and ".join(map(str, written)))
         return 0
 
     # --- train: the head on every clip; temperature from leave-one-corpus-out logits
@@ -303,6 +362,7 @@ def train_whisper(args: argparse.Namespace, clips: list, data_info: dict) -> int
     # --- artifacts: written into the run folder, then served in place of the last model
     config, metrics, history = whisper_run.served_files(data, config, name=name, threshold=THRESHOLD,
                                                         seconds=seconds, data_info=data_info)
+    config["training_set"] = training_set  # lets a later --cv corpus tell whether its report describes this model
     out = args.run_dir / "artifacts"
     artifacts.save_model(model, out / artifacts.MODEL_FILE)
     artifacts.write_json(out / artifacts.CONFIG_FILE, config)
@@ -311,10 +371,7 @@ def train_whisper(args: argparse.Namespace, clips: list, data_info: dict) -> int
     artifacts.write_json(out / whisper_run.LOCO_FILE, report)  # served with the model (Test results page)
     write_split_csv(whisper_run.embedded_clips(data, clips), dict.fromkeys(data.speaker.tolist(), "train"),
                     out / artifacts.SPLIT_FILE)
-    publish(out, args.artifacts)
-    log.info("artifacts written to %s; the model it replaced is in %s (python train.py --restore-previous)",
-             args.artifacts, args.artifacts / "previous")
-    return 0
+    return serve(out, args)
 
 
 def log_protocol(report: dict) -> None:

@@ -85,9 +85,12 @@ def tiny_run(tiny_ravdess, tmp_path_factory) -> TrainedRun:
 def tiny_artifacts(tiny_run) -> Path:
     """Artifacts folder (model.keras, config.json, metrics.json, history.json, split.csv) of a tiny
     model trained once per session on synthetic data."""
-    if tiny_run.exit_code != 0 or not (tiny_run.artifacts / "model.keras").is_file():
+    from ser_core.inference.artifacts import served_model_dir
+
+    served = served_model_dir(tiny_run.artifacts)  # artifacts/current: the published model's own directory
+    if tiny_run.exit_code != 0 or not (served / "model.keras").is_file():
         pytest.fail(f"tiny training run failed (exit code {tiny_run.exit_code})")
-    return tiny_run.artifacts
+    return served
 
 
 @pytest.fixture(scope="session")

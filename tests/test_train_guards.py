@@ -190,21 +190,21 @@ def test_the_served_model_is_replaced_only_by_a_finished_run_and_can_be_restored
         return original(path, *arguments, **keywords)
 
     monkeypatch.setattr(artifacts, "write_json", dies_on_metrics)
-    with pytest.raises(KeyboardInterrupt):
-        run_train(argv)
-    assert {name: (served / name).read_bytes() for name in SERVED} == before
+    assert run_train(argv) == 130  # Ctrl-C: "interrupted, nothing was replaced" (issue 23)
+    assert {name: (artifacts.served_model_dir(served) / name).read_bytes() for name in SERVED} == before
     monkeypatch.setattr(artifacts, "write_json", original)
 
     # A finished run replaces it and keeps the one it replaced.
     assert run_train(argv) == 0
-    after = {name: (served / name).read_bytes() for name in SERVED}
+    current = artifacts.served_model_dir(served)  # artifacts/current, switched in one step
+    after = {name: (current / name).read_bytes() for name in SERVED}
     assert after["config.json"] != before["config.json"] and after["model.keras"] != before["model.keras"]
     assert {name: (served / "previous" / name).read_bytes() for name in SERVED} == before
-    assert not [p.name for p in served.iterdir() if p.name.startswith(".")]
+    assert not [p.name for p in served.iterdir() if p.name.startswith(".") and p.name != ".train.lock"]
 
     # One command brings the previous model back (and keeps the newer one as the previous).
     assert run_train(["--restore-previous", "--artifacts", str(served)]) == 0
-    assert {name: (served / name).read_bytes() for name in SERVED} == before
+    assert {name: (artifacts.served_model_dir(served) / name).read_bytes() for name in SERVED} == before
     assert {name: (served / "previous" / name).read_bytes() for name in SERVED} == after
 
 

@@ -434,19 +434,21 @@ def test_train_py_whisper_path_end_to_end_with_a_fake_encoder(encoder, tmp_path,
               "--workers", "1", "--cache-dir", str(tmp_path / "cache"), "--artifacts", str(served),
               "--run-dir", str(tmp_path / "run")]
     assert run_train([*common, "--cv", "corpus"]) == 0
-    report = json.loads((served / "loco_whisper.json").read_text())
+    report = json.loads((tmp_path / "run" / "loco_whisper.json").read_text())
     assert report["kind"] == "leave_one_corpus_out" and set(report["corpora"]) == {"tess", "nemo", "turev"}
     assert report["corpora"]["turev"]["clips"] == 16 and report["corpora"]["turev"]["strict"]["recall"]["fear"] is None
     assert not (served / "model.keras").exists()  # a cross-validation serves no model
+    assert not (served / "loco_whisper.json").exists()  # nor a report of a model that is not served
 
     assert run_train(common) == 0
-    config = json.loads((served / "config.json").read_text())
+    current = artifacts.served_model_dir(served)
+    config = json.loads((current / "config.json").read_text())
     assert set(config["training"]) == {"tess", "nemo", "turev"} and "banglaser" not in config["data"]
-    served_report = json.loads((served / "loco_whisper.json").read_text())  # the model's own, served with it
+    served_report = json.loads((current / "loco_whisper.json").read_text())  # the model's own, written with it
     assert served_report["model_name"] == config["model_name"] and "speaker_cv" in served_report
     assert config["kind"] == WHISPER_KIND and config["recipe"]["layers"] == [1, 2, 3, 4]
     assert config["recipe"]["calm_as"] == "neutral" and config["model_name"].startswith("Whisper base")
-    assert json.loads((served / "metrics.json").read_text())["split"]["test"]["clips"] == 0
+    assert json.loads((current / "metrics.json").read_text())["split"]["test"]["clips"] == 0
     sets = config["emotion_sets"]  # calibrated on the held-out scores, each corpus measured held out
     assert set(sets["thresholds"]) == set(sets["adapted_thresholds"]) == {"0.8", "0.9", "0.95"}
     assert set(sets["held_out"]["strict"][sets["method"]]) == {"tess", "nemo", "turev"}

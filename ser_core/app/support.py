@@ -186,8 +186,11 @@ def _load_predictor(directory: str, stamp: tuple[float, float]):
 
 
 def get_predictor():
-    """The shared :class:`~ser_core.inference.predictor.Predictor`; raises :class:`ModelNotFoundError`."""
-    directory = artifacts_directory()
+    """The shared :class:`~ser_core.inference.predictor.Predictor`; raises :class:`ModelNotFoundError`.
+
+    Keyed on the served model's own directory (``artifacts/current`` resolved): a newly published
+    model is a new directory, so a new entry."""
+    directory = artifacts.served_model_dir(artifacts_directory())
     return _load_predictor(str(directory.resolve()), _model_stamp(directory))
 
 
@@ -213,7 +216,7 @@ def show_model_missing(error: Exception | None = None) -> None:
     knows); the train command is shown once, below it.
     """
     directory = artifacts_directory()
-    model_exists = (directory / artifacts.MODEL_FILE).is_file()
+    model_exists = (artifacts.served_model_dir(directory) / artifacts.MODEL_FILE).is_file()
     if error is None:
         detail, cause = f"No trained model in {directory}.", None
     else:
@@ -248,17 +251,21 @@ def predictor_or_stop():
 
 @dataclass
 class Reports:
-    """The JSON/CSV reports written by ``train.py``; any of them may be missing."""
+    """The JSON/CSV reports written by ``train.py``; any of them may be missing.
+
+    ``directory`` is the artifacts folder (its cross-validation tables of recipes); the model's own
+    reports are read from ``model_directory``, the served model's directory (``artifacts/current``)."""
 
     directory: Path
     config: dict[str, Any] | None
     metrics: dict[str, Any] | None
     history: dict[str, Any] | None
     split: pd.DataFrame | None
+    model_directory: Path | None = None
 
     @property
     def has_model(self) -> bool:
-        return (self.directory / artifacts.MODEL_FILE).is_file() and self.config is not None
+        return (Path(self.model_directory or self.directory) / artifacts.MODEL_FILE).is_file() and self.config is not None
 
     @property
     def model_name(self) -> str | None:
@@ -309,8 +316,9 @@ class Reports:
 def load_reports(directory: Path | None = None) -> Reports:
     """Read every report in the artifacts folder; absent or unreadable ones come back as None."""
     directory = Path(directory or artifacts_directory())
+    model_directory = artifacts.served_model_dir(directory)  # resolved once: every report of one model
     split = None
-    split_path = directory / artifacts.SPLIT_FILE
+    split_path = model_directory / artifacts.SPLIT_FILE
     if split_path.is_file():
         try:
             split = pd.read_csv(split_path)
@@ -318,10 +326,11 @@ def load_reports(directory: Path | None = None) -> Reports:
             LOGGER.warning("unreadable %s", split_path)
     return Reports(
         directory=directory,
-        config=read_json_artifact(artifacts.CONFIG_FILE, directory),
-        metrics=read_json_artifact(artifacts.METRICS_FILE, directory),
-        history=read_json_artifact(artifacts.HISTORY_FILE, directory),
+        config=read_json_artifact(artifacts.CONFIG_FILE, model_directory),
+        metrics=read_json_artifact(artifacts.METRICS_FILE, model_directory),
+        history=read_json_artifact(artifacts.HISTORY_FILE, model_directory),
         split=split,
+        model_directory=model_directory,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -22,6 +23,49 @@ from ser_core.inference.params import EMOTIONS, TRAINING_LABELS, FeatureParams
 log = logging.getLogger(__name__)
 
 DEFAULT_CACHE_DIR = Path(".cache/features")
+
+
+class CacheWriteError(RuntimeError):
+    """A feature or embedding could not be written to its cache (a full disk, a read-only folder).
+
+    An error of the run, not of the clip: the run stops rather than train without the clip."""
+
+
+def write_to_cache(path: Path, array: np.ndarray, what: str = "feature") -> None:
+    """``artifacts.save_array``, an ``OSError`` raised as :class:`CacheWriteError` naming the folder."""
+    try:
+        artifacts.save_array(path, array)
+    except OSError as error:
+        raise CacheWriteError(f"cannot write the {what} cache in {Path(path).parent} ({error.strerror or error}); "
+                              "the run stopped and nothing was replaced. Free some space there or give another "
+                              "--cache-dir") from None
+
+
+def ignore_interrupts_in_worker() -> None:
+    """Pool initialiser: Ctrl-C is the parent's to handle (it cancels the pool); a worker that
+    also received it would print a KeyboardInterrupt traceback of its own."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _start_worker(initializer=None) -> None:
+    ignore_interrupts_in_worker()
+    if initializer is not None:
+        initializer()
+
+
+def map_in_pool(function, jobs: list, workers: int, chunksize: int, progress: dict, initializer=None) -> list:
+    """``pool.map`` in ``workers`` processes with a progress bar; on an error or Ctrl-C the jobs not
+    started are cancelled (the ones running finish their chunk) and the exception goes on."""
+    pool = ProcessPoolExecutor(workers, initializer=functools.partial(_start_worker, initializer))
+    try:
+        results = list(tqdm(pool.map(function, jobs, chunksize=chunksize), total=len(jobs), **progress))
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return results
 
 
 def source_fingerprint(*paths: str | Path) -> str:
@@ -51,8 +95,10 @@ def _extract_one(job: tuple[str, FeatureParams, str]) -> tuple[np.ndarray | None
         if is_silent(wave):
             raise AudioError("silent")
         features, _ = clip_features(wave, params)
-        artifacts.save_array(cached, features)
+        write_to_cache(cached, features)
         return features, None
+    except CacheWriteError:
+        raise  # the run's fault, not the clip's
     except Exception as error:  # every failure is reported by the caller, never silently dropped
         return None, f"{type(error).__name__}: {error}"
 
@@ -61,13 +107,14 @@ def extract_features(
     clips: list[Clip], params: FeatureParams, cache_dir: Path = DEFAULT_CACHE_DIR, workers: int | None = None
 ) -> tuple[list[np.ndarray | None], list[tuple[str, str]]]:
     """Log-mel windows for every clip (None where it failed) and the list of ``(path, reason)`` failures."""
-    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    try:
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CacheWriteError(f"cannot create the feature cache {cache_dir} ({error.strerror or error})") from None
     jobs = [(clip.path, params, str(cache_dir)) for clip in clips]
     workers = workers or min(8, os.cpu_count() or 1)
     if workers > 1 and len(jobs) > 50:
-        with ProcessPoolExecutor(workers) as pool:
-            results = list(tqdm(pool.map(_extract_one, jobs, chunksize=16), total=len(jobs),
-                                desc="features", unit="clip"))
+        results = map_in_pool(_extract_one, jobs, workers, 16, dict(desc="features", unit="clip"))
     else:
         results = [_extract_one(job) for job in tqdm(jobs, desc="features", unit="clip")]
     failures = [(clip.path, error) for clip, (_, error) in zip(clips, results) if error]

@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import zlib
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, Sequence
@@ -24,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ser_core.data.corpora import Clip
-from ser_core.data.dataset import source_fingerprint
+from ser_core.data.dataset import CacheWriteError, map_in_pool, source_fingerprint, write_to_cache
 from ser_core.inference import artifacts, embedding, speech, whisper_encoder, whisper_front, whisper_int8
 from ser_core.inference.audio import load_audio
 from ser_core.inference.params import EMOTIONS, EmbeddingParams
@@ -65,10 +64,13 @@ def cache_folder(params: EmbeddingParams, cache_dir: str | Path = DEFAULT_EMBEDD
                  transform: WaveTransform | None = None) -> Path:
     """The cache folder of one front end (and channel simulation), created with its ``front_end.json``."""
     folder = Path(cache_dir) / front_end_key(params, transform)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "front_end.json").write_text(json.dumps(
-        {"params": params.to_dict(), "code": FRONT_END_CODE,
-         "transform": transform.to_dict() if transform is not None else None}, indent=1))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        artifacts.write_text(folder / "front_end.json", json.dumps(
+            {"params": params.to_dict(), "code": FRONT_END_CODE,
+             "transform": transform.to_dict() if transform is not None else None}, indent=1))
+    except OSError as error:
+        raise CacheWriteError(f"cannot write the embedding cache in {folder} ({error.strerror or error})") from None
     return folder
 
 
@@ -98,8 +100,10 @@ def _embed_one(job: tuple[str, EmbeddingParams, str, WaveTransform | None]) -> t
             rng = np.random.default_rng(zlib.crc32(os.path.basename(path).encode()))
             wave = transform(wave, rng)
         pooled = embedding.embed_waveform(wave, params, encoder=whisper_front.front_end_encoder(params)).pooled
-        artifacts.save_array(cached, pooled)
+        write_to_cache(cached, pooled, "embedding")
         return pooled, None
+    except CacheWriteError:
+        raise  # the run's fault (a full disk), not the clip's: never a skipped clip
     except Exception as error:  # every failure is returned to the caller, never silently dropped
         return None, f"{type(error).__name__}: {error}"
 
@@ -141,8 +145,8 @@ def embed_files(
     folder = cache_folder(params, cache_dir, transform)
     jobs = [(str(path), params, str(folder), transform) for path in paths]
     if workers > 1 and len(jobs) > 20:
-        with ProcessPoolExecutor(workers, initializer=_limit_blas_threads) as pool:
-            results = list(tqdm(pool.map(_embed_one, jobs, chunksize=8), total=len(jobs), desc=desc, unit="clip"))
+        results = map_in_pool(_embed_one, jobs, workers, 8, dict(desc=desc, unit="clip"),
+                              initializer=_limit_blas_threads)
     else:
         _limit_blas_threads()
         results = [_embed_one(job) for job in tqdm(jobs, desc=desc, unit="clip")]

@@ -282,7 +282,7 @@ def load_loco_report(directory: Path | str | None = None) -> LocoReport | None:
     LocoReportError
         The file is there but unreadable or malformed (the page says so rather than hiding it).
     """
-    path = Path(directory or artifacts.artifacts_dir()) / LOCO_FILE
+    path = artifacts.served_model_dir(directory) / LOCO_FILE  # the served model's own report
     if not path.is_file():
         return None
     try:

@@ -22,6 +22,7 @@ CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.json"
 SPLIT_FILE = "split.csv"
+CURRENT_LINK = "current"  # artifacts/current -> models/<id>: the served model (ser_core.training.publish)
 
 TRAIN_COMMAND = ("python train.py --data ravdess=../shared/data/ravdess tess=../shared/data/tess "
                  "nemo=../shared/data/nemo turev=../shared/data/turev ased=../shared/data/ased "
@@ -55,6 +56,22 @@ def artifacts_dir() -> Path:
     """The artifacts folder: ``$SER_ARTIFACTS_DIR`` when set, else ``artifacts/`` in the repository."""
     override = os.environ.get("SER_ARTIFACTS_DIR")
     return Path(override) if override else ARTIFACTS_DIR
+
+
+def served_model_dir(folder: Path | str | None = None) -> Path:
+    """The directory that holds the served model's files, resolved once.
+
+    ``folder/current`` (a link a training run swaps in one step) when it is there, else ``folder``
+    itself (a fresh clone's committed layout). Read every file of one model from the directory this
+    returns: a training run that publishes meanwhile then cannot hand a reader a mix of two models.
+    """
+    folder = Path(folder or artifacts_dir())
+    link = folder / CURRENT_LINK
+    if link.is_symlink():
+        target = Path(os.path.realpath(link))
+        if target.is_dir():
+            return target
+    return folder
 
 
 def _replace_atomically(path: Path, write) -> None:
@@ -96,8 +113,8 @@ def save_model(model, path: Path) -> None:
 
 
 def read_json_artifact(name: str, directory: Path | None = None) -> dict[str, Any] | None:
-    """A JSON report from the artifacts folder, or None when it is absent or unreadable."""
-    path = Path(directory or artifacts_dir()) / name
+    """A JSON report of the served model (``directory``: its folder), or None when it is absent or unreadable."""
+    path = served_model_dir(directory) / name
     try:
         with open(path) as handle:
             return json.load(handle)
@@ -130,7 +147,7 @@ def load_model_and_config(directory: Path):
         lacks ``emotions`` and the front end (``feature_params``, or a Whisper model's ``front_end``,
         ``recipe`` and ``standardisation``).
     """
-    directory = Path(directory)
+    directory = served_model_dir(directory)
     model_path, config_path = directory / MODEL_FILE, directory / CONFIG_FILE
     for path in (model_path, config_path):
         if not path.is_file():

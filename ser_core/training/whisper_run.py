@@ -9,6 +9,8 @@ writes :func:`loco_report` instead: every corpus held out in turn, strict and ad
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -23,7 +25,8 @@ from ser_core.inference.embedding_head import head_input
 from ser_core.inference.params import EMOTIONS, EmbeddingParams
 from ser_core.training.embedding_model import EmbeddingRecipe, fit_head_for
 
-__all__ = ["LOCO_FILE", "embedded_clips", "embeddings", "loco_report", "model_name", "served_files"]
+__all__ = ["LOCO_FILE", "embedded_clips", "embeddings", "loco_report", "model_name", "served_files",
+           "training_set_fingerprint"]
 
 LOCO_FILE = "loco_whisper.json"
 
@@ -48,6 +51,13 @@ def model_name(recipe: EmbeddingRecipe, params: EmbeddingParams, corpora: Sequen
     span = f"{layers[0]}-{layers[-1]}" if list(layers) == list(range(layers[0], layers[-1] + 1)) else ",".join(map(str, layers))
     head = {"lr": "logistic regression", "ridge": "ridge regression"}.get(recipe.head, "layer-mix network")
     return f"Whisper {params.model} layers {span} + {head} ({', '.join(sorted(corpora))})"
+
+
+def training_set_fingerprint(data: EmbeddingSet, recipe: EmbeddingRecipe, params: EmbeddingParams, seed: int) -> str:
+    """Names what a model was trained on (clips and labels, recipe, front end, seed): two runs with the same
+    fingerprint fit the same head, so a ``--cv corpus`` report of one describes the other."""
+    identity = [sorted(zip(data.path.tolist(), data.labels.tolist())), recipe.to_dict(), params.to_dict(), seed]
+    return hashlib.sha1(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _figures(result: dict[str, Any]) -> dict[str, Any]:
