@@ -24,6 +24,7 @@ class WhisperLikePredictor:
     """What the pages use of a Whisper predictor: a clip's features are its RMS, repeated."""
 
     supports_adaptation = True
+    threshold = 0.55  # the "uncertain" cut-off the pages keep in the JSON result
 
     def __init__(self) -> None:
         self.params = FeatureParams(n_mels=80, win_length=400, hop_length=160, n_fft=400, fmin=0.0,

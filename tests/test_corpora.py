@@ -12,7 +12,7 @@ import pytest
 import audio_factory
 from audio_factory import crema_name, ravdess_name, write_audio
 from conftest import REPO_ROOT, run_train
-from ser_core.data import corpora
+from ser_core.data import corpora, registry
 from ser_core.data.corpora import (
     DataUnavailableError,
     class_counts,
@@ -223,6 +223,8 @@ def test_train_without_data_options_exits_cleanly(monkeypatch, tmp_path, capsys)
         raise ConnectionError("no network in the test")
 
     monkeypatch.setattr(kagglehub, "dataset_download", offline)
+    # No local copies either (a checkout beside ../shared/data would otherwise train on all of them)
+    monkeypatch.setattr(registry, "LOCAL_DATA", tmp_path / "no_local_data")
     code = run_train(["--run-dir", str(tmp_path / "run"), "--artifacts", str(tmp_path / "out")])
     assert code != 0
     assert calls == [corpora.RAVDESS_KAGGLE]

@@ -303,7 +303,10 @@ def _soundfile_blocks(sound: soundfile.SoundFile, stream: AudioStream, sample_ra
             # libsndfile applies an Ogg Opus file's pre-skip only on a seek: read from a fresh open,
             # the blocks start 312 samples (at 48 kHz) early and disagree with soundfile.read.
             if sound.seekable():
-                sound.seek(0)
+                try:
+                    sound.seek(0)
+                except (soundfile.LibsndfileError, RuntimeError):
+                    pass  # a damaged file may not seek; its blocks are read (or refused) below as before
             while True:
                 try:
                     block = sound.read(frames, dtype="float32", always_2d=True)
