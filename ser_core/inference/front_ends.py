@@ -129,8 +129,15 @@ class FrontEnd(Protocol):
     def hear_file(self, reading: FileReading, *, keep_features: bool, adaptation: Adaptation | None) -> Heard:
         """A file, in memory that does not grow with its length unless ``keep_features``."""
 
+    # Adaptation models only (``supports_adaptation``): the batch verbs of the predictor use these.
     def adaptation_sample(self, wave: np.ndarray) -> AdaptationSample:
-        """One adaptation clip's head input (adaptation models only)."""
+        """One adaptation clip's head input."""
+
+    def standardisation(self, adaptation: Adaptation | None) -> tuple[bool, np.ndarray, np.ndarray]:
+        """Whether ``adaptation`` applies to this model, and the mean and std its rows are standardised with."""
+
+    def head_probabilities(self, rows: np.ndarray, adapted: bool) -> np.ndarray:
+        """Temperature softmax of standardised head rows ``[n, d]`` (the adapted temperature when ``adapted``)."""
 
 
 def front_end_class(config: dict[str, Any]) -> type:
