@@ -15,6 +15,7 @@ import soundfile
 
 from ser_core.inference import predictor as predictor_module
 from ser_core.inference.predictor import NotEnoughSpeech, Predictor
+from ser_core.inference.whisper_head_front import WhisperHeadFront
 from test_whisper_predictor import _clip, encoder, whisper_model  # noqa: F401  (fixtures)
 
 
@@ -110,7 +111,7 @@ def test_short_files_and_kept_features_still_take_the_whole_file_path(
         whisper_model, encoder, monkeypatch):  # noqa: F811
     model, config = whisper_model
     predictor = Predictor(model, config, encoder=encoder)
-    monkeypatch.setattr(Predictor, "_predict_whisper_long", lambda *a, **k: pytest.fail("long path"))
+    monkeypatch.setattr(WhisperHeadFront, "_hear_long", lambda *a, **k: pytest.fail("long path"))
     data = io.BytesIO()
     soundfile.write(data, _long_wave()[: 16_000 * 20], 16_000, format="WAV")
     assert predictor.predict_file(data.getvalue(), max_seconds=None, keep_features=False).windows

@@ -188,7 +188,8 @@ class SpeechWindows:
 class SpeechPieces(SpeechWindows):
     """The same joined speech, cut at fixed joined-stream positions (``bounds``) instead of windows.
 
-    The Whisper path of a long file reads it three times (:meth:`Predictor._predict_whisper_long`);
+    The Whisper path of a long file reads it three times
+    (:meth:`ser_core.inference.whisper_head_front.WhisperHeadFront._hear_long`);
     with ``bounds=None`` nothing of the speech is kept (the pass that only measures its level and
     length), with the bounds the encoder segments come out as soon as the speech reaches their end.
     """
