@@ -382,11 +382,11 @@ def log_protocol(report: dict) -> None:
     log.info("mean over %d held-out corpora: strict UAR %.3f, adapted UAR %.3f", len(report["corpora"]),
              report["mean"]["strict_uar"], report["mean"]["adapted_uar"])
     for corpus, cv in report["speaker_cv"].items():
-        for subset in ("all", "common_sentences"):
-            if subset in cv:
+        for clips in ("all", "common_sentences"):
+            if clips in cv:
                 log.info("%s %d-fold speaker CV, %s: strict UAR %.3f (accuracy %.3f), adapted UAR %.3f", corpus,
-                         cv["folds"], subset.replace("_", " "), cv[subset]["strict"]["uar"],
-                         cv[subset]["strict"]["accuracy"], cv[subset]["adapted"]["uar"])
+                         cv["folds"], clips.replace("_", " "), cv[clips]["strict"]["uar"],
+                         cv[clips]["strict"]["accuracy"], cv[clips]["adapted"]["uar"])
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ Screenshots: ``screenshots/names_as_text_analyse.png`` and ``screenshots/names_a
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 

@@ -16,8 +16,7 @@ import re
 from pathlib import Path
 
 from ser_core.data.corpora import Clip, ScanReport, audio_files, drop_duplicates
-from ser_core.data.labels import kept_label
-from ser_core.inference.params import EMOTIONS
+from ser_core.data.labels import clips_from_names
 
 __all__ = ["BANGLASER_EMOTIONS", "in_banglaser_folder", "parse_banglaser_name", "scan_banglaser"]
 
@@ -71,18 +70,6 @@ def scan_banglaser(root: str | Path, *, auxiliary: bool = False,
     report : ScanReport
     """
     report = ScanReport("banglaser")
-    clips = []
-    for path in drop_duplicates(audio_files(Path(root)), report):
-        parsed = parse_banglaser_name(path)
-        if parsed is None:
-            report.unparsed.append(str(path))
-            continue
-        speaker, canonical = parsed
-        emotion = kept_label(canonical, auxiliary=auxiliary, calm_as=calm_as)
-        if emotion is None:
-            report.other_emotions += 1
-            continue
-        clips.append(Clip(str(path), "banglaser", f"banglaser_{speaker}", None, emotion))
-    report.auxiliary = sum(clip.emotion not in EMOTIONS for clip in clips)
-    report.kept = len(clips) - report.auxiliary
-    return sorted(clips, key=lambda clip: clip.path), report
+    paths = drop_duplicates(audio_files(Path(root)), report)
+    return clips_from_names(paths, "banglaser", parse_banglaser_name, report, auxiliary=auxiliary,
+                            calm_as=calm_as), report

@@ -10,8 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ser_core.data.corpora import Clip, ScanReport, audio_files
-from ser_core.data.labels import canonical_emotion, kept_label
-from ser_core.inference.params import EMOTIONS
+from ser_core.data.labels import canonical_emotion, clips_from_names
 
 __all__ = ["CASIA_GENDERS", "parse_casia_path", "scan_casia"]
 
@@ -59,23 +58,13 @@ def scan_casia(root: str | Path, *, auxiliary: bool = False, calm_as: str = "dro
         Sorted by path; speakers ``"casia_<name>"``, e.g. ``"casia_wangzhe"``.
     report : ScanReport
     """
-    root = Path(root)
     report = ScanReport("casia")
-    clips = []
-    for path in drop_duplicates_per_speaker(audio_files(root), report):
-        parsed = parse_casia_path(path.absolute())  # a speaker's folder given as "." still names them
-        if parsed is None:
-            report.unparsed.append(str(path))
-            continue
-        speaker, canonical = parsed
-        emotion = kept_label(canonical, auxiliary=auxiliary, calm_as=calm_as)
-        if emotion is None:
-            report.other_emotions += 1
-            continue
-        clips.append(Clip(str(path), "casia", f"casia_{speaker}", CASIA_GENDERS.get(speaker.lower()), emotion))
-    report.auxiliary = sum(clip.emotion not in EMOTIONS for clip in clips)
-    report.kept = len(clips) - report.auxiliary
-    return sorted(clips, key=lambda clip: clip.path), report
+    paths = drop_duplicates_per_speaker(audio_files(Path(root)), report)
+    # a speaker's folder given as "." still names them: parse the absolute path
+    clips = clips_from_names(paths, "casia", lambda path: parse_casia_path(path.absolute()), report,
+                             gender_of=lambda speaker: CASIA_GENDERS.get(speaker.lower()), auxiliary=auxiliary,
+                             calm_as=calm_as)
+    return clips, report
 
 
 def drop_duplicates_per_speaker(paths: list[Path], report: ScanReport) -> list[Path]:

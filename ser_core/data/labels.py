@@ -9,12 +9,13 @@ neutral is an explicit option, ``calm_as``, that nobody has measured yet; it def
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable, Iterable
 
 from ser_core.data.corpora import AUDIO_SUFFIXES, Clip, ScanReport, audio_files
 from ser_core.inference.audio import SUPPORTED_EXTENSIONS
 from ser_core.inference.params import EMOTIONS
 
-__all__ = ["CALM_CHOICES", "EMOTION_WORDS", "FOLDER_SUFFIXES", "canonical_emotion", "check_calm_as", "kept_label",
+__all__ = ["CALM_CHOICES", "EMOTION_WORDS", "FOLDER_SUFFIXES", "canonical_emotion", "check_calm_as", "clips_from_names", "kept_label",
            "scan_emotion_folders"]
 
 CALM_CHOICES: tuple[str, ...] = ("drop", "neutral")
@@ -128,3 +129,34 @@ def scan_emotion_folders(root: str | Path, *, auxiliary: bool = False,
     report.auxiliary = sum(clip.emotion not in EMOTIONS for clip in clips)
     report.kept = len(clips) - report.auxiliary
     return clips, report
+
+
+def clips_from_names(paths: Iterable[Path], corpus: str, parse: Callable[[Path], tuple[str, str] | None],
+                     report: ScanReport, *, gender_of: Callable[[str], str | None] = lambda speaker: None,
+                     auxiliary: bool = False, calm_as: str = "drop") -> list[Clip]:
+    """Clips of the files whose names ``parse`` reads as ``(speaker, canonical emotion)``.
+
+    The loop every corpus whose file names say speaker and emotion shares: a name ``parse`` cannot
+    read is listed in ``report.unparsed``, an emotion outside the six (and the auxiliary ones when
+    asked) is counted in ``report.other_emotions``; ``report.kept`` and ``report.auxiliary`` are set.
+
+    Returns
+    -------
+    list of Clip
+        Sorted by path; speakers ``"<corpus>_<speaker>"``, gender from ``gender_of(speaker)``.
+    """
+    clips = []
+    for path in paths:
+        parsed = parse(path)
+        if parsed is None:
+            report.unparsed.append(str(path))
+            continue
+        speaker, canonical = parsed
+        emotion = kept_label(canonical, auxiliary=auxiliary, calm_as=calm_as)
+        if emotion is None:
+            report.other_emotions += 1
+            continue
+        clips.append(Clip(str(path), corpus, f"{corpus}_{speaker}", gender_of(speaker), emotion))
+    report.auxiliary = sum(clip.emotion not in EMOTIONS for clip in clips)
+    report.kept = len(clips) - report.auxiliary
+    return sorted(clips, key=lambda clip: clip.path)

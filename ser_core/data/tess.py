@@ -12,8 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ser_core.data.corpora import Clip, ScanReport, audio_files, drop_duplicates
-from ser_core.data.labels import canonical_emotion, kept_label
-from ser_core.inference.params import EMOTIONS
+from ser_core.data.labels import canonical_emotion, clips_from_names
 
 __all__ = ["TESS_KAGGLE", "TESS_GENDERS", "parse_tess_name", "scan_tess"]
 
@@ -83,18 +82,7 @@ def scan_tess(root: str | Path, *, auxiliary: bool = False, calm_as: str = "drop
     report : ScanReport
     """
     report = ScanReport("tess")
-    clips = []
-    for path in drop_duplicates(audio_files(Path(root)), report):
-        parsed = parse_tess_name(path)
-        if parsed is None:
-            report.unparsed.append(str(path))
-            continue
-        speaker, canonical = parsed
-        emotion = kept_label(canonical, auxiliary=auxiliary, calm_as=calm_as)
-        if emotion is None:
-            report.other_emotions += 1
-            continue
-        clips.append(Clip(str(path), "tess", f"tess_{speaker}", TESS_GENDERS.get(speaker), emotion))
-    report.auxiliary = sum(clip.emotion not in EMOTIONS for clip in clips)
-    report.kept = len(clips) - report.auxiliary
-    return sorted(clips, key=lambda clip: clip.path), report
+    paths = drop_duplicates(audio_files(Path(root)), report)
+    clips = clips_from_names(paths, "tess", parse_tess_name, report, gender_of=TESS_GENDERS.get,
+                             auxiliary=auxiliary, calm_as=calm_as)
+    return clips, report
