@@ -8,6 +8,7 @@ synthetic speech. The real speech detector runs.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -423,6 +424,12 @@ def test_train_py_whisper_path_end_to_end_with_a_fake_encoder(encoder, tmp_path,
 
     monkeypatch.setattr(embedding, "load_encoder", lambda *args, **kwargs: encoder)
     monkeypatch.setattr(artifacts, "load_whisper_encoder", lambda config: encoder)
+    # training reaches load_encoder through whisper_front's per-process caches, which an earlier test
+    # may have filled with the real encoder (it then trained on real embeddings, served fake ones)
+    from ser_core.inference import whisper_front
+
+    for cached in (whisper_front.front_end_encoder, whisper_front.serving_encoder):
+        monkeypatch.setattr(whisper_front, cached.__name__, lru_cache(maxsize=4)(cached.__wrapped__))
     data = tmp_path / "data"
     audio_factory.make_tess(data / "tess", seconds=0.5)
     audio_factory.make_nemo(data / "nemo", seconds=0.5)
