@@ -80,15 +80,10 @@ class Scores:
     recall: dict[str, float | None]  # None: the corpus has no clip of this emotion
 
 
-@dataclass(frozen=True)
-class CorpusResult:
-    """One held-out corpus: trained on the others, tested on all of its clips."""
+class _NamedCorpus:
+    """How the page names a corpus (``name``): its display label and language."""
 
     name: str
-    clips: int
-    speakers: int
-    strict: Scores
-    adapted: Scores | None
 
     @property
     def label(self) -> str:
@@ -97,6 +92,17 @@ class CorpusResult:
     @property
     def language(self) -> str:
         return CORPUS_LANGUAGES.get(self.name.lower(), ("", "unknown"))[1]
+
+
+@dataclass(frozen=True)
+class CorpusResult(_NamedCorpus):
+    """One held-out corpus: trained on the others, tested on all of its clips."""
+
+    name: str
+    clips: int
+    speakers: int
+    strict: Scores
+    adapted: Scores | None
 
 
 @dataclass(frozen=True)
@@ -110,7 +116,7 @@ class SubsetScores:
 
 
 @dataclass(frozen=True)
-class SpeakerCV:
+class SpeakerCV(_NamedCorpus):
     """Speaker-grouped cross-validation inside one corpus: new people, every other corpus in training."""
 
     name: str
@@ -118,14 +124,6 @@ class SpeakerCV:
     speakers: int
     all: SubsetScores
     common_sentences: SubsetScores | None = None  # ASED: the two sentences said in every emotion
-
-    @property
-    def label(self) -> str:
-        return CORPUS_LANGUAGES.get(self.name.lower(), (self.name, ""))[0]
-
-    @property
-    def language(self) -> str:
-        return CORPUS_LANGUAGES.get(self.name.lower(), ("", "unknown"))[1]
 
 
 @dataclass(frozen=True)
