@@ -1,8 +1,8 @@
 """Train the speech emotion model and serve it from artifacts/ once it has finished and been scored.
 
-    python train.py --data ravdess=../shared/data/ravdess tess=../shared/data/tess nemo=../shared/data/nemo \
-        turev=../shared/data/turev               # the shipped model: Whisper embeddings + ridge head
-    python train.py --data ... --cv corpus       # the protocol report alone: artifacts/loco_whisper.json
+    python train.py                              # the shipped model, from every corpus in ../shared/data
+    python train.py --data ased=DIR casia=DIR ...  # named corpora (ravdess tess nemo turev ased casia banglaser crema)
+    python train.py --cv corpus                  # the protocol report alone: <run-dir>/loco_whisper.json
     python train.py --front-end log_mel --data ravdess=../shared/data/ravdess --cv 5  # the log-mel CNN ensemble
     python train.py --restore-previous           # serve the model the last run replaced again
 
@@ -98,7 +98,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--cv", type=cv_option, metavar="K|corpus",
         help="instead of training the served model: K-fold speaker-independent cross-validation (log_mel), or "
              "corpus: leave one corpus out (whisper: strict and adapted, plus the speaker CVs inside ASED and "
-             "RAVDESS; writes only artifacts/loco_whisper.json, which a whisper training run also serves; "
+             "RAVDESS; writes <run-dir>/loco_whisper.json, and into the served model's folder when it describes that "
+             "model; a whisper training run writes and serves it with its model; "
              "log_mel: one fold per corpus, writes <run-dir>/loco_<arch>.json)")
     add("--folds", type=int, nargs="+", metavar="I",
         help="with --cv: only these folds (0-based; with --cv corpus, corpora in name order)")
