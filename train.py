@@ -6,7 +6,7 @@
     python train.py --front-end log_mel --data ravdess=../shared/data/ravdess --cv 5  # the log-mel CNN ensemble
     python train.py --restore-previous           # serve the model the last run replaced again
 
-Two front ends. whisper (default): data -> Whisper embeddings (cached) -> linear (ridge) head,
+Two front ends. whisper (default): data -> Whisper embeddings (cached) -> linear head (ridge + logistic regression),
 temperature from leave-one-corpus-out logits -> artifacts. log_mel: data -> speaker split -> features
 (cached) -> train -> calibrate -> evaluate -> artifacts. A run works in --run-dir (its artifacts/; the
 CNN's checkpoints and log, so an interrupted run resumes), and the served model changes only at the

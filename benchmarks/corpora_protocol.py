@@ -1,6 +1,6 @@
 """Screen heads on issue 21's protocol, from cached Whisper embeddings of every corpus at hand.
 
-    python -m benchmarks.corpora_protocol                         # the shipped ridge and the global LR
+    python -m benchmarks.corpora_protocol                         # the ridge alone and the shipped ridge + LR
     python -m benchmarks.corpora_protocol --heads ridge_speaker lr_global:C=0.01 --without banglaser
     python -m benchmarks.corpora_protocol --calm-as drop
 
@@ -29,6 +29,7 @@ from ser_core.training.embedding_model import SHIPPED_RECIPE, EmbeddingRecipe
 HEADS = {
     "ridge_speaker": dataclasses.replace(SHIPPED_RECIPE, head="ridge", alpha=3000.0, train_norm="speaker",
                                          skip_corpora=()),
+    "ridge_lr": dataclasses.replace(SHIPPED_RECIPE, head="ridge+lr", skip_corpora=()),
     "lr_global": EmbeddingRecipe(head="lr", C=0.1, train_norm="global"),
     "lr_corpus": EmbeddingRecipe(head="lr", C=0.1, train_norm="corpus"),
     "ridge_global": dataclasses.replace(SHIPPED_RECIPE, head="ridge", alpha=3000.0, train_norm="global",
@@ -67,7 +68,7 @@ def line(name: str, report: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--heads", nargs="+", default=["ridge_speaker", "lr_global"],
+    parser.add_argument("--heads", nargs="+", default=["ridge_speaker", "ridge_lr"],
                         help=f"named heads ({', '.join(HEADS)}), optionally :FIELD=VALUE,...")
     parser.add_argument("--without", nargs="*", default=[], help="corpora left out of everything")
     parser.add_argument("--calm-as", choices=("neutral", "drop"), default="neutral")

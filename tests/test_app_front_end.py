@@ -103,6 +103,15 @@ def test_the_ridge_heads_recipe_in_words() -> None:
     assert "each speaker's clips were standardised with that speaker's own statistics" in text
 
 
+def test_the_ridge_and_logistic_head_in_words() -> None:
+    from ser_core.app import words
+
+    text = words.head_recipe({"layers": [1, 2, 3, 4], "head": "ridge+lr", "alpha": 10000.0, "lr_weight": 0.2,
+                              "train_norm": "speaker"})
+    assert "adds a ridge regression" in text and "a logistic regression (all clips standardised together)" in text
+    assert "20% of its score from the second" in text and "small network" not in text
+
+
 def test_the_adapt_page_quotes_the_shipped_models_own_gain() -> None:
     from ser_core.app import words
 

@@ -28,7 +28,7 @@ def _synthetic_set(seed: int = 0) -> EmbeddingSet:
                         text([""] * n), text(["x"] * n), text([f"{i}.wav" for i in range(n)]))
 
 
-@pytest.mark.parametrize("head", ["lr", "ridge", "keras"])
+@pytest.mark.parametrize("head", ["lr", "ridge", "ridge+lr", "keras"])
 def test_shipped_head_and_config(head, tmp_path):
     import keras
 
@@ -177,7 +177,41 @@ def test_speaker_standardised_training_is_what_the_shipped_head_fits():
     assert config["recipe"]["train_norm"] == "speaker" and config["recipe"]["head"] == "ridge"
     # a new room is still standardised with the training corpora's average statistics
     assert set(config["standardisation"]["per_corpus"]) == {"a", "b", "c"}
-    assert SHIPPED_RECIPE.head == "ridge" and SHIPPED_RECIPE.train_norm == "speaker"
+    assert SHIPPED_RECIPE.head == "ridge+lr" and SHIPPED_RECIPE.train_norm == "speaker"
+
+
+def test_ridge_and_logistic_members_fold_into_the_one_served_layer(tmp_path):
+    """The served layer on rows standardised as the app does equals the weighted sum of the two members,
+    each fitted and standardised its own way (the ridge per speaker, the logistic regression globally)."""
+    from sklearn.linear_model import LogisticRegression, RidgeClassifier
+
+    from ser_core.evaluation import embedding_protocols as protocols
+    from ser_core.inference.linear_head import read_linear_head
+    from ser_core.training.embedding_heads import RIDGE_SCALE
+
+    data = _synthetic_set(seed=5)
+    data = data.subset(data.corpus != "c")  # two corpora with all six emotions
+    recipe = EmbeddingRecipe(layers=(2, 3), head="ridge+lr", alpha=30.0, C=0.5, lr_weight=0.3, train_norm="speaker")
+    model, config = train_embedding_model(data, recipe, temperature=1.0)
+    features = head_input(data.embeddings, recipe.layers, recipe.statistics).astype(np.float64)
+    weights = protocols.sample_weights(data.labels, data.corpus)
+    ridge = RidgeClassifier(alpha=30.0).fit(
+        protocols.standardise_groups(features, recipe.training_groups(data.corpus, data.speaker)), data.labels,
+        sample_weight=weights)
+    pooled_mean, pooled_std = features.mean(axis=0), features.std(axis=0) + 1e-6
+    logistic = LogisticRegression(C=0.5, max_iter=500).fit(((features - pooled_mean) / pooled_std).astype(np.float32),
+                                                           data.labels, sample_weight=weights)
+    default = config["standardisation"]["default"]
+    served_rows = (features - np.array(default["mean"])) / np.array(default["std"])
+    kernel, bias = model.get_layer("logits").get_weights()
+    served = served_rows @ kernel + bias
+    expected = (0.7 * ridge.decision_function(served_rows)
+                + 0.3 * RIDGE_SCALE * logistic.decision_function((features - pooled_mean) / pooled_std))
+    np.testing.assert_allclose(served, expected, rtol=1e-3, atol=1e-3)
+    assert not np.allclose(served, ridge.decision_function(served_rows), atol=1e-2)  # the logistic member counts
+    model.save(tmp_path / "model.keras")  # the plain Dense layer the predictor reads without Keras
+    head = read_linear_head(tmp_path / "model.keras")
+    assert head is not None and np.allclose(head.kernel, kernel)
 
 
 def test_reusing_fits_trains_once_per_training_set():

@@ -227,6 +227,11 @@ def head_recipe(recipe: Mapping[str, Any]) -> str:
     elif recipe.get("head") == "ridge":
         strength = f" (α = {recipe['alpha']:g})" if isinstance(recipe.get("alpha"), (int, float)) else ""
         parts.append(f"is a ridge regression{strength}")
+    elif recipe.get("head") == "ridge+lr":
+        share = recipe.get("lr_weight")
+        share_text = f", {share:.0%} of its score from the second" if isinstance(share, (int, float)) else ""
+        parts.append("adds a ridge regression (each training speaker standardised on their own clips) and a "
+                     f"logistic regression (all clips standardised together){share_text}")
     elif recipe.get("head"):
         parts.append(f"is a small network (`{recipe['head']}`)")
     text = ("The head " + " and ".join(parts) + ".") if parts else ""

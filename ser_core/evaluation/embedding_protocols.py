@@ -119,6 +119,16 @@ def sample_weights(labels: np.ndarray, corpus: np.ndarray, scheme: str = "class"
     return weights * len(labels) / weights.sum()
 
 
+def _fit_on(fit: FitHead, normalised: np.ndarray, features: np.ndarray, labels: np.ndarray, corpus: np.ndarray,
+            train: np.ndarray, weighting: str) -> Callable[[np.ndarray], np.ndarray]:
+    """``fit`` on the training rows. A head that also reads the raw rows (``reads_raw_rows``: a member
+    standardised its own way, ``training.embedding_heads.ridge_lr_head``) gets them and their corpora."""
+    weights = sample_weights(labels[train], corpus[train], weighting)
+    if getattr(fit, "reads_raw_rows", False):
+        return fit(normalised[train], labels[train], weights, raw=features[train], corpus=corpus[train])
+    return fit(normalised[train], labels[train], weights)
+
+
 def _normalise_loco(features: np.ndarray, corpus: np.ndarray, test: np.ndarray, normalisation: Normalisation,
                     adapt_rows: np.ndarray | None, speakers: np.ndarray | None = None) -> np.ndarray:
     train = ~test
@@ -216,7 +226,7 @@ def leave_one_corpus_out(
             source[test] = test_features[test]
         normalised = _normalise_loco(source, corpus, test, normalisation, adapt_rows, speakers)
         train = ~test
-        predict = fit(normalised[train], labels[train], sample_weights(labels[train], corpus[train], weighting))
+        predict = _fit_on(fit, normalised, source, labels, corpus, train, weighting)
         if self_train:
             head = getattr(predict, "linear", None)
             if head is None:
@@ -257,7 +267,7 @@ def speaker_cross_validation(
             rows = corpus == name
             mean, std = _stats(features[rows & train])
             normalised[rows] = (features[rows] - mean) / std
-        predict = fit(normalised[train], labels[train], sample_weights(labels[train], corpus[train], weighting))
+        predict = _fit_on(fit, normalised, features, labels, corpus, train, weighting)
         logits = predict(normalised[test])
         per_fold.append(classification_report(labels[test], logits.argmax(axis=1)))
         all_logits.append(logits)
@@ -320,7 +330,7 @@ def speaker_adaptation(
         train = ~test
         scale = centred[train].std(axis=0) + _EPS
         normalised = centred / scale
-        predict = fit(normalised[train], labels[train], sample_weights(labels[train], corpus[train], weighting))
+        predict = _fit_on(fit, normalised, features, labels, corpus, train, weighting)
         scored = test & ~enrolled
         results[held_out] = _scored(labels[scored], predict(normalised[scored]))
     return results
@@ -373,8 +383,9 @@ def leave_one_corpus_out_enrolled(
         groups = speaker_groups(corpus, speaker) if speaker_norm else corpus
         if pooled_norm:
             groups = np.zeros(len(corpus), np.int8)
-        predict = fit(standardise_groups(features[train], groups[train]), labels[train],
-                      sample_weights(labels[train], corpus[train], weighting))
+        normalised = np.zeros(features.shape, np.float32)
+        normalised[train] = standardise_groups(features[train], groups[train])
+        predict = _fit_on(fit, normalised, features, labels, corpus, train, weighting)
         strict_rows = ((features[test] - default_mean) / default_std).astype(np.float32)
         strict[held_out] = _scored(labels[test], predict(strict_rows), rows=np.flatnonzero(test))
         batches, batch_labels, batch_k, batch_rows = [], [], [], []
@@ -466,8 +477,9 @@ def held_out_logits(
         mean, std = _default_stats(features, corpus, train)
     else:
         raise ValueError(f"train_norm must be global, corpus or speaker, got {train_norm!r}")
-    predict = fit(standardise_groups(features[train], groups[train]), labels[train],
-                  sample_weights(labels[train], corpus[train], weighting))
+    normalised = np.zeros(features.shape, np.float32)
+    normalised[train] = standardise_groups(features[train], groups[train])
+    predict = _fit_on(fit, normalised, features, labels, corpus, train, weighting)
     adapt_groups = corpus if adapt_groups is None else adapt_groups
     return {"strict": np.asarray(predict(((features[test] - mean) / std).astype(np.float32)), np.float64),
             "adapted": np.asarray(predict(standardise_groups(features[test], adapt_groups[test])), np.float64)}

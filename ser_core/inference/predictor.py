@@ -41,7 +41,7 @@ from ser_core.inference.prediction import (
     check_threshold,
 )
 from ser_core.inference.scoring import softmax
-from ser_core.inference.self_training import MIN_SELF_TRAINING_CLIPS, self_train as self_train_head
+from ser_core.inference.self_training import MIN_SELF_TRAINING_CLIPS, SELF_TRAINING_HEADS, self_train as self_train_head
 from ser_core.inference.speech import NotEnoughSpeech
 from ser_core.inference.whisper_head_front import WHISPER_LOG_MEL
 
@@ -181,8 +181,10 @@ class Predictor:
 
     @property
     def supports_self_training(self) -> bool:
-        """True when the head can re-fit itself on a batch (:meth:`batch_probabilities`): a least-squares head read as weights."""
-        return self.supports_adaptation and self.head_kind == "ridge" and isinstance(self.model, LinearHead)
+        """True when the head can re-fit itself on a batch (:meth:`batch_probabilities`): a head scored on the
+        least-squares +-1 scale (the ridge, alone or with its logistic member), read as weights."""
+        return (self.supports_adaptation and self.head_kind in SELF_TRAINING_HEADS
+                and isinstance(self.model, LinearHead))
 
     def self_trains(self, n_clips: int) -> bool:
         """Whether :meth:`batch_probabilities` with ``self_train`` re-fits the head for a batch of ``n_clips``."""

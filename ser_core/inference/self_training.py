@@ -23,7 +23,12 @@ import numpy as np
 
 from ser_core.inference.linear_head import LinearHead
 
-__all__ = ["MIN_SELF_TRAINING_CLIPS", "SELF_TRAINING_KEEP", "SELF_TRAINING_STRENGTH", "self_train"]
+__all__ = ["MIN_SELF_TRAINING_CLIPS", "SELF_TRAINING_HEADS", "SELF_TRAINING_KEEP", "SELF_TRAINING_STRENGTH",
+           "self_train"]
+
+# Heads scored on the least-squares +-1 scale, which the re-fit below assumes: the ridge, alone or with its
+# logistic member (recipe "head" names)
+SELF_TRAINING_HEADS: tuple[str, ...] = ("ridge", "ridge+lr")
 
 SELF_TRAINING_KEEP = 0.5  # of each emotion's answers, the surest half are learnt from
 SELF_TRAINING_STRENGTH = 3000.0  # the pull towards the shipped weights: the head's own ridge strength

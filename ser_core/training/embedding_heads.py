@@ -15,7 +15,8 @@ import numpy as np
 from ser_core.inference.linear_head import LinearHead
 from ser_core.inference.params import EMOTIONS
 
-__all__ = ["build_layer_mix_head", "fit_keras_head", "keras_head", "logistic_head", "reusing_fits", "ridge_head"]
+__all__ = ["RIDGE_SCALE", "build_layer_mix_head", "fit_keras_head", "keras_head", "logistic_head", "reusing_fits",
+           "ridge_head", "ridge_lr_head"]
 
 PredictLogits = Callable[[np.ndarray], np.ndarray]
 
@@ -52,17 +53,23 @@ def reusing_fits(fit: Callable[[np.ndarray, np.ndarray, np.ndarray], PredictLogi
     """
     fitted: dict[str, PredictLogits] = {}
 
-    def fit_or_reuse(features: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray) -> PredictLogits:
-        digest = hashlib.sha1()
-        for values in (features, labels, sample_weight):
-            digest.update(str(np.asarray(values).dtype).encode())
-            digest.update(np.ascontiguousarray(values).tobytes())
-        key = digest.hexdigest()
+    def fit_or_reuse(features: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray,
+                     **context: np.ndarray) -> PredictLogits:
+        key = _digest(features, labels, sample_weight, *context.values())
         if key not in fitted:
-            fitted[key] = fit(features, labels, sample_weight)
+            fitted[key] = fit(features, labels, sample_weight, **context)
         return fitted[key]
 
+    fit_or_reuse.reads_raw_rows = getattr(fit, "reads_raw_rows", False)
     return fit_or_reuse
+
+
+def _digest(*arrays: np.ndarray) -> str:
+    digest = hashlib.sha1()
+    for values in arrays:
+        digest.update(str(np.asarray(values).dtype).encode())
+        digest.update(np.ascontiguousarray(values).tobytes())
+    return digest.hexdigest()
 
 
 def logistic_head(C: float = 0.1, max_iter: int = 500) -> Callable[[np.ndarray, np.ndarray, np.ndarray], PredictLogits]:
@@ -81,6 +88,71 @@ def ridge_head(alpha: float = 3000.0) -> Callable[[np.ndarray, np.ndarray, np.nd
     from sklearn.linear_model import RidgeClassifier
 
     return _linear_head(lambda: RidgeClassifier(alpha=alpha))
+
+
+# The ridge's scores sit on its +-1 targets, a logistic regression's logits on a scale about twice as wide
+# (the ridge's own fitted temperature is about 0.5): the logistic member is halved to the ridge's scale.
+RIDGE_SCALE = 0.5
+_LOGISTIC_FITS: dict[str, object] = {}  # the logistic member by its training rows: protocols share folds
+
+
+def ridge_lr_head(alpha: float = 10000.0, C: float = 0.1, lr_weight: float = 0.2
+                  ) -> Callable[..., PredictLogits]:
+    """A ridge on the per-speaker rows plus a logistic regression on globally standardised rows, as one
+    linear head.
+
+    The two err differently (docs/experiments.md, issue 21, rows D12-D14): the ridge, trained on each
+    speaker standardised on their own clips, generalises to new rooms; the logistic regression, trained
+    on all rows standardised together, keeps what tells speakers apart and does better on new speakers
+    of known rooms. Both are linear in the raw features, so their weighted sum of scores
+
+        (1 - lr_weight) * ridge(z) + lr_weight * RIDGE_SCALE * logistic(back(z)),
+        back(z) = (z * default_std + default_mean - pooled_mean) / pooled_std,
+
+    is one linear head over the rows ``z`` the app standardises (with the training corpora's average
+    statistics for a new room, or a user's own once they adapt). It is served as the ridge is.
+
+    The returned ``fit`` reads the raw training rows and their corpora as well (``reads_raw_rows``):
+    the protocols pass them (``embedding_protocols._fit_on``).
+    """
+    if not 0 <= lr_weight <= 1:
+        raise ValueError(f"lr_weight must be in [0, 1], got {lr_weight}")
+    from sklearn.linear_model import LogisticRegression, RidgeClassifier
+
+    def fit(features: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray, *, raw: np.ndarray,
+            corpus: np.ndarray) -> PredictLogits:
+        ridge = RidgeClassifier(alpha=alpha).fit(features, labels, sample_weight=sample_weight)
+        raw = np.asarray(raw, np.float64)
+        pooled_mean, pooled_std = raw.mean(axis=0), raw.std(axis=0) + 1e-6
+        corpus_stats = [(raw[corpus == c].mean(axis=0), raw[corpus == c].std(axis=0) + 1e-6) for c in np.unique(corpus)]
+        default_mean = np.mean([m for m, _ in corpus_stats], axis=0)
+        default_std = np.mean([s for _, s in corpus_stats], axis=0)
+        key = _digest(raw, labels, sample_weight, np.array([C]))
+        if key not in _LOGISTIC_FITS:
+            rows = ((raw - pooled_mean) / pooled_std).astype(np.float32)
+            _LOGISTIC_FITS[key] = LogisticRegression(C=C, max_iter=500).fit(rows, labels, sample_weight=sample_weight)
+            if len(_LOGISTIC_FITS) > 64:
+                _LOGISTIC_FITS.pop(next(iter(_LOGISTIC_FITS)))
+        logistic = _LOGISTIC_FITS[key]
+        # logistic(back(z)) = z @ (W * default_std / pooled_std) + b + ((default_mean - pooled_mean) / pooled_std) @ W
+        w_logistic = logistic.coef_.T * (default_std / pooled_std)[:, None]
+        b_logistic = logistic.intercept_ + ((default_mean - pooled_mean) / pooled_std) @ logistic.coef_.T
+        # Both members learnt the same classes (the same labels); an emotion absent from training is never named
+        classes = ridge.classes_
+        kernel = np.zeros((features.shape[1], len(EMOTIONS)))
+        bias = np.full(len(EMOTIONS), -1e4)
+        kernel[:, classes] = (1 - lr_weight) * ridge.coef_.T + lr_weight * RIDGE_SCALE * w_logistic
+        bias[classes] = (1 - lr_weight) * ridge.intercept_ + lr_weight * RIDGE_SCALE * b_logistic
+
+        def predict(rows: np.ndarray) -> np.ndarray:
+            return np.asarray(rows, np.float64) @ kernel + bias
+
+        if len(classes) == len(EMOTIONS):  # the weights, for protocols that re-fit the head (self-training)
+            predict.linear = LinearHead(kernel.astype(np.float32), bias.astype(np.float32))
+        return predict
+
+    fit.reads_raw_rows = True
+    return fit
 
 
 def build_layer_mix_head(n_layers: int, width: int, *, hidden: int = 256, dropout: float = 0.3,

@@ -49,7 +49,8 @@ def model_name(recipe: EmbeddingRecipe, params: EmbeddingParams, corpora: Sequen
     """What the app shows as the model's name, e.g. ``Whisper base layers 1-4 + logistic regression (nemo, ...)``."""
     layers = recipe.layers
     span = f"{layers[0]}-{layers[-1]}" if list(layers) == list(range(layers[0], layers[-1] + 1)) else ",".join(map(str, layers))
-    head = {"lr": "logistic regression", "ridge": "ridge regression"}.get(recipe.head, "layer-mix network")
+    head = {"lr": "logistic regression", "ridge": "ridge regression",
+            "ridge+lr": "ridge and logistic regression"}.get(recipe.head, "layer-mix network")
     return f"Whisper {params.model} layers {span} + {head} ({', '.join(sorted(corpora))})"
 
 
@@ -164,7 +165,8 @@ def served_files(data: EmbeddingSet, config: dict[str, Any], *, name: str, thres
     """
     from ser_core.inference.predictor import WHISPER_LOG_MEL
 
-    arch = {"lr": "whisper_lr", "ridge": "whisper_ridge"}.get(config["recipe"]["head"], "whisper_mix")
+    arch = {"lr": "whisper_lr", "ridge": "whisper_ridge", "ridge+lr": "whisper_ridge_lr"}.get(config["recipe"]["head"],
+                                                                                           "whisper_mix")
     config = {**config, "model_name": name, "arch": arch,
               "threshold": config.get("threshold", threshold), "feature_params": WHISPER_LOG_MEL.to_dict(),
               "trained_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
