@@ -414,10 +414,11 @@ def test_damaged_model_is_named_once(browser, model_artifacts: Path, tmp_path: P
             page.goto(f"{url}/")
             wait_for_app(page)
             page.get_by_text("Unreadable model").wait_for(timeout=60_000)
-            page.locator("[data-testid='stMain'] [data-testid='stCode']").nth(1).wait_for()
+            page.locator("[data-testid='stMain'] [data-testid='stCode']").first.wait_for()
+            page.get_by_text("the model the last training replaced").wait_for()
             main = page.locator("[data-testid='stMain']").inner_text()
             code = page.locator("[data-testid='stMain'] [data-testid='stCode']").all_inner_texts()
-            assert main.count("--data ravdess=") == 1, main  # said once, as a command to copy
+            assert main.count("--restore-previous") == 1, main  # said once, under the command to copy
             assert [c.strip() for c in code].count(TRAIN_COMMAND) == 1, code
             assert "File not found" not in main  # Keras's words, behind "Technical details"
             no_exceptions(page)

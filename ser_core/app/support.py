@@ -37,7 +37,6 @@ LOGGER = logging.getLogger("ser_app")
 
 THRESHOLD_KEY = "threshold"
 COVERAGE_KEY = "coverage"  # the sidebar's setting: how often the answer's set should hold the true emotion
-KAGGLE_COMMAND = "python train.py"
 
 # The app's limits on uploads and recordings, as environment variables (see docs/usage.md, "Limits of the app"). The
 # length limit defaults to the one the inference package applies; 25 MB holds a minute of
@@ -203,6 +202,7 @@ def _model_problem_text(error: Exception) -> tuple[str, str | None]:
         message = message.replace(f" ({cause})", "").replace(f"({cause})", "")
     command = re.escape(artifacts.TRAIN_COMMAND)
     message = re.sub(rf"(\s+with)?:?\s*`?{command}`?", r"\1 the command below", message)
+    message = re.sub(rf"\s*\(add {re.escape(artifacts.RESTORE_OPTION)}[^)]*\)", "", message)  # the page's caption says it
     message = re.sub(r"\s+", " ", message).strip()
     if message and message[-1] not in ".!?":
         message += "."
@@ -226,11 +226,12 @@ def show_model_missing(error: Exception | None = None) -> None:
     if cause:
         with st.expander("Technical details"):
             st.text(cause)
-    st.markdown("Train a model from the local copies of the corpora (RAVDESS, TESS, nEMO, TurEV-DB):")
+    st.markdown("Train one. It reads every corpus in `../shared/data`, or downloads them from Kaggle when "
+                "there is none there (minutes once their features are cached, up to about half an hour the "
+                "first time on 2 cores):")
     st.code(artifacts.TRAIN_COMMAND, language="bash")
-    st.markdown("or download the corpora from Kaggle and train:")
-    st.code(KAGGLE_COMMAND, language="bash")
-    st.caption("Then reload this page: the app picks the new model up without a restart.")
+    st.caption(f"Add `{artifacts.RESTORE_OPTION}` to serve the model the last training replaced instead. Then "
+               "reload this page: the app picks the new model up without a restart.")
 
 
 def predictor_or_stop():

@@ -24,9 +24,9 @@ HISTORY_FILE = "history.json"
 SPLIT_FILE = "split.csv"
 CURRENT_LINK = "current"  # artifacts/current -> models/<id>: the served model (ser_core.training.publish)
 
-TRAIN_COMMAND = ("python train.py --data ravdess=../shared/data/ravdess tess=../shared/data/tess "
-                 "nemo=../shared/data/nemo turev=../shared/data/turev ased=../shared/data/ased "
-                 "casia=../shared/data/casia banglaser=../shared/data/banglaser_ext")
+# With no --data, train.py reads every corpus in ../shared/data, or downloads them from Kaggle when there is none
+TRAIN_COMMAND = ".venv/bin/python train.py"
+RESTORE_OPTION = "--restore-previous"  # train.py serves the model the last run replaced again
 WHISPER_KIND = "whisper_embedding_head"  # config.json "kind" of the Whisper embedding model
 
 
@@ -125,8 +125,8 @@ def read_json_artifact(name: str, directory: Path | None = None) -> dict[str, An
 def _damaged(path: Path, what: str) -> ModelDamagedError:
     return ModelDamagedError(
         f"The model file {path} exists but {what}, so it cannot be used. It may be damaged (for "
-        f"example a copy or download that stopped early). Restore the previous model into "
-        f"{path.parent}, or train a new one with: {TRAIN_COMMAND}",
+        f"example a copy or download that stopped early). Train a new one with: {TRAIN_COMMAND} (add "
+        f"{RESTORE_OPTION} to serve the model the last training replaced instead)",
         path,
     )
 
