@@ -329,6 +329,13 @@ def train_whisper(args: argparse.Namespace, clips: list, data_info: dict) -> int
     training_set = whisper_run.training_set_fingerprint(data, recipe, params, args.seed)
     report = whisper_run.loco_report(data, recipe, name, seed=args.seed)
     log_protocol(report)
+    baseline = whisper_run.baseline_recipe(recipe)
+    if baseline is not None:  # the ridge alone, same clips and folds: what the shipped recipe has to beat
+        report["baseline"] = whisper_run.loco_report(data, baseline, whisper_run.model_name(
+            baseline, params, sorted(set(data.corpus.tolist()))), seed=args.seed)
+        log.info("the ridge alone, same protocol: mean strict UAR %.3f, adapted %.3f (this recipe: %.3f, %.3f)",
+                 report["baseline"]["mean"]["strict_uar"], report["baseline"]["mean"]["adapted_uar"],
+                 report["mean"]["strict_uar"], report["mean"]["adapted_uar"])
     if args.cv == "corpus":  # the report alone, instead of training the served model
         written = write_loco_report(report, training_set, args)
         log.info("written to %s", " and ".join(map(str, written)))

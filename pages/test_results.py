@@ -235,7 +235,10 @@ def more_results(report) -> None:
     with st.expander("All figures, with the experts' names"):
         st.dataframe(loco_report.details_table(report), hide_index=True, key="loco_details",
                      column_config={name: st.column_config.NumberColumn(name, format="%.1f %%")
-                                    for name in ("Strict UAR", "Adapted UAR", "Strict accuracy", "Adapted accuracy")})
+                                    for name in ("Strict UAR", "Adapted UAR", "Strict accuracy", "Adapted accuracy",
+                                                 "Baseline strict UAR", "Baseline adapted UAR")})
+        if report.baseline is not None:
+            st.caption(f"Baseline: {report.baseline.model_name}, trained and tested the same way in the same run.")
         created = f", measured {report.created[:10]}" if report.created else ""
         trained_only = ", ".join(loco_report.CORPUS_LANGUAGES.get(name, (name, ""))[0] for name in report.trained_only)
         st.caption(f"{report.model_name}{created} ({loco_report.LOCO_FILE})"

@@ -31,6 +31,23 @@ def test_parse_reads_every_corpus_and_the_means() -> None:
     assert report.cv("ravdess").common_sentences is None and report.cv("casia") is None
 
 
+def test_a_baseline_in_the_report_sits_beside_it_in_the_experts_table() -> None:
+    data = fake_loco_report()
+    data["baseline"] = copy.deepcopy(fake_loco_report())
+    data["baseline"]["model_name"] = "the ridge alone"
+    data["baseline"]["corpora"]["nemo"]["strict"]["uar"] = 0.25
+    report = loco_report.parse_loco_report(data)
+    assert report.baseline.model_name == "the ridge alone" and report.baseline.baseline is None
+    table = loco_report.details_table(report).set_index("Test")
+    assert table.loc["nEMO held out", "Baseline strict UAR"] == 25.0
+    assert table.loc["nEMO held out", "Strict UAR"] == pytest.approx(100 * data["corpora"]["nemo"]["strict"]["uar"])
+    assert "Baseline adapted UAR" in table.columns
+    assert "Baseline strict UAR" not in loco_report.details_table(loco_report.parse_loco_report(fake_loco_report()))
+    data["baseline"]["corpora"]["tess"]["strict"]["uar"] = 3.0
+    with pytest.raises(LocoReportError, match=r"baseline: corpora\.tess\.strict\.uar"):
+        loco_report.parse_loco_report(data)
+
+
 def test_an_older_report_without_speaker_cv_still_reads() -> None:
     data = fake_loco_report()
     del data["speaker_cv"], data["trained_only"]

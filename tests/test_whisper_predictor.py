@@ -444,6 +444,10 @@ def test_train_py_whisper_path_end_to_end_with_a_fake_encoder(encoder, tmp_path,
     report = json.loads((tmp_path / "run" / "loco_whisper.json").read_text())
     assert report["kind"] == "leave_one_corpus_out" and set(report["corpora"]) == {"tess", "nemo", "turev"}
     assert report["corpora"]["turev"]["clips"] == 16 and report["corpora"]["turev"]["strict"]["recall"]["fear"] is None
+    # the ridge alone on the same folds, what the shipped ridge + logistic head is measured against
+    baseline = report["baseline"]
+    assert baseline["recipe"]["head"] == "ridge" and report["recipe"]["head"] == "ridge+lr"
+    assert set(baseline["corpora"]) == set(report["corpora"]) and "ridge regression" in baseline["model_name"]
     assert not (served / "model.keras").exists()  # a cross-validation serves no model
     assert not (served / "loco_whisper.json").exists()  # nor a report of a model that is not served
 

@@ -138,6 +138,8 @@ class LocoReport:
     path: Path | None = None
     trained_only: list[str] = field(default_factory=list)
     speaker_cv: list[SpeakerCV] = field(default_factory=list)
+    # The head the issue measures against, trained and tested in the same run (train.py: the ridge alone)
+    baseline: LocoReport | None = None
 
     def cv(self, name: str) -> SpeakerCV | None:
         return next((cv for cv in self.speaker_cv if cv.name == name), None)
@@ -247,7 +249,17 @@ def parse_loco_report(data: Any, path: Path | None = None) -> LocoReport:
         trained_only=[str(name) for name in trained_only],
         speaker_cv=[_speaker_cv(name, entry) for name, entry in _mapping(data.get("speaker_cv") or {},
                                                                          "speaker_cv").items()],
+        baseline=_baseline(data.get("baseline")),
     )
+
+
+def _baseline(value: Any) -> LocoReport | None:
+    if value is None:
+        return None
+    try:
+        return parse_loco_report(value)
+    except LocoReportError as error:
+        raise LocoReportError(f"baseline: {error}") from None
 
 
 def _subset(value: Any, where: str) -> SubsetScores:
@@ -377,7 +389,17 @@ def corpus_table(report: LocoReport) -> pd.DataFrame:
 
 
 def details_table(report: LocoReport) -> pd.DataFrame:
-    """The same with the experts' names and accuracy too: held-out corpora and speaker cross-validations."""
+    """The same with the experts' names and accuracy too: held-out corpora and speaker cross-validations;
+    with a baseline in the report, its strict and adapted UAR on the same tests beside them."""
+    table = _details_rows(report)
+    if report.baseline is not None:
+        baseline = _details_rows(report.baseline).set_index("Test")
+        for column, name in (("Strict UAR", "Baseline strict UAR"), ("Adapted UAR", "Baseline adapted UAR")):
+            table[name] = table["Test"].map(baseline[column])
+    return table
+
+
+def _details_rows(report: LocoReport) -> pd.DataFrame:
     rows = []
     for corpus in report.corpora:
         rows.append({"Test": f"{corpus.label} held out", "Strict UAR": _percent(corpus.strict.uar),

@@ -8,6 +8,7 @@ writes :func:`loco_report` instead: every corpus held out in turn, strict and ad
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -25,8 +26,8 @@ from ser_core.inference.embedding_head import head_input
 from ser_core.inference.params import EMOTIONS, EmbeddingParams
 from ser_core.training.embedding_model import EmbeddingRecipe, fit_head_for
 
-__all__ = ["LOCO_FILE", "embedded_clips", "embeddings", "loco_report", "model_name", "served_files",
-           "training_set_fingerprint"]
+__all__ = ["LOCO_FILE", "baseline_recipe", "embedded_clips", "embeddings", "loco_report", "model_name",
+           "served_files", "training_set_fingerprint"]
 
 LOCO_FILE = "loco_whisper.json"
 
@@ -153,6 +154,13 @@ def loco_report(data: EmbeddingSet, recipe: EmbeddingRecipe, name: str, seed: in
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "corpora": per_corpus, "mean": mean,
             "trained_only": [str(c) for c in corpora if c not in held_out], "speaker_cv": speaker_cv}
+
+
+def baseline_recipe(recipe: EmbeddingRecipe) -> EmbeddingRecipe | None:
+    """The head issue 21 measures a recipe against: the ridge alone, on the same input and corpora (None
+    for a recipe that is that ridge already)."""
+    baseline = dataclasses.replace(recipe, head="ridge")
+    return None if baseline == recipe else baseline
 
 
 def served_files(data: EmbeddingSet, config: dict[str, Any], *, name: str, threshold: float, seconds: float,
