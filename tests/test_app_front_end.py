@@ -126,3 +126,12 @@ def test_the_adapt_page_quotes_the_shipped_models_own_gain() -> None:
     assert "recognised calm speech as neutral 17% of the time, against 32% without adapting." in text
     plain = words.adapt_how_much(None)  # an older model: no figures rather than another model's
     assert "%" not in plain.replace("15–30", "") and "15–30 seconds of speech" in plain
+
+
+def test_the_coverage_line_gives_the_hardest_corpus_to_the_half() -> None:
+    from ser_core.app import words
+
+    config = {"emotion_sets": {"method": "lac", "held_out_coverages": {"strict": {"0.9": {
+        "a": {"coverage": 0.755, "mean_set_size": 3.0, "single_rate": 0.1},
+        "b": {"coverage": 0.97, "mean_set_size": 3.0, "single_rate": 0.1}}}}}}
+    assert "it was only 7½ in 10." in words.coverage_line(0.9, config)

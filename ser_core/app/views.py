@@ -188,10 +188,10 @@ def adaptation_status(adaptation: Any, on: bool, switch_key: str, show_text: boo
     """One line on the Analyse and Live pages: is the model adapted to this voice, on how much
     audio (unless ``show_text`` is False: the Live page redraws it every second); the switch, and
     the way to the Adapt page."""
-    text, switch, link = st.columns([6, 2, 2], vertical_alignment="center")
     if show_text:
-        with text:
-            adaptation_line(adaptation, on)
+        adaptation_line(adaptation, on)
+    # The switch and the link under the line, in columns wide enough for their labels on a narrow window
+    switch, link, _ = st.columns([2, 2, 1], vertical_alignment="center")
     with switch:
         adapt.switch("Use adaptation", key=switch_key, disabled=not adaptation.ready,
                      help="On: results are judged against how your own voice sounds. Off: against the "

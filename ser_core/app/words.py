@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from ser_core.evaluation.loco_report import in_ten
+
 __all__ = ["ADAPT_INTRO", "ADAPT_PRIVACY", "ADAPT_WHY", "COVERAGE_CHOICES", "LOCO_FOR_YOU", "LOCO_JARGON",
            "LINEAR_HEAD", "NEXT_STEPS", "NO_HISTORY", "SETS_MEAN", "adapt_how_much", "answer_text",
            "band_text", "coverage_figures", "coverage_line", "coverage_name", "head_recipe", "model_in_plain_words",
@@ -76,7 +78,7 @@ def coverage_line(coverage: float, config: Mapping[str, Any] | None = None, adap
             "one emotion means it is fairly sure, several mean it could not tell them apart.")
     figures = coverage_figures(config, coverage, adapted)
     if figures and figures["lowest"] < coverage - 0.05:
-        text += (f" On the hardest test recordings it was only {round(figures['lowest'] * 10):.0f} in 10.")
+        text += f" On the hardest test recordings it was only {in_ten(figures['lowest'])} in 10."
     return text
 
 
