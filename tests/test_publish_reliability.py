@@ -491,7 +491,10 @@ def test_ctrl_c_says_nothing_was_replaced_without_a_traceback(served_model, corp
 
 
 _SLOW_RUN = textwrap.dedent("""
-    import sys, time
+    import signal, sys, time
+    # Ctrl-C as in a terminal's foreground: a suite started in the background (`pytest &`) hands its
+    # children SIGINT ignored, and Python then installs no KeyboardInterrupt handler of its own
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.path.insert(0, "tests")
     from test_whisper_predictor import FakeEncoder
     from ser_core.inference import artifacts, embedding
