@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -144,30 +145,40 @@ def test_adapt_speaker_uses_each_speakers_own_statistics(ray_session, model, loc
 
 
 def test_a_job_killed_halfway_and_started_again_has_every_file_once(ray_session, clips, model_artifacts, tmp_path):
-    inputs = [str(path) for path in clips["first"] + clips["second"]]
-    command = [sys.executable, "-m", "ser_core.batch", *inputs, "--output", str(tmp_path),
+    # 40 files (each clip under four names) and a fast poll: with ten, a quick machine answered them all
+    # between two looks at the output folder, and there was nothing left to resume
+    copies = tmp_path / "inputs"
+    copies.mkdir()
+    inputs = []
+    for copy in range(4):
+        for path in clips["first"] + clips["second"]:
+            target = copies / f"{copy}_{Path(path).name}"
+            shutil.copyfile(path, target)
+            inputs.append(str(target))
+    output = tmp_path / "output"
+    command = [sys.executable, "-m", "ser_core.batch", *inputs, "--output", str(output),
                "--address", ray_session.get_runtime_context().gcs_address, "--batch-files", "1",
                "--part-files", "1", "--artifacts", str(model_artifacts), "--quiet"]
     job = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                            start_new_session=True)
     deadline = time.monotonic() + 240
-    while len(list((tmp_path / "files").glob("part-*.parquet"))) < 3:
+    while len(list((output / "files").glob("part-*.parquet"))) < 3:
         assert job.poll() is None, job.stderr.read().decode()
         assert time.monotonic() < deadline, "no parts written in time"
-        time.sleep(0.2)
+        time.sleep(0.01)
     os.killpg(job.pid, signal.SIGKILL)
     job.wait()
-    before = read_table(tmp_path / "files", ["path"]).column("path").to_pylist()
+    before = read_table(output / "files", ["path"]).column("path").to_pylist()
     assert 3 <= len(before) < len(inputs), "killed too late to test a resume"
 
     finished = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stderr
     assert f"{len(before)} were already done" in finished.stdout
-    after = read_table(tmp_path / "files", ["path"]).column("path").to_pylist()
+    after = read_table(output / "files", ["path"]).column("path").to_pylist()
     assert sorted(after) == sorted(inputs)  # each file exactly once
-    assert not list(tmp_path.rglob(".part-*"))
+    assert not list(output.rglob(".part-*"))
     assert all(pq.read_schema(part).names[:3] == ["path", "status", "error"]
-               for part in (tmp_path / "files").glob("part-*.parquet"))
+               for part in (output / "files").glob("part-*.parquet"))
 
 
 def test_a_worker_that_dies_is_replaced_and_every_file_answered(ray_session, model, clips, tmp_path):
