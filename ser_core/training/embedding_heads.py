@@ -101,7 +101,7 @@ def ridge_lr_head(alpha: float = 10000.0, C: float = 0.1, lr_weight: float = 0.2
     """A ridge on the per-speaker rows plus a logistic regression on globally standardised rows, as one
     linear head.
 
-    The two err differently (docs/experiments.md, issue 21, rows D12-D14): the ridge, trained on each
+    The two err differently (docs/experiments.md, issue 21, rows D22-D29): the ridge, trained on each
     speaker standardised on their own clips, generalises to new rooms; the logistic regression, trained
     on all rows standardised together, keeps what tells speakers apart and does better on new speakers
     of known rooms. Both are linear in the raw features, so their weighted sum of scores
