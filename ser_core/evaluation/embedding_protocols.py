@@ -32,7 +32,7 @@ from ser_core.inference.adaptation import Adaptation, AdaptationSample
 from ser_core.inference.params import EMOTIONS
 from ser_core.inference.self_training import self_train as self_trained
 
-__all__ = ["FitHead", "Normalisation", "TrainNorm", "held_out_logits", "held_out_corpora",
+__all__ = ["FitHead", "Normalisation", "TrainNorm", "average_corpus_statistics", "held_out_logits", "held_out_corpora",
            "leave_one_corpus_out", "leave_one_corpus_out_enrolled", "sample_weights",
            "speaker_adaptation", "speaker_cross_validation", "speaker_folds", "speaker_groups", "standardise_groups",
            "summarise"]
@@ -51,8 +51,15 @@ def _stats(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _default_stats(features: np.ndarray, corpus: np.ndarray, train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The average of the training corpora's statistics: what a new room is standardised with."""
-    stats = [_stats(features[corpus == c]) for c in np.unique(corpus[train])]
+    """The average of the training corpora's statistics (all of each such corpus's rows): what a new room is
+    standardised with."""
+    rows = np.isin(corpus, np.unique(corpus[train]))
+    return average_corpus_statistics(features[rows], corpus[rows])
+
+
+def average_corpus_statistics(rows: np.ndarray, corpus: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std of each corpus's ``rows``, averaged over the corpora: the default a new room gets."""
+    stats = [_stats(rows[corpus == c]) for c in np.unique(corpus)]
     return np.mean([m for m, _ in stats], axis=0), np.mean([s for _, s in stats], axis=0)
 
 
@@ -119,14 +126,15 @@ def sample_weights(labels: np.ndarray, corpus: np.ndarray, scheme: str = "class"
     return weights * len(labels) / weights.sum()
 
 
-def _fit_on(fit: FitHead, normalised: np.ndarray, features: np.ndarray, labels: np.ndarray, corpus: np.ndarray,
-            train: np.ndarray, weighting: str) -> Callable[[np.ndarray], np.ndarray]:
-    """``fit`` on the training rows. A head that also reads the raw rows (``reads_raw_rows``: a member
-    standardised its own way, ``training.embedding_heads.ridge_lr_head``) gets them and their corpora."""
-    weights = sample_weights(labels[train], corpus[train], weighting)
+def _fit_on(fit: FitHead, rows: np.ndarray, raw: np.ndarray, labels: np.ndarray, corpus: np.ndarray,
+            weighting: str) -> Callable[[np.ndarray], np.ndarray]:
+    """``fit`` on the standardised training ``rows``. A head that also reads the ``raw`` rows
+    (``reads_raw_rows``: a member standardised its own way, ``training.embedding_heads.ridge_lr_head``)
+    gets them and their corpora."""
+    weights = sample_weights(labels, corpus, weighting)
     if getattr(fit, "reads_raw_rows", False):
-        return fit(normalised[train], labels[train], weights, raw=features[train], corpus=corpus[train])
-    return fit(normalised[train], labels[train], weights)
+        return fit(rows, labels, weights, raw=raw, corpus=corpus)
+    return fit(rows, labels, weights)
 
 
 def _normalise_loco(features: np.ndarray, corpus: np.ndarray, test: np.ndarray, normalisation: Normalisation,
@@ -226,7 +234,7 @@ def leave_one_corpus_out(
             source[test] = test_features[test]
         normalised = _normalise_loco(source, corpus, test, normalisation, adapt_rows, speakers)
         train = ~test
-        predict = _fit_on(fit, normalised, source, labels, corpus, train, weighting)
+        predict = _fit_on(fit, normalised[train], source[train], labels[train], corpus[train], weighting)
         if self_train:
             head = getattr(predict, "linear", None)
             if head is None:
@@ -267,7 +275,7 @@ def speaker_cross_validation(
             rows = corpus == name
             mean, std = _stats(features[rows & train])
             normalised[rows] = (features[rows] - mean) / std
-        predict = _fit_on(fit, normalised, features, labels, corpus, train, weighting)
+        predict = _fit_on(fit, normalised[train], features[train], labels[train], corpus[train], weighting)
         logits = predict(normalised[test])
         per_fold.append(classification_report(labels[test], logits.argmax(axis=1)))
         all_logits.append(logits)
@@ -330,7 +338,7 @@ def speaker_adaptation(
         train = ~test
         scale = centred[train].std(axis=0) + _EPS
         normalised = centred / scale
-        predict = _fit_on(fit, normalised, features, labels, corpus, train, weighting)
+        predict = _fit_on(fit, normalised[train], features[train], labels[train], corpus[train], weighting)
         scored = test & ~enrolled
         results[held_out] = _scored(labels[scored], predict(normalised[scored]))
     return results
@@ -383,9 +391,8 @@ def leave_one_corpus_out_enrolled(
         groups = speaker_groups(corpus, speaker) if speaker_norm else corpus
         if pooled_norm:
             groups = np.zeros(len(corpus), np.int8)
-        normalised = np.zeros(features.shape, np.float32)
-        normalised[train] = standardise_groups(features[train], groups[train])
-        predict = _fit_on(fit, normalised, features, labels, corpus, train, weighting)
+        predict = _fit_on(fit, standardise_groups(features[train], groups[train]), features[train], labels[train],
+                          corpus[train], weighting)
         strict_rows = ((features[test] - default_mean) / default_std).astype(np.float32)
         strict[held_out] = _scored(labels[test], predict(strict_rows), rows=np.flatnonzero(test))
         batches, batch_labels, batch_k, batch_rows = [], [], [], []
@@ -477,9 +484,8 @@ def held_out_logits(
         mean, std = _default_stats(features, corpus, train)
     else:
         raise ValueError(f"train_norm must be global, corpus or speaker, got {train_norm!r}")
-    normalised = np.zeros(features.shape, np.float32)
-    normalised[train] = standardise_groups(features[train], groups[train])
-    predict = _fit_on(fit, normalised, features, labels, corpus, train, weighting)
+    predict = _fit_on(fit, standardise_groups(features[train], groups[train]), features[train], labels[train],
+                      corpus[train], weighting)
     adapt_groups = corpus if adapt_groups is None else adapt_groups
     return {"strict": np.asarray(predict(((features[test] - mean) / std).astype(np.float32)), np.float64),
             "adapted": np.asarray(predict(standardise_groups(features[test], adapt_groups[test])), np.float64)}

@@ -12,6 +12,7 @@ from typing import Callable
 
 import numpy as np
 
+from ser_core.evaluation.embedding_protocols import average_corpus_statistics
 from ser_core.inference.linear_head import LinearHead
 from ser_core.inference.params import EMOTIONS
 
@@ -124,9 +125,7 @@ def ridge_lr_head(alpha: float = 10000.0, C: float = 0.1, lr_weight: float = 0.2
         ridge = RidgeClassifier(alpha=alpha).fit(features, labels, sample_weight=sample_weight)
         raw = np.asarray(raw, np.float64)
         pooled_mean, pooled_std = raw.mean(axis=0), raw.std(axis=0) + 1e-6
-        corpus_stats = [(raw[corpus == c].mean(axis=0), raw[corpus == c].std(axis=0) + 1e-6) for c in np.unique(corpus)]
-        default_mean = np.mean([m for m, _ in corpus_stats], axis=0)
-        default_std = np.mean([s for _, s in corpus_stats], axis=0)
+        default_mean, default_std = average_corpus_statistics(raw, corpus)
         key = _digest(raw, labels, sample_weight, np.array([C]))
         if key not in _LOGISTIC_FITS:
             rows = ((raw - pooled_mean) / pooled_std).astype(np.float32)

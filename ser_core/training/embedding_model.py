@@ -210,8 +210,7 @@ def train_embedding_model(
     normalised = protocols.standardise_groups(features, recipe.training_groups(data.corpus, data.speaker))
     weights = protocols.sample_weights(data.labels, data.corpus, recipe.weighting)
     if recipe.head == "ridge+lr":
-        predict = ridge_lr_head(recipe.alpha, recipe.C, recipe.lr_weight)(normalised, data.labels, weights,
-                                                                         raw=features, corpus=data.corpus)
+        predict = fit_head_for(recipe, seed)(normalised, data.labels, weights, raw=features, corpus=data.corpus)
         kernel = getattr(predict, "linear", None)
         if kernel is None:
             raise ValueError("the ridge + logistic head needs training clips of all six emotions")
