@@ -149,6 +149,8 @@ def test_analyse_bad_input_shows_an_error(
     assert_clean(app)
     assert app.error, "no error message for a bad file"
     assert message in app.error[0].value.lower()
+    if message == "could not be decoded":  # the formats it reads, named once (the message was doubled)
+        assert app.error[0].value.count("webm") == 1 and "opus" in app.error[0].value, app.error[0].value
     assert not app.dataframe  # no result shown
 
 

@@ -16,14 +16,11 @@ from typing import Any
 import streamlit as st
 
 from ser_core.app import adapt
-from ser_core.inference.audio import SUPPORTED_EXTENSIONS, AudioError, load_audio
+from ser_core.inference.audio import FORMATS_TEXT, AudioError, load_audio
 
 __all__ = ["FORMATS_TEXT", "Analysis", "analyse_bytes", "check_upload", "decode_bytes", "probe_duration",
            "read_upload", "with_threshold"]
 
-FORMATS_TEXT = ", ".join(extension.lstrip(".") for extension in SUPPORTED_EXTENSIONS[:-1]) + (
-    f" or {SUPPORTED_EXTENSIONS[-1].lstrip('.')}"
-)
 
 
 @dataclasses.dataclass(frozen=True)

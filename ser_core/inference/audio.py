@@ -18,12 +18,16 @@ import soxr
 AudioSource = Union[str, Path, bytes, BinaryIO]
 
 __all__ = [
-    "SUPPORTED_EXTENSIONS", "AudioError", "AudioSource", "AudioStream", "about_file",
+    "FORMATS_TEXT", "SUPPORTED_EXTENSIONS", "AudioError", "AudioSource", "AudioStream", "about_file",
     "interleaved_to_mono", "load_audio", "open_audio_stream", "resample", "to_mono",
 ]
 
 # Ogg Opus (.opus, .oga) is what many phones send as voice notes; libsndfile reads it like Ogg Vorbis.
 SUPPORTED_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".oga", ".m4a", ".webm")
+# "wav, flac, ..., m4a or webm": how messages name them
+FORMATS_TEXT = ", ".join(extension.lstrip(".") for extension in SUPPORTED_EXTENSIONS[:-1]) + (
+    f" or {SUPPORTED_EXTENSIONS[-1].lstrip('.')}"
+)
 
 
 class AudioError(ValueError):
@@ -150,7 +154,7 @@ def _too_long(name: str, duration: float, max_seconds: float) -> AudioError:
 
 def _undecodable(name: str) -> AudioError:
     return AudioError(
-        f"{name} could not be decoded as audio; use wav, flac, mp3, ogg, m4a or webm."
+        f"{name} could not be decoded as audio; use {FORMATS_TEXT}."
     )
 
 
