@@ -108,8 +108,9 @@ def test_the_ridge_and_logistic_head_in_words() -> None:
 
     text = words.head_recipe({"layers": [1, 2, 3, 4], "head": "ridge+lr", "alpha": 10000.0, "lr_weight": 0.2,
                               "train_norm": "speaker"})
-    assert "adds a ridge regression" in text and "a logistic regression (all clips standardised together)" in text
-    assert "20% of its score from the second" in text and "small network" not in text
+    assert "sums two linear models: a ridge regression" in text
+    assert "a logistic regression (all clips standardised together), which gives 20% of the score" in text
+    assert "small network" not in text and text.count("standardised on their own") + text.count("own statistics") == 1
 
 
 def test_the_adapt_page_quotes_the_shipped_models_own_gain() -> None:

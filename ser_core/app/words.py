@@ -231,12 +231,12 @@ def head_recipe(recipe: Mapping[str, Any]) -> str:
         parts.append(f"is a ridge regression{strength}")
     elif recipe.get("head") == "ridge+lr":
         share = recipe.get("lr_weight")
-        share_text = f", {share:.0%} of its score from the second" if isinstance(share, (int, float)) else ""
-        parts.append("adds a ridge regression (each training speaker standardised on their own clips) and a "
-                     f"logistic regression (all clips standardised together){share_text}")
+        share_text = f", which gives {share:.0%} of the score" if isinstance(share, (int, float)) else ""
+        parts.append("sums two linear models: a ridge regression (each training speaker standardised on their own "
+                     f"clips) and a logistic regression (all clips standardised together){share_text}")
     elif recipe.get("head"):
         parts.append(f"is a small network (`{recipe['head']}`)")
     text = ("The head " + " and ".join(parts) + ".") if parts else ""
-    if recipe.get("train_norm") == "speaker":
+    if recipe.get("train_norm") == "speaker" and recipe.get("head") != "ridge+lr":  # said in its own words above
         text += " In training, each speaker's clips were standardised with that speaker's own statistics."
     return text
