@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -124,3 +125,35 @@ def test_cache_reuses_and_separates_front_ends(encoder, tmp_path, monkeypatch) -
     np.testing.assert_array_equal(again, first)
     other, failures = embedding_cache.embed_files(paths, EmbeddingParams(speech_level_dbfs=-30.0), cache_dir=cache)
     assert len(failures) == 2 and np.isnan(other).all()  # a new front end is computed, not reused
+
+
+def test_a_corpus_copied_elsewhere_keeps_its_cached_embeddings(encoder, tmp_path, monkeypatch) -> None:
+    """Re-downloading or moving a corpus gives new paths and file times, not new audio: nothing is recomputed.
+    A file whose bytes change is."""
+    import shutil
+
+    from ser_core.data import embedding_cache
+    from ser_core.inference import embedding
+
+    first_copy = tmp_path / "corpus"
+    paths = [audio_factory.write_audio(first_copy / f"clip{i}.wav", audio_factory.emotional_speech("sad", 1.0, seed=i))
+             for i in range(2)]
+    cache = tmp_path / "cache"
+    first, failures = embedding_cache.embed_files(paths, cache_dir=cache)
+    assert failures == []
+    second_copy = tmp_path / "downloaded_again"
+    shutil.copytree(first_copy, second_copy)  # new path, new modification times
+    moved = [second_copy / Path(path).name for path in paths]
+    for path in moved:
+        os.utime(path, ns=(10**18, 10**18))
+
+    calls = []
+    real_embed = embedding.embed_waveform
+    monkeypatch.setattr(embedding, "embed_waveform", lambda *a, **k: calls.append(1) or real_embed(*a, **k))
+    again, _ = embedding_cache.embed_files(moved, cache_dir=cache)
+    np.testing.assert_array_equal(again, first)
+    assert calls == []
+    audio_factory.write_audio(moved[0], audio_factory.emotional_speech("angry", 1.0, seed=7))
+    changed, _ = embedding_cache.embed_files(moved, cache_dir=cache)
+    assert calls == [1] and not np.allclose(changed[0], first[0])
+    np.testing.assert_array_equal(changed[1], first[1])

@@ -224,6 +224,17 @@ def test_cache_key_changes_with_params_and_content(three_clips, tmp_path):
     assert cache_key(path, P) != key
 
 
+def test_cache_key_follows_the_bytes_not_the_path_or_time(three_clips, tmp_path):
+    import shutil
+
+    path = three_clips[0].path
+    copy = tmp_path / "elsewhere" / "copy.wav"
+    copy.parent.mkdir()
+    shutil.copyfile(path, copy)
+    os.utime(copy, ns=(10**18, 10**18))
+    assert cache_key(str(copy), P) == cache_key(path, P)
+
+
 def test_cache_key_changes_with_the_feature_code(three_clips, tmp_path):
     import ser_core.inference.audio
     import ser_core.inference.features

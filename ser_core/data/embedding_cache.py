@@ -2,9 +2,9 @@
 
 One ``.npy`` file per clip and front end, under ``<cache_dir>/<front-end key>/``. The front-end key
 changes with the weights' SHA-256, every ``EmbeddingParams`` field, the source of the front-end
-modules (embedding, Whisper encoder, VAD) and the channel simulation, if any; the file key adds the
-audio file's path, size and modification time. Editing the front end therefore never trains on
-stale embeddings.
+modules (embedding, Whisper encoder, VAD) and the channel simulation, if any; each clip's file is
+named by the SHA-1 of the audio file's bytes (``dataset.audio_digest``), so moving or re-downloading
+a corpus keeps its cache. Editing the front end therefore never trains on stale embeddings.
 """
 
 from __future__ import annotations
@@ -23,8 +23,21 @@ import numpy as np
 from tqdm import tqdm
 
 from ser_core.data.corpora import Clip
-from ser_core.data.dataset import CacheWriteError, map_in_pool, source_fingerprint, write_to_cache
-from ser_core.inference import artifacts, embedding, speech, whisper_encoder, whisper_front, whisper_int8
+from ser_core.data.dataset import (
+    CacheWriteError,
+    audio_digest,
+    map_in_pool,
+    source_fingerprint,
+    write_to_cache,
+)
+from ser_core.inference import (
+    artifacts,
+    embedding,
+    speech,
+    whisper_encoder,
+    whisper_front,
+    whisper_int8,
+)
 from ser_core.inference.audio import load_audio
 from ser_core.inference.params import EMOTIONS, EmbeddingParams
 
@@ -54,12 +67,6 @@ def front_end_key(params: EmbeddingParams, transform: WaveTransform | None = Non
     return hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def _file_key(path: str) -> str:
-    stat = os.stat(path)
-    identity = [os.path.abspath(path), stat.st_size, stat.st_mtime_ns]
-    return hashlib.sha1(json.dumps(identity).encode()).hexdigest()
-
-
 def cache_folder(params: EmbeddingParams, cache_dir: str | Path = DEFAULT_EMBEDDING_CACHE,
                  transform: WaveTransform | None = None) -> Path:
     """The cache folder of one front end (and channel simulation), created with its ``front_end.json``."""
@@ -77,7 +84,7 @@ def cache_folder(params: EmbeddingParams, cache_dir: str | Path = DEFAULT_EMBEDD
 def cached_file(folder: str | Path, path: str | Path) -> Path:
     """Where the embedding of the audio file ``path`` is kept in ``folder`` (a :func:`cache_folder`);
     ``ser_core.scale.embedding`` fills the same files from a Ray cluster."""
-    return Path(folder) / f"{_file_key(str(path))}.npy"
+    return Path(folder) / f"{audio_digest(path)}.npy"
 
 
 def _limit_blas_threads() -> None:

@@ -7,8 +7,8 @@ encoder unpadded), one ``.npy`` of shape ``(frames, len(layers), width)`` per cl
 frames are concatenated in order (clips of the corpora at hand are one segment each).
 
 The folder key changes with the weights' SHA-256, every ``EmbeddingParams`` field, the front end's
-source (``embedding_cache.FRONT_END_CODE``), this module's source and the layers; the file key adds
-the audio file's path, size and modification time.
+source (``embedding_cache.FRONT_END_CODE``), this module's source and the layers; each clip's file is
+named by the SHA-1 of its audio file's bytes, as in the embedding cache.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ser_core.data.dataset import source_fingerprint
-from ser_core.data.embedding_cache import FRONT_END_CODE, _file_key, _limit_blas_threads
+from ser_core.data.embedding_cache import FRONT_END_CODE, _limit_blas_threads, cached_file
 from ser_core.inference import artifacts, embedding
 from ser_core.inference.audio import load_audio
 from ser_core.inference.params import EmbeddingParams
@@ -68,7 +68,7 @@ def speech_frames(wave: np.ndarray, params: EmbeddingParams, layers: Sequence[in
 def _frames_one(job: tuple[str, EmbeddingParams, tuple[int, ...], str]) -> str | None:
     path, params, layers, folder = job
     try:
-        cached = Path(folder) / f"{_file_key(path)}.npy"
+        cached = cached_file(folder, path)
         if not cached.is_file():
             artifacts.save_array(cached, speech_frames(load_audio(path, params.sample_rate), params, layers))
         return None
@@ -103,7 +103,7 @@ def cached_frames(paths: Sequence[str | Path], params: EmbeddingParams = Embeddi
     failures = []
     for job, error in zip(jobs, errors):
         if error is None:
-            frames.append(np.load(Path(folder) / f"{_file_key(job[0])}.npy", mmap_mode="r", allow_pickle=False))
+            frames.append(np.load(cached_file(folder, job[0]), mmap_mode="r", allow_pickle=False))
         else:
             frames.append(None)
             failures.append((job[0], error))

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ser_core.inference import whisper_weights
+
 if TYPE_CHECKING:
     from ser_core.inference.whisper_encoder import WhisperEncoder
 
@@ -49,8 +51,7 @@ def default_cache_dir() -> Path:
     env = os.environ.get(ENV_ONNX_CACHE)
     if env:
         return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "ser_core" / "onnx"
+    return whisper_weights.user_cache_dir() / "onnx"
 
 
 def _weights_digest(encoder: "WhisperEncoder", n_blocks: int) -> str:

@@ -266,13 +266,18 @@ def sha256_files(files: Sequence[PathLike], chunk_size: int = 1 << 22) -> str:
     return digest.hexdigest()
 
 
+def user_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/ser_core`` (``~/.cache/ser_core``): where ser_core keeps what it can rebuild."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "ser_core"
+
+
 def default_cache_path() -> Path:
     """JSON file remembering verified hashes: ``$SER_WHISPER_CACHE`` or the user cache dir."""
     env = os.environ.get(ENV_CACHE)
     if env:
         return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "ser_core" / "whisper_sha256.json"
+    return user_cache_dir() / "whisper_sha256.json"
 
 
 def _file_key(files: Sequence[Path]) -> Tuple[str, list]:
