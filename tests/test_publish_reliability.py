@@ -49,6 +49,18 @@ def corpora(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def distinct_corpora(tmp_path_factory) -> Path:
+    """``corpora`` with every clip's bytes its own (a tone of its own pitch): the caches key a clip by its
+    bytes, so 60 copies of one tone are one cached embedding."""
+    data = tmp_path_factory.mktemp("distinct_corpora")
+    paths = (audio_factory.make_tess(data / "tess", seconds=0.5) + audio_factory.make_nemo(data / "nemo", seconds=0.5)
+             + audio_factory.make_turev(data / "turev", seconds=0.5))
+    for index, path in enumerate(paths):
+        audio_factory.write_audio(path, audio_factory.tone(150 + 5 * index, 0.5))
+    return data
+
+
+@pytest.fixture(scope="module")
 def shared_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("embedding_cache")
 
@@ -331,13 +343,13 @@ def _disk_fills_after(count: int):
 
 
 @pytest.mark.slow
-def test_a_full_disk_while_caching_embeddings_stops_the_run(served_model, corpora, fake_whisper, tmp_path,
+def test_a_full_disk_while_caching_embeddings_stops_the_run(served_model, distinct_corpora, fake_whisper, tmp_path,
                                                             monkeypatch, capsys):
     """Reproduces item 3: the embedding cache's disk fills after 40 of 60 clips. Before: the other 20 (all of
     TurEV) were "no embedding (OSError ...)" like bad audio and the run published a model of the 40 with exit 0."""
     before = served_files(served_model)
     monkeypatch.setattr(artifacts, "save_array", _disk_fills_after(40))
-    assert run_train(whisper_argv(corpora, served_model, tmp_path / "run", tmp_path / "new_cache")) == 2
+    assert run_train(whisper_argv(distinct_corpora, served_model, tmp_path / "run", tmp_path / "new_cache")) == 2
     error = capsys.readouterr().err
     assert "cannot write the embedding cache in" in error and "No space left on device" in error
     assert "nothing was replaced" in error and "Traceback" not in error

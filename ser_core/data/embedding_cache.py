@@ -13,8 +13,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, Sequence
@@ -98,13 +96,15 @@ def _limit_blas_threads() -> None:
 def _embed_one(job: tuple[str, EmbeddingParams, str, WaveTransform | None]) -> tuple[np.ndarray | None, str | None]:
     path, params, folder, transform = job
     try:
-        cached = cached_file(folder, path)
+        digest = audio_digest(path)
+        cached = Path(folder) / f"{digest}.npy"  # as cached_file(folder, path), hashing the file once
         if cached.is_file():
             return np.load(cached, allow_pickle=False), None
         wave = load_audio(path, params.sample_rate)
         if transform is not None:
-            # Seeded by the file name, so a re-run draws the same corruption for the same clip.
-            rng = np.random.default_rng(zlib.crc32(os.path.basename(path).encode()))
+            # Seeded by the file's bytes, as the cache file is named: a re-run, or another copy of the
+            # same clip, draws the same corruption.
+            rng = np.random.default_rng(int(digest[:16], 16))
             wave = transform(wave, rng)
         pooled = embedding.embed_waveform(wave, params, encoder=whisper_front.front_end_encoder(params)).pooled
         write_to_cache(cached, pooled, "embedding")
@@ -135,7 +135,7 @@ def embed_files(
     cache_dir : path
         Root of the embedding cache (git-ignored ``data_cache/embeddings`` by default).
     transform : WaveTransform, optional
-        Channel simulation applied to each decoded wave, seeded per file name.
+        Channel simulation applied to each decoded wave, seeded by the file's bytes (a copy of a clip draws the same corruption).
     workers : int
         Processes; each uses one BLAS thread.
     desc : str
