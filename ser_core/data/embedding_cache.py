@@ -135,7 +135,8 @@ def embed_files(
     cache_dir : path
         Root of the embedding cache (git-ignored ``data_cache/embeddings`` by default).
     transform : WaveTransform, optional
-        Channel simulation applied to each decoded wave, seeded by the file's bytes (a copy of a clip draws the same corruption).
+        Channel simulation applied to each decoded wave, seeded by the file's bytes (a copy of a clip
+        draws the same corruption).
     workers : int
         Processes; each uses one BLAS thread.
     desc : str
