@@ -69,6 +69,17 @@ def test_whisper_panels_follow_the_windows_or_the_segments_of_the_speech() -> No
     assert "Whisper" in front_end.caption(WHISPER_PARAMS, front_end.WHISPER)
 
 
+def test_a_short_clips_picture_ends_where_its_speech_ends() -> None:
+    """A 1.2 s clip is held in a 3 s window filled out with the floor; the model heard 1.2 s, and the
+    picture's time axis said 3 s (the last 1.8 s black)."""
+    speech = np.random.default_rng(0).uniform(-1.0, 1.0, (80, 120)).astype(np.float32)
+    window = np.full((1, 80, 300), speech.min() - 0.5, np.float32)  # _window_mels fills with the floor
+    window[0, :, :120] = speech
+    (panel,) = front_end.spectrogram_panels(SimpleNamespace(features=window, window_starts=[]), WHISPER_PARAMS,
+                                            front_end.WHISPER)
+    assert panel.db.shape == (80, 120)
+
+
 def test_cnn_panels_are_its_windows() -> None:
     params = FeatureParams()
     windows = np.zeros((3, params.n_mels, params.n_frames), np.float32)

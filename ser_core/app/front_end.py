@@ -107,6 +107,8 @@ def spectrogram_panels(prediction: Any, params: Any, front_end: str) -> list[Spe
         return [SpectrogramPanel(array, start, x_label, f"{i + 1}: {start:.1f}–{end:.1f} s")
                 for i, (array, start, end) in enumerate(zip(arrays, starts, ends))]
     if whisper:  # the speech, or its encoder segments, one after the other
+        if len(arrays) == 1:
+            arrays = [_without_padding(arrays[0])]
         hop_s = params.hop_length / params.sample_rate
         panels, start = [], 0.0
         for index, array in enumerate(arrays):
@@ -120,6 +122,15 @@ def spectrogram_panels(prediction: Any, params: Any, front_end: str) -> list[Spe
     # a short clip, trimmed and centred in one zero-padded window
     x_label = f"Time in the model's {params.clip_seconds:g} s window (s)"
     return [SpectrogramPanel(a, 0.0, x_label, "the window") for a in arrays]
+
+
+def _without_padding(db: np.ndarray) -> np.ndarray:
+    """A short clip's single window without the floor-level frames that fill it out to the window's length:
+    the model heard only the speech, and the picture's time axis should end where it does."""
+    if db.size == 0 or db.max() == db.min():
+        return db
+    heard = np.flatnonzero((db > db.min()).any(axis=0))
+    return db[:, : heard[-1] + 1]
 
 
 def caption(params: Any, front_end: str) -> str:
