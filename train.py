@@ -323,6 +323,7 @@ def train_whisper(args: argparse.Namespace, clips: list, data_info: dict) -> int
                      address=args.ray_address)
     data = whisper_run.embeddings(clips, params, args.cache_dir, args.workers)
     log.info("%d clips embedded in %.0f s", len(data), time.perf_counter() - start)
+    whisper_run.mention_stale_cache(args.cache_dir)
     name = whisper_run.model_name(recipe, params, sorted(set(data.corpus.tolist())))
 
     # --- the protocol: each corpus held out (strict and adapted), speaker CV inside ASED and RAVDESS

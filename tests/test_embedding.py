@@ -157,3 +157,31 @@ def test_a_corpus_copied_elsewhere_keeps_its_cached_embeddings(encoder, tmp_path
     changed, _ = embedding_cache.embed_files(moved, cache_dir=cache)
     assert calls == [1] and not np.allclose(changed[0], first[0])
     np.testing.assert_array_equal(changed[1], first[1])
+
+
+def test_folders_of_older_front_end_code_are_named_with_their_size(tmp_path, caplog) -> None:
+    """Each change to the front-end code starts a new cache folder (about 245 MB for the seven corpora); train.py
+    says which ones this code never reads again and how to free them, and deletes nothing itself."""
+    import json
+    import logging
+
+    from ser_core.data import embedding_cache
+    from ser_core.training import whisper_run
+
+    current = embedding_cache.cache_folder(EmbeddingParams(), tmp_path)
+    (current / "a.npy").write_bytes(b"0" * 100)
+    old = tmp_path / "0123456789abcdef0123"
+    old.mkdir()
+    (old / "front_end.json").write_text(json.dumps({"params": {}, "code": "older", "transform": None}))
+    (old / "b.npy").write_bytes(b"0" * 5000)
+    (tmp_path / "not_ours").mkdir()  # no front_end.json: left alone
+    stale = embedding_cache.stale_folders(tmp_path)
+    assert [folder for folder, _ in stale] == [old] and stale[0][1] > 5000
+    with caplog.at_level(logging.INFO, logger="train"):
+        whisper_run.mention_stale_cache(tmp_path)
+    assert f"rm -r {old}" in caplog.text and str(current) not in caplog.text
+    assert old.is_dir() and (old / "b.npy").is_file()
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="train"):
+        whisper_run.mention_stale_cache(tmp_path / "no_cache_yet")
+    assert caplog.text == ""

@@ -40,7 +40,7 @@ from ser_core.inference.audio import load_audio
 from ser_core.inference.params import EMOTIONS, EmbeddingParams
 
 __all__ = ["DEFAULT_EMBEDDING_CACHE", "FRONT_END_CODE", "EmbeddingSet", "WaveTransform", "cache_folder", "cached_file",
-           "clip_embeddings", "embed_files", "front_end_key"]
+           "clip_embeddings", "embed_files", "front_end_key", "stale_folders"]
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,24 @@ def cache_folder(params: EmbeddingParams, cache_dir: str | Path = DEFAULT_EMBEDD
     except OSError as error:
         raise CacheWriteError(f"cannot write the embedding cache in {folder} ({error.strerror or error})") from None
     return folder
+
+
+def stale_folders(cache_dir: str | Path = DEFAULT_EMBEDDING_CACHE) -> list[tuple[Path, int]]:
+    """The folders of ``cache_dir`` written by another version of the front-end code (their
+    ``front_end.json`` names other code), with their size in bytes: this code never reads them again.
+
+    Folders of this code with other settings or a channel simulation are kept; so is anything without
+    a readable ``front_end.json``, which this module did not write."""
+    stale = []
+    root = Path(cache_dir)
+    for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        try:
+            code = json.loads((folder / "front_end.json").read_text())["code"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if code != FRONT_END_CODE:
+            stale.append((folder, sum(f.stat().st_size for f in folder.iterdir() if f.is_file())))
+    return stale
 
 
 def cached_file(folder: str | Path, path: str | Path) -> Path:

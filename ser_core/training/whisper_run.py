@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import logging
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -19,17 +20,18 @@ import numpy as np
 
 from ser_core.data.ased import COMMON_SENTENCES, is_common_sentence
 from ser_core.data.corpora import Clip
-from ser_core.data.embedding_cache import EmbeddingSet, clip_embeddings
+from ser_core.data.embedding_cache import EmbeddingSet, clip_embeddings, stale_folders
 from ser_core.evaluation import embedding_protocols as protocols
 from ser_core.evaluation.metrics import classification_report
 from ser_core.inference.embedding_head import head_input
 from ser_core.inference.params import EMOTIONS, EmbeddingParams
 from ser_core.training.embedding_model import EmbeddingRecipe, fit_head_for
 
-__all__ = ["LOCO_FILE", "baseline_recipe", "embedded_clips", "embeddings", "loco_report", "model_name",
-           "served_files", "training_set_fingerprint"]
+__all__ = ["LOCO_FILE", "baseline_recipe", "embedded_clips", "embeddings", "loco_report", "mention_stale_cache",
+           "model_name", "served_files", "training_set_fingerprint"]
 
 LOCO_FILE = "loco_whisper.json"
+log = logging.getLogger("train")
 
 
 def embeddings(clips: Sequence[Clip], params: EmbeddingParams, cache_dir: Path, workers: int | None) -> EmbeddingSet:
@@ -38,6 +40,16 @@ def embeddings(clips: Sequence[Clip], params: EmbeddingParams, cache_dir: Path, 
     Clips whose audio cannot be decoded are left out (and logged by the cache).
     """
     return clip_embeddings(clips, params, cache_dir=cache_dir, workers=workers or 1, desc="Whisper embeddings")
+
+
+def mention_stale_cache(cache_dir: Path) -> None:
+    """Say (once a run) how much of the embedding cache older front-end code left behind, and how to free it."""
+    stale = stale_folders(cache_dir)
+    if stale:
+        size_mb = sum(size for _, size in stale) / 1e6
+        log.info("%s holds %d folder(s) of embeddings from an older version of the front end (%.0f MB) that this "
+                 "code never reads; to free the space: rm -r %s", cache_dir, len(stale), size_mb,
+                 " ".join(str(folder) for folder, _ in stale))
 
 
 def embedded_clips(data: EmbeddingSet, clips: Sequence[Clip]) -> list[Clip]:
