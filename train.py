@@ -324,7 +324,8 @@ def train_whisper(args: argparse.Namespace, clips: list, data_info: dict) -> int
     data = whisper_run.embeddings(clips, params, args.cache_dir, args.workers)
     log.info("%d clips embedded in %.0f s", len(data), time.perf_counter() - start)
     whisper_run.mention_stale_cache(args.cache_dir)
-    name = whisper_run.model_name(recipe, params, sorted(set(data.corpus.tolist())))
+    corpora = sorted(set(data.corpus.tolist()))
+    name = whisper_run.model_name(recipe, params, corpora)
 
     # --- the protocol: each corpus held out (strict and adapted), speaker CV inside ASED and RAVDESS
     training_set = whisper_run.training_set_fingerprint(data, recipe, params, args.seed)
@@ -332,8 +333,8 @@ def train_whisper(args: argparse.Namespace, clips: list, data_info: dict) -> int
     log_protocol(report)
     baseline = whisper_run.baseline_recipe(recipe)
     if baseline is not None:  # the ridge alone, same clips and folds: what the shipped recipe has to beat
-        report["baseline"] = whisper_run.loco_report(data, baseline, whisper_run.model_name(
-            baseline, params, sorted(set(data.corpus.tolist()))), seed=args.seed)
+        report["baseline"] = whisper_run.loco_report(data, baseline, whisper_run.model_name(baseline, params, corpora),
+                                                     seed=args.seed)
         log.info("the ridge alone, same protocol: mean strict UAR %.3f, adapted %.3f (this recipe: %.3f, %.3f)",
                  report["baseline"]["mean"]["strict_uar"], report["baseline"]["mean"]["adapted_uar"],
                  report["mean"]["strict_uar"], report["mean"]["adapted_uar"])

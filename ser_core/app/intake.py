@@ -22,7 +22,6 @@ __all__ = ["FORMATS_TEXT", "Analysis", "analyse_bytes", "check_upload", "decode_
            "read_upload", "with_threshold"]
 
 
-
 @dataclasses.dataclass(frozen=True)
 class Analysis:
     """What became of audio that decoded: a prediction, or the reason there is none (silence,
